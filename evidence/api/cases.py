@@ -1,0 +1,67 @@
+"""/api/v1/cases and /api/v1/items."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from evidence import access
+from evidence.api.deps import role, session
+from evidence.cases import create_case, get_case
+from evidence.errors import NotFound
+from evidence.models import Case, Item, User
+from evidence.views import case_json, item_json
+
+router = APIRouter(prefix="/api/v1")
+READERS = ("officer", "auditor", "admin")
+WRITERS = ("officer", "admin")
+
+
+class NewCase(BaseModel):
+    ref: str = Field(max_length=64)
+    title: str | None = Field(default=None, max_length=500)
+
+
+def _base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+@router.get("/cases", summary="List cases (officer, auditor, admin)")
+def list_cases(db: Session = Depends(session), _: User = Depends(role(*READERS))) -> list[dict[str, Any]]:
+    return [case_json(c) for c in db.scalars(select(Case).order_by(Case.created_at))]
+
+
+@router.post("/cases", status_code=201, summary="Create a case (officer, admin)")
+def post_case(body: NewCase, db: Session = Depends(session), user: User = Depends(role(*WRITERS))) -> dict[str, Any]:
+    with db.begin():
+        case = create_case(db, body.ref, body.title, access.actor_of(user))
+    return case_json(case)
+
+
+@router.get("/cases/{ref:path}", summary="One case (officer, auditor, admin)")
+def read_case(ref: str, db: Session = Depends(session), _: User = Depends(role(*READERS))) -> dict[str, Any]:
+    return case_json(get_case(db, ref))
+
+
+@router.get("/items", summary="Items of a case (officer, auditor, admin)")
+def list_items(
+    request: Request, case: str, db: Session = Depends(session), _: User = Depends(role(*READERS))
+) -> list[dict[str, Any]]:
+    found = get_case(db, case)
+    items = db.scalars(select(Item).where(Item.case_id == found.id).order_by(Item.created_at))
+    return [item_json(item, found.ref, _base_url(request)) for item in items]
+
+
+@router.get("/items/{item_id}", summary="One item: state, hashes, derivatives (officer, auditor, admin)")
+def read_item(
+    request: Request, item_id: str, db: Session = Depends(session), _: User = Depends(role(*READERS))
+) -> dict[str, Any]:
+    item = db.get(Item, item_id)
+    if item is None:
+        raise NotFound("item not found")
+    case = db.get_one(Case, item.case_id)
+    return item_json(item, case.ref, _base_url(request))

@@ -1,0 +1,223 @@
+"""``evidence``: the command line for operators, officers and auditors."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from sqlalchemy import select
+
+from evidence import access, cases, custody
+from evidence.cli.sizes import SizeType
+from evidence.errors import EvidenceError, NotFound
+from evidence.models import Case, Item
+from evidence.runtime import Runtime
+from evidence.settings import Settings
+from evidence.views import item_json
+
+F = TypeVar("F", bound=Callable[..., Any])
+err = Console(stderr=True)
+
+
+def friendly(command: F) -> F:
+    """Users see a message and an exit code, never a traceback."""
+
+    @wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except EvidenceError as error:
+            err.print(f"[red]error:[/] {error.message}", highlight=False)
+            sys.exit(error.exit_code)
+
+    return run  # type: ignore[return-value]
+
+
+def settings_of(ctx: click.Context, **overrides: Any) -> Settings:
+    values = {k: v for k, v in {**ctx.obj, **overrides}.items() if v is not None}
+    return Settings(**values)
+
+
+def local_runtime(ctx: click.Context) -> Runtime:
+    """For commands an operator runs on the server host, against its data dir."""
+    from evidence import migrate
+
+    rt = Runtime.build(settings_of(ctx))
+    migrate.upgrade(rt.db.engine)
+    return rt
+
+
+@click.group()
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Data folder of an embedded instance [env EVIDENCE_DATA_DIR; ./var]")
+@click.pass_context
+def main(ctx: click.Context, data_dir: str | None) -> None:
+    """Digital evidence transfer: upload, process, share and audit."""
+    ctx.obj = {"data_dir": data_dir}
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on [127.0.0.1]")
+@click.option("--port", type=int, default=None, help="Port to listen on [8000]")
+@click.pass_context
+@friendly
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Run the API, the tus endpoint and the pages."""
+    import uvicorn
+
+    from evidence.web import create_app
+
+    settings = settings_of(ctx, host=host, port=port)
+    app = create_app(settings)
+    err.print(f"evidence server on http://{settings.host}:{settings.port} (data in {settings.data_path})")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", proxy_headers=True)
+
+
+@main.group()
+def users() -> None:
+    """Accounts and their bearer tokens."""
+
+
+@users.command("add")
+@click.argument("email")
+@click.option("--role", required=True, type=click.Choice(["officer", "reviewer", "auditor", "admin"]))
+@click.pass_context
+@friendly
+def users_add(ctx: click.Context, email: str, role: str) -> None:
+    """Add a user (or re-issue for an existing one) and print a bearer token alone on stdout."""
+    rt = local_runtime(ctx)
+    with rt.db.transaction() as session:
+        user = cases.add_user(session, email, role)
+        token = rt.signer.issue(user)
+    click.echo(token)
+
+
+@main.group("cases")
+def cases_group() -> None:
+    """Cases that items belong to."""
+
+
+@cases_group.command("create")
+@click.argument("ref")
+@click.option("--title", default=None)
+@click.pass_context
+@friendly
+def cases_create(ctx: click.Context, ref: str, title: str | None) -> None:
+    """Create a case with reference REF."""
+    rt = local_runtime(ctx)
+    with rt.db.transaction() as session:
+        case = cases.create_case(session, ref, title, custody.operator_actor())
+    click.echo(case.ref)
+
+
+@cases_group.command("list")
+@click.pass_context
+@friendly
+def cases_list(ctx: click.Context) -> None:
+    """List cases."""
+    rt = local_runtime(ctx)
+    with rt.db.sessions() as session:
+        for case in session.scalars(select(Case).order_by(Case.created_at)):
+            click.echo(f"{case.ref}\t{case.title or ''}")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--case", "case_ref", required=True, help="Case reference the files belong to")
+@click.option("--server", envvar="EVIDENCE_SERVER", default="http://127.0.0.1:8000", show_default=True)
+@click.option("--token", envvar="EVIDENCE_TOKEN", required=True, help="Bearer token [env EVIDENCE_TOKEN]")
+@click.option("--chunk-size", type=SizeType(), default="8MiB", show_default=True)
+@click.option("--exhibit", default=None, help="Exhibit reference (with a single file)")
+@click.option("--description", default=None)
+@click.option("--framerate", default=None, help="Frame rate of raw CCTV streams")
+@click.option("--retries", type=int, default=8, show_default=True, help="Retries per chunk, with back-off")
+@friendly
+def upload(paths: tuple[str, ...], case_ref: str, server: str, token: str, chunk_size: int,
+           exhibit: str | None, description: str | None, framerate: str | None, retries: int) -> None:
+    """Hash and upload files (directories recursively); run again to resume."""
+    from evidence.cli.upload import UploadClient
+
+    metadata = {k: v for k, v in {"exhibit": exhibit, "description": description, "framerate": framerate}.items() if v}
+    client = UploadClient(server, token, chunk_size=chunk_size, retries=retries, console=err)
+    done = 0
+    try:
+        for result in client.upload_all(paths, case_ref, metadata):
+            click.echo(f"{result.item_id}  {result.sha256}  {result.path}")
+            done += 1
+    except KeyboardInterrupt:
+        err.print(f"\ninterrupted after {done} file(s); what reached the server is kept: run the same command again to resume")
+        sys.exit(130)
+
+
+@main.group("items")
+def items_group() -> None:
+    """Items (originals) and their state."""
+
+
+@items_group.command("list")
+@click.option("--case", "case_ref", required=True)
+@click.pass_context
+@friendly
+def items_list(ctx: click.Context, case_ref: str) -> None:
+    """List a case's items: id, state, size, filename."""
+    rt = local_runtime(ctx)
+    with rt.db.sessions() as session:
+        case = cases.get_case(session, case_ref)
+        for item in session.scalars(select(Item).where(Item.case_id == case.id).order_by(Item.created_at)):
+            click.echo(f"{item.id}  {item.state:<11}  {item.size:>14}  {item.filename}")
+
+
+@items_group.command("show")
+@click.argument("item_id")
+@click.option("--json", "as_json", is_flag=True, help="The same object as GET /api/v1/items/{id}")
+@click.pass_context
+@friendly
+def items_show(ctx: click.Context, item_id: str, as_json: bool) -> None:
+    """Show one item."""
+    rt = local_runtime(ctx)
+    with rt.db.sessions() as session:
+        item = session.get(Item, item_id)
+        if item is None:
+            raise NotFound(f"item {item_id} does not exist")
+        case = session.get_one(Case, item.case_id)
+        data = item_json(item, case.ref, rt.settings.effective_public_url)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    for key in ("id", "case", "filename", "size", "state", "reason", "exhibit", "client_sha256"):
+        click.echo(f"{key:<14}{data[key] if data[key] is not None else '-'}")
+    for name, value in data["hashes"].items():
+        click.echo(f"{name:<14}{value}")
+    for warning in data["warnings"]:
+        click.echo(f"{'warning':<14}{warning}")
+
+
+@main.group("uploads")
+def uploads_group() -> None:
+    """Unfinished uploads."""
+
+
+@uploads_group.command("cleanup")
+@click.pass_context
+@friendly
+def uploads_cleanup(ctx: click.Context) -> None:
+    """Remove unfinished uploads past their expiry (the server also does this on a schedule)."""
+    import anyio
+
+    from evidence.web import build_tus
+
+    rt = local_runtime(ctx)
+    tus, _ = build_tus(rt)
+    removed = anyio.run(tus.cleanup_expired)
+    click.echo(f"removed {len(removed)} expired upload(s)")
+    for upload_id in removed:
+        click.echo(upload_id)
+
+
+if __name__ == "__main__":
+    main()

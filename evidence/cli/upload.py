@@ -1,0 +1,258 @@
+"""The officer's upload client: hash, then send with tus in chunks, resumably.
+
+Each file is hashed (SHA-256) first; that hash is sent as metadata so the server can prove
+it received exactly these bytes, and it is the key under which the upload's URL is
+remembered, so running the same command again after any interruption resumes from the
+server's offset. (tuspy's own fingerprint looks only at the size and the first 64 KiB,
+which collides for CCTV exports that share a header.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import requests
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from tusclient.client import TusClient
+from tusclient.exceptions import TusCommunicationError
+from tusclient.storage.filestorage import FileStorage
+from tusclient.uploader import Uploader
+
+from evidence.errors import EvidenceError, InvalidInput, NotFound, Unauthorized, Unavailable
+
+HASH_BLOCK = 4 * 1024 * 1024
+# Statuses that no retry can fix: the request itself is refused.
+FATAL = {400: "refused", 401: "token rejected", 403: "not allowed", 413: "too large", 415: "refused"}
+# The remembered upload is gone: start that file again.
+STALE = {404, 410}
+
+
+@dataclass
+class Uploaded:
+    item_id: str
+    sha256: str
+    path: Path
+
+
+class _Uploader(Uploader):
+    """tuspy's uploader, remembering its URL under our key: the file's full SHA-256
+    (computed once), not tuspy's re-read (and stream-closing) fingerprint."""
+
+    def __init__(self, *args, resume_key: str, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        self._resume_key = resume_key
+        super().__init__(*args, **kwargs)
+
+    def _get_fingerprint(self) -> str:
+        return self._resume_key
+
+
+def state_file() -> Path:
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    path = base / "evidence" / "uploads.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def expand(paths: Iterable[str]) -> list[Path]:
+    """Files to send: each file given, and every file under each directory given."""
+    files: list[Path] = []
+    missing = []
+    for text in paths:
+        path = Path(text)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file()))
+        elif path.is_file():
+            files.append(path)
+        else:
+            missing.append(text)
+    if missing:
+        raise InvalidInput("no such file: " + ", ".join(missing))
+    if not files:
+        raise InvalidInput("nothing to upload: the directories given hold no files")
+    return files
+
+
+class UploadClient:
+    def __init__(
+        self,
+        server: str,
+        token: str,
+        *,
+        chunk_size: int = 8 * 1024 * 1024,
+        retries: int = 8,
+        max_backoff: float = 30.0,
+        console: Console | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.server = server.rstrip("/")
+        self.token = token
+        self.chunk_size = chunk_size
+        self.retries = retries
+        self.max_backoff = max_backoff
+        self.console = console or Console(stderr=True)
+        self.sleep = sleep
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    # -- checks before any byte is sent -------------------------------------------------
+
+    def _api(self, path: str) -> dict:  # type: ignore[type-arg]
+        try:
+            response = requests.get(f"{self.server}{path}", headers=self.headers, timeout=30)
+        except requests.RequestException:
+            raise Unavailable(f"the server at {self.server} is not reachable; is it running?") from None
+        if response.status_code == 401:
+            raise Unauthorized("the server rejected the token (expired, or not issued by this server)")
+        if response.status_code == 403:
+            raise Unauthorized("this token's role may not do that")
+        if response.status_code == 404:
+            raise NotFound(response.json().get("error", "not found"))
+        if response.status_code >= 400:
+            raise EvidenceError(f"the server answered {response.status_code}: {response.text[:200]}")
+        return response.json()  # type: ignore[no-any-return]
+
+    def check_case(self, case: str) -> None:
+        self._api(f"/api/v1/cases/{quote(case, safe='')}")
+
+    # -- one file -----------------------------------------------------------------------
+
+    def sha256(self, path: Path, progress: Progress) -> str:
+        size = path.stat().st_size
+        task = progress.add_task(f"hashing {path.name}", total=size)
+        digest = hashlib.sha256()
+        with open(path, "rb") as stream:
+            while block := stream.read(HASH_BLOCK):
+                digest.update(block)
+                progress.advance(task, len(block))
+        progress.remove_task(task)
+        return digest.hexdigest()
+
+    def upload(self, path: Path, case: str, metadata: dict[str, str], progress: Progress) -> Uploaded:
+        sha256 = self.sha256(path, progress)
+        key = f"{self.server}|{case}|{sha256}|{path.stat().st_size}"
+        storage = FileStorage(str(state_file()))
+        try:
+            with open(path, "rb") as stream:
+                uploader = self._uploader(stream, key, storage, case, sha256, path, metadata)
+                size = uploader.get_file_size()
+                task = progress.add_task(f"uploading {path.name}", total=size, completed=uploader.offset)
+                self._send(uploader, size, lambda offset: progress.update(task, completed=offset))
+                progress.remove_task(task)
+            item_id = self._item_of(uploader.url)
+        finally:
+            storage.close()
+        return Uploaded(item_id, sha256, path)
+
+    def _uploader(self, stream, key, storage, case, sha256, path, metadata) -> Uploader:  # type: ignore[no-untyped-def]
+        client = TusClient(f"{self.server}/files/", headers=dict(self.headers))
+        options = dict(
+            file_stream=stream,
+            chunk_size=self.chunk_size,
+            metadata={"filename": path.name, "case": case, "sha256": sha256, **metadata},
+            store_url=True,
+            url_storage=storage,
+            resume_key=key,
+            upload_checksum=True,
+            client=client,
+        )
+        try:
+            uploader = _Uploader(**options)
+        except TusCommunicationError as error:
+            # The remembered upload is no longer on the server (expired, or another
+            # server): begin this file again.
+            if error.status_code not in STALE and error.status_code is not None:
+                raise self._fatal(error) from None
+            if error.status_code is None:
+                raise Unavailable(f"the server at {self.server} is not reachable; is it running?") from None
+            storage.remove_item(key)
+            uploader = _Uploader(**options)
+        if uploader.url is None:
+            self._with_retries(lambda: uploader.set_url(uploader.create_url()))
+            uploader.offset = 0
+        return uploader
+
+    def _send(self, uploader: Uploader, size: int, report: Callable[[int], None]) -> None:
+        while uploader.offset < size:
+            self._with_retries(uploader.upload_chunk, recover=lambda: _refresh_offset(uploader))
+            report(uploader.offset)
+
+    def _with_retries(self, action: Callable[[], object], recover: Callable[[], None] | None = None) -> None:
+        delay = 1.0
+        for attempt in range(self.retries + 1):
+            try:
+                action()
+                return
+            except TusCommunicationError as error:
+                if error.status_code in FATAL or error.status_code in STALE:
+                    raise self._fatal(error) from None
+                if attempt == self.retries:
+                    raise Unavailable(
+                        f"gave up after {self.retries} retries ({_describe(error)}); "
+                        "run the same command again to resume"
+                    ) from None
+                self.console.print(f"[yellow]{_describe(error)}; retrying in {delay:.0f}s[/]")
+                self.sleep(delay)
+                delay = min(delay * 2, self.max_backoff)
+                if recover is not None:
+                    try:
+                        recover()
+                    except TusCommunicationError:
+                        pass  # still down; the next attempt will say so
+
+    def _fatal(self, error: TusCommunicationError) -> EvidenceError:
+        body = error.response_content
+        text = body.decode(errors="replace").strip() if isinstance(body, bytes) else str(body or "")
+        status = error.status_code
+        if status == 401:
+            return Unauthorized(f"the server rejected the token: {text}")
+        if status in STALE:
+            return NotFound(f"the upload is no longer on the server ({text}); run the command again to restart it")
+        return InvalidInput(f"the server {FATAL.get(status or 0, 'refused')} the upload ({status}): {text}")
+
+    def _item_of(self, upload_url: str) -> str:
+        upload_id = upload_url.rstrip("/").rsplit("/", 1)[-1]
+        for _ in range(self.retries + 1):
+            found = self._api(f"/api/v1/uploads/{upload_id}")
+            if found.get("item"):
+                return str(found["item"])
+            self.sleep(0.5)  # completion is recorded by the server as the last chunk lands
+        raise EvidenceError(f"the upload finished but the server reports no item for it ({upload_url})")
+
+    # -- many files ---------------------------------------------------------------------
+
+    def upload_all(self, paths: Iterable[str], case: str, metadata: dict[str, str]) -> Iterator[Uploaded]:
+        files = expand(paths)
+        self.check_case(case)
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(binary_units=True),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=self.console, transient=True) as progress:
+            for path in files:
+                yield self.upload(path, case, metadata, progress)
+
+
+def _refresh_offset(uploader: Uploader) -> None:
+    uploader.offset = uploader.get_offset()
+
+
+def _describe(error: TusCommunicationError) -> str:
+    if error.status_code is None:
+        return "the server is not reachable"
+    return f"the server answered {error.status_code}"

@@ -1,0 +1,51 @@
+"""The one narrow door through which every custody event passes.
+
+``record`` writes in the caller's transaction, so an event exists exactly when the change
+it describes does. The Merkle ledger (its own issue) replaces what happens behind it.
+"""
+
+from __future__ import annotations
+
+import getpass
+import socket
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from evidence.models import CustodyEvent
+
+ACTIONS = frozenset(
+    {
+        "case.created",
+        "upload.created",
+        "upload.completed",
+        "upload.terminated",
+        "upload.expired",
+        "original.stored",
+        "original.hashed",
+        "integrity.verified",
+        "integrity.mismatch",
+        "derivative.created",
+        "item.failed",
+        "link.created",
+        "link.accessed",
+        "link.revoked",
+        "report.exported",
+        "checkpoint.signed",
+    }
+)
+
+
+def record(session: Session, action: str, subject: dict[str, str], actor: str, details: dict[str, Any]) -> None:
+    if action not in ACTIONS:
+        raise ValueError(f"unknown custody action {action!r}")
+    session.add(CustodyEvent(action=action, actor=actor, subject=subject, details=details))
+
+
+def system_actor(component: str) -> str:
+    return f"system:{component}@{socket.gethostname()}"
+
+
+def operator_actor() -> str:
+    """Who ran an administrative CLI command on the server host."""
+    return f"operator:{getpass.getuser()}@{socket.gethostname()}"

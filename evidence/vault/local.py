@@ -1,0 +1,99 @@
+"""The vault as a folder on local disk (the embedded default).
+
+Write-once here means a read-only file: it stops accidents and other users, not the
+machine's administrator, which :meth:`LocalVault.write_once_description` says plainly.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat as stat_mode
+import tempfile
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+from evidence.vault.base import (
+    KeyRefused,
+    ObjectExists,
+    ObjectInfo,
+    RangeReader,
+    check_derivative_key,
+    check_key,
+)
+from transfer.store import Store
+
+# The tus store's working files, inside the root so the final rename stays on one disk.
+UPLOADS_DIR = ".uploads"
+
+
+class LocalVault:
+    def __init__(self, root: Path) -> None:
+        if not root.is_absolute():
+            raise ValueError(f"the vault root must be an absolute path: {root}")
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        check_key(key)
+        path = self.root / key
+        # Keys are already clean; this also catches a symlink planted inside the root.
+        real_root = os.path.realpath(self.root)
+        if os.path.commonpath([real_root, os.path.realpath(path)]) != real_root:
+            raise KeyRefused(f"storage key leads outside the vault: {key!r}")
+        return path
+
+    def ensure_ready(self) -> None:
+        for folder in (self.root, self.root / "originals", self.root / "derivatives", self.root / UPLOADS_DIR):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        try:
+            found = self._path(key).stat()
+        except FileNotFoundError:
+            return None
+        sealed = not found.st_mode & (stat_mode.S_IWUSR | stat_mode.S_IWGRP | stat_mode.S_IWOTH)
+        return ObjectInfo(key=key, size=found.st_size, sealed=sealed)
+
+    def open(self, key: str, start: int = 0, end: int | None = None) -> BinaryIO:
+        try:
+            handle = self._path(key).open("rb")
+        except FileNotFoundError:
+            raise KeyError(key) from None
+        handle.seek(start)
+        return cast(BinaryIO, RangeReader(handle, None if end is None else max(end - start, 0)))
+
+    def seal(self, key: str) -> None:
+        path = self._path(key)
+        os.chmod(path, 0o444)
+        if path.stat().st_mode & 0o222:
+            raise OSError(f"could not make {key} read-only")
+
+    def put(self, key: str, fileobj: BinaryIO) -> ObjectInfo:
+        target = self._path(check_derivative_key(key))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Written beside the target, then hard-linked into place: the link fails if the key
+        # is taken (no overwrite, even in a race) and readers never see a partial file.
+        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".put-", delete=False) as tmp:
+            try:
+                shutil.copyfileobj(fileobj, tmp, 1024 * 1024)
+                tmp.flush()
+                os.fsync(tmp.fileno())
+                try:
+                    os.link(tmp.name, target)
+                except FileExistsError:
+                    raise ObjectExists(f"{key} already exists in the vault") from None
+            finally:
+                os.unlink(tmp.name)
+        size = target.stat().st_size
+        return ObjectInfo(key=key, size=size, sealed=False)
+
+    def tus_store(self) -> Store:
+        from transfer.filestore import FileStore
+
+        return FileStore(self.root, self.root / UPLOADS_DIR)
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": "local", "root": str(self.root)}
+
+    def write_once_description(self) -> str:
+        return "local file made read-only (mode 0444); not protected from the machine's administrator"

@@ -1,0 +1,212 @@
+"""The vault on an S3 bucket with Object Lock (AWS S3, MinIO...).
+
+Originals are sealed with a compliance-mode retention, which nobody (not even the bucket's
+owner) can shorten or remove; the seal is read back before it is trusted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from evidence.vault.base import (
+    ObjectExists,
+    ObjectInfo,
+    RangeReader,
+    SealNotConfirmed,
+    VaultNotReady,
+    VaultUnavailable,
+    check_derivative_key,
+    check_key,
+)
+from transfer.s3store import S3Store
+from transfer.store import Store
+
+_NOT_FOUND = ("404", "NoSuchKey", "NotFound", "NoSuchBucket")
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+@contextmanager
+def _s3_errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except ClientError as exc:
+        raise VaultUnavailable(f"S3 refused to {what}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise VaultUnavailable(f"S3 is unreachable ({what}): {exc}") from exc
+
+
+def make_client(
+    *, endpoint_url: str | None, region: str | None, access_key: str | None, secret_key: str | None
+) -> Any:
+    config = Config(
+        signature_version="s3v4",
+        retries={"max_attempts": 3, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=60,
+        # MinIO and other self-hosted endpoints are addressed by path, not by DNS name.
+        s3={"addressing_style": "path" if endpoint_url else "auto"},
+    )
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        config=config,
+    )
+
+
+class _Body(RangeReader):
+    def _read(self, size: int) -> bytes:
+        with _s3_errors("stream an object"):
+            return super()._read(size)
+
+
+class S3Vault:
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        *,
+        retention_days: int,
+        tmp_dir: Path,
+        part_size: int | None = None,
+        endpoint_url: str | None = None,
+    ) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.retention_days = retention_days
+        self.tmp_dir = tmp_dir
+        self.part_size = part_size
+        self.endpoint_url = endpoint_url
+
+    def ensure_ready(self) -> None:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            if _code(exc) in _NOT_FOUND:
+                raise VaultNotReady(f"S3 bucket {self.bucket!r} does not exist") from exc
+            raise VaultNotReady(f"S3 bucket {self.bucket!r} is not usable: {exc}") from exc
+        except BotoCoreError as exc:
+            raise VaultNotReady(f"cannot reach S3 for bucket {self.bucket!r}: {exc}") from exc
+        try:
+            lock = self.client.get_object_lock_configuration(Bucket=self.bucket)
+            enabled = lock.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
+        except ClientError as exc:
+            if _code(exc) != "ObjectLockConfigurationNotFoundError":
+                raise VaultNotReady(f"cannot read the Object Lock setting of {self.bucket!r}: {exc}") from exc
+            enabled = False
+        except BotoCoreError as exc:
+            raise VaultNotReady(f"cannot reach S3 for bucket {self.bucket!r}: {exc}") from exc
+        if not enabled:
+            raise VaultNotReady(
+                f"S3 bucket {self.bucket!r} does not have Object Lock enabled; originals could not be "
+                "made write-once. Create the bucket with Object Lock (it cannot be added to most buckets later)."
+            )
+
+    def _head(self, key: str) -> dict[str, Any] | None:
+        try:
+            with _s3_errors(f"look up {key}"):
+                return cast(dict[str, Any], self.client.head_object(Bucket=self.bucket, Key=key))
+        except VaultUnavailable as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and _code(cause) in _NOT_FOUND:
+                return None
+            raise
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        head = self._head(check_key(key))
+        if head is None:
+            return None
+        until = head.get("ObjectLockRetainUntilDate")
+        sealed = head.get("ObjectLockMode") == "COMPLIANCE" and until is not None and until > datetime.now(UTC)
+        return ObjectInfo(
+            key=key, size=int(head["ContentLength"]), sealed=sealed, retain_until=until, etag=head.get("ETag")
+        )
+
+    def open(self, key: str, start: int = 0, end: int | None = None) -> BinaryIO:
+        check_key(key)
+        if end is not None and end <= start:
+            return cast(BinaryIO, RangeReader(_Empty(), 0))
+        extra = {}
+        if start or end is not None:
+            extra["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
+        try:
+            with _s3_errors(f"read {key}"):
+                reply = self.client.get_object(Bucket=self.bucket, Key=key, **extra)
+        except VaultUnavailable as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and _code(cause) in _NOT_FOUND:
+                raise KeyError(key) from None
+            raise
+        return cast(BinaryIO, _Body(reply["Body"], None))
+
+    def seal(self, key: str) -> None:
+        check_key(key)
+        # Whole seconds: that is what S3 keeps and reports back.
+        until = (datetime.now(UTC) + timedelta(days=self.retention_days)).replace(microsecond=0)
+        head = self._head(key)
+        if head is None:
+            raise KeyError(key)
+        current = head.get("ObjectLockRetainUntilDate")
+        if not (head.get("ObjectLockMode") == "COMPLIANCE" and current is not None and current >= until):
+            with _s3_errors(f"set retention on {key}"):
+                self.client.put_object_retention(
+                    Bucket=self.bucket, Key=key, Retention={"Mode": "COMPLIANCE", "RetainUntilDate": until}
+                )
+            head = self._head(key) or {}
+        mode, current = head.get("ObjectLockMode"), head.get("ObjectLockRetainUntilDate")
+        if mode != "COMPLIANCE" or current is None or current < until:
+            raise SealNotConfirmed(
+                f"S3 did not confirm compliance retention on {key} (mode {mode}, retain until {current})"
+            )
+
+    def put(self, key: str, fileobj: BinaryIO) -> ObjectInfo:
+        check_derivative_key(key)
+        if self._head(key) is not None:
+            raise ObjectExists(f"{key} already exists in the vault")
+        try:
+            with _s3_errors(f"store {key}"):
+                # If-None-Match makes S3 itself refuse an overwrite, closing the race the
+                # HEAD above leaves open.
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=fileobj, IfNoneMatch="*")
+        except VaultUnavailable as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and _code(cause) in ("PreconditionFailed", "412"):
+                raise ObjectExists(f"{key} already exists in the vault") from None
+            raise
+        info = self.stat(key)
+        if info is None:
+            raise VaultUnavailable(f"S3 accepted {key} but does not show it")
+        return info
+
+    def tus_store(self) -> Store:
+        options: dict[str, Any] = {"tmp_dir": self.tmp_dir / "s3-spool"}
+        if self.part_size:
+            options["part_size"] = self.part_size
+        return S3Store.from_client(self.client, self.bucket, **options)
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": "s3", "bucket": self.bucket, "endpoint": self.endpoint_url or "aws"}
+
+    def write_once_description(self) -> str:
+        return f"S3 Object Lock, compliance mode, retained {self.retention_days} days"
+
+
+class _Empty:
+    def read(self, size: int = -1) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        pass

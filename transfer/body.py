@@ -1,0 +1,74 @@
+"""Request bodies as the stores see them: coalesced blocks, cut at a limit, and, when the
+client sent ``Upload-Checksum``, verified before a single byte reaches the store."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+from starlette.requests import ClientDisconnect
+
+from transfer.errors import ChecksumMismatch, TooLarge
+from transfer.headers import Checksum
+
+BLOCK = 1024 * 1024  # bytes handed to a store at a time: few thread hops, flat memory
+
+
+async def received(stream: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+    """Yield the body in blocks of about ``BLOCK`` bytes.
+
+    A client that goes away simply ends the body: what arrived is kept (tus resumes from
+    there). More than ``limit`` bytes is an error, and then nothing of the body counts.
+    """
+    buffer = bytearray()
+    total = 0
+    try:
+        async for piece in stream:
+            total += len(piece)
+            if total > limit:
+                raise TooLarge("the body is longer than the upload's remaining length")
+            buffer += piece
+            if len(buffer) >= BLOCK:
+                yield bytes(buffer)
+                buffer.clear()
+    except ClientDisconnect:
+        pass
+    if buffer:
+        yield bytes(buffer)
+
+
+class VerifiedBody:
+    """Spools a body to a temporary file while hashing it, so that a chunk whose checksum
+    does not match is refused whole (460) and nothing of it is stored."""
+
+    def __init__(self, tmp_dir: Path | None) -> None:
+        self._file = tempfile.TemporaryFile(dir=tmp_dir)
+        self.length = 0
+
+    async def spool(self, body: AsyncIterator[bytes], checksum: Checksum) -> None:
+        digest = hashlib.new(checksum.algorithm)
+        async for block in body:
+            await anyio.to_thread.run_sync(_hash_and_write, digest, self._file, block)
+            self.length += len(block)
+        if digest.digest() != checksum.digest:
+            raise ChecksumMismatch(
+                f"{checksum.algorithm} of the {self.length} bytes received does not match Upload-Checksum;"
+                " the chunk was not stored"
+            )
+
+    async def blocks(self) -> AsyncIterator[bytes]:
+        await anyio.to_thread.run_sync(self._file.seek, 0)
+        while block := await anyio.to_thread.run_sync(self._file.read, BLOCK):
+            yield block
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _hash_and_write(digest: Any, file: Any, block: bytes) -> None:
+    digest.update(block)
+    file.write(block)

@@ -1,0 +1,381 @@
+"""The tus 1.0.0 protocol over HTTP, as an ASGI (Starlette) application.
+
+It knows nothing of the storage backend beyond the contract in :mod:`transfer.store`,
+advertises exactly the extensions the configured store can do, and keeps upload state in
+the application's :class:`~transfer.store.Registry`.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Protocol
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route, Router
+
+from transfer import errors
+from transfer.body import VerifiedBody, received
+from transfer.headers import (
+    CHECKSUM_ALGORITHMS,
+    TUS_VERSION,
+    encode_metadata,
+    is_upload_id,
+    parse_checksum,
+    parse_concat,
+    parse_length,
+    parse_metadata,
+)
+from transfer.info import UploadInfo
+from transfer.lock import Locker
+from transfer.store import Concater, LengthDeferrer, Registry, Store, Terminater
+
+log = logging.getLogger(__name__)
+OCTET_STREAM = "application/offset+octet-stream"
+
+
+class Hooks(Protocol):
+    """What the application decides. All blocking; called in a worker thread."""
+
+    def authenticate(self, authorization: str | None) -> str:
+        """Return the owner id for a request's ``Authorization`` header, or raise Unauthorized."""
+
+    def prepare(self, info: UploadInfo) -> None:
+        """Check a new upload's metadata and set its ``storage_key``; raise a TusError to refuse."""
+
+    def completed(self, info: UploadInfo) -> None:
+        """Called after the registry has recorded a finished upload (e.g. to queue work)."""
+
+
+@dataclass
+class TusConfig:
+    max_size: int
+    expiry: timedelta | None = timedelta(days=7)
+    tmp_dir: Path | None = None
+
+
+class TusApp:
+    def __init__(self, store: Store, registry: Registry, locker: Locker, hooks: Hooks, config: TusConfig) -> None:
+        self.store = store
+        self.registry = registry
+        self.locker = locker
+        self.hooks = hooks
+        self.config = config
+        self.router = Router(
+            routes=[
+                Route("/", self._collection, methods=["OPTIONS", "POST"]),
+                Route("/{upload_id}", self._resource, methods=["OPTIONS", "HEAD", "PATCH", "DELETE"]),
+            ]
+        )
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        await self.router(scope, receive, send)
+
+    # -- capabilities -------------------------------------------------------------------
+
+    @property
+    def extensions(self) -> list[str]:
+        found = ["creation", "creation-with-upload", "checksum"]
+        if self.config.expiry is not None:
+            found.append("expiration")
+        if isinstance(self.store, LengthDeferrer):
+            found.append("creation-defer-length")
+        if isinstance(self.store, Terminater):
+            found.append("termination")
+        if isinstance(self.store, Concater):
+            found.append("concatenation")
+        return found
+
+    # -- dispatch -----------------------------------------------------------------------
+
+    async def _collection(self, request: Request) -> Response:
+        return await self._dispatch(request, None)
+
+    async def _resource(self, request: Request) -> Response:
+        return await self._dispatch(request, request.path_params["upload_id"])
+
+    async def _dispatch(self, request: Request, upload_id: str | None) -> Response:
+        # Browsers and some proxies can only send GET/POST: the spec's method override.
+        method = request.headers.get("x-http-method-override", request.method).upper()
+        try:
+            if method == "OPTIONS":
+                return self._options()
+            if request.headers.get("tus-resumable") != TUS_VERSION:
+                raise errors.UnsupportedVersion()
+            owner = await anyio.to_thread.run_sync(self.hooks.authenticate, request.headers.get("authorization"))
+            if upload_id is None:
+                if method != "POST":
+                    raise errors.MethodNotAllowed()
+                return await self._post(request, owner)
+            if not is_upload_id(upload_id):
+                raise errors.NotFound()
+            handler = {"HEAD": self._head, "PATCH": self._patch, "DELETE": self._delete}.get(method)
+            if handler is None:
+                raise errors.MethodNotAllowed()
+            return await handler(request, owner, upload_id)
+        except errors.TusError as error:
+            if error.status >= 500:
+                log.warning("tus %s %s: %s", method, upload_id or "", error.message)
+            headers = {"Tus-Version": TUS_VERSION} if isinstance(error, errors.UnsupportedVersion) else {}
+            return self._response(error.status, headers, error.message + "\n", method)
+
+    def _response(self, status: int, headers: dict[str, str] | None = None, body: str = "", method: str = "") -> Response:
+        headers = {"Tus-Resumable": TUS_VERSION, "Cache-Control": "no-store", **(headers or {})}
+        if method == "HEAD":
+            body = ""
+        return Response(body, status_code=status, headers=headers, media_type="text/plain" if body else None)
+
+    def _options(self) -> Response:
+        return self._response(
+            204,
+            {
+                "Tus-Version": TUS_VERSION,
+                "Tus-Extension": ",".join(self.extensions),
+                "Tus-Max-Size": str(self.config.max_size),
+                "Tus-Checksum-Algorithm": ",".join(CHECKSUM_ALGORITHMS),
+            },
+        )
+
+    # -- loading ------------------------------------------------------------------------
+
+    async def _load(self, upload_id: str, owner: str) -> UploadInfo:
+        info = await anyio.to_thread.run_sync(self.registry.load, upload_id)
+        # Someone else's upload answers exactly like one that does not exist.
+        if info is None or info.owner != owner:
+            raise errors.NotFound()
+        if info.terminated:
+            raise errors.Gone()
+        if self._expired(info):
+            raise errors.Gone("upload expired before it was finished; start it again")
+        return info
+
+    def _expired(self, info: UploadInfo) -> bool:
+        return not info.finished and info.expires_at is not None and info.expires_at <= _now()
+
+    def _touch(self, info: UploadInfo) -> None:
+        if self.config.expiry is not None and not info.finished:
+            info.expires_at = _now() + self.config.expiry
+
+    def _state_headers(self, info: UploadInfo) -> dict[str, str]:
+        headers = {"Upload-Offset": str(info.offset)}
+        if info.expires_at is not None and not info.finished:
+            headers["Upload-Expires"] = format_datetime(info.expires_at, usegmt=True)
+        return headers
+
+    # -- POST: creation, creation-with-upload, defer-length, concatenation --------------
+
+    async def _post(self, request: Request, owner: str) -> Response:
+        headers = request.headers
+        concat = parse_concat(headers.get("upload-concat"), request.url.path)
+        length = parse_length(headers.get("upload-length"), "Upload-Length")
+        deferred = headers.get("upload-defer-length")
+        if deferred is not None and deferred.strip() != "1":
+            raise errors.BadRequest("Upload-Defer-Length must be 1")
+        if deferred is not None and not isinstance(self.store, LengthDeferrer):
+            raise errors.BadRequest("this server cannot defer the upload length")
+        if concat is not None and not isinstance(self.store, Concater):
+            raise errors.BadRequest("this server does not support concatenation")
+
+        partials: list[UploadInfo] = []
+        if concat is not None and concat.kind == "final":
+            if length is not None or deferred is not None:
+                raise errors.BadRequest("a final upload takes its length from its partial uploads")
+            partials = [await self._final_partial(pid, owner) for pid in concat.partial_ids]
+            length = sum(p.size or 0 for p in partials)
+        elif length is None and deferred is None:
+            raise errors.BadRequest("Upload-Length or Upload-Defer-Length: 1 is required")
+        elif length is not None and deferred is not None:
+            raise errors.BadRequest("send Upload-Length or Upload-Defer-Length, not both")
+        if length is not None and length > self.config.max_size:
+            raise errors.TooLarge(f"upload of {length} bytes exceeds the maximum of {self.config.max_size}")
+
+        body_length = parse_length(headers.get("content-length"), "Content-Length") or 0
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        with_upload = content_type == OCTET_STREAM
+        if body_length and not with_upload:
+            raise errors.UnsupportedMediaType()
+        if with_upload and concat is not None and concat.kind == "final":
+            raise errors.Forbidden("a final upload cannot carry data")
+
+        info = UploadInfo(
+            id=secrets.token_hex(16),
+            owner=owner,
+            storage_key="",
+            size=length,
+            metadata=parse_metadata(headers.get("upload-metadata")),
+            created_at=_now(),
+            concat=concat.kind if concat else None,
+            partials=list(concat.partial_ids) if concat else [],
+        )
+        self._touch(info)
+        checksum = parse_checksum(headers.get("upload-checksum")) if with_upload else None
+        await anyio.to_thread.run_sync(self.hooks.prepare, info)
+        if not info.storage_key:
+            raise errors.TusError("the application gave the upload no storage key")
+
+        async with self.locker.lock(info.id):
+            if partials:
+                await self.store.concatenate(info, partials)  # type: ignore[attr-defined]
+                info.offset = info.size or 0
+                await anyio.to_thread.run_sync(self.registry.add, info)
+            else:
+                await self.store.create(info)
+                await anyio.to_thread.run_sync(self.registry.add, info)
+                if with_upload:
+                    await self._write(request, info, checksum)
+            if info.is_complete:
+                await self._finish(info)
+
+        location = str(request.url.replace(query=None)).rstrip("/") + "/" + info.id
+        return self._response(201, {"Location": location, **self._state_headers(info)})
+
+    async def _final_partial(self, upload_id: str, owner: str) -> UploadInfo:
+        try:
+            partial = await self._load(upload_id, owner)
+        except (errors.NotFound, errors.Gone):
+            raise errors.BadRequest(f"partial upload {upload_id} does not exist") from None
+        if partial.concat != "partial":
+            raise errors.BadRequest(f"upload {upload_id} is not a partial upload")
+        if not partial.finished:
+            raise errors.BadRequest(f"partial upload {upload_id} is not finished")
+        return partial
+
+    # -- HEAD ---------------------------------------------------------------------------
+
+    async def _head(self, request: Request, owner: str, upload_id: str) -> Response:
+        info = await self._load(upload_id, owner)
+        if info.is_complete and not info.finished:
+            # A crash between the last byte and the completion record: finish it now,
+            # so a client that sees the full offset also gets its item.
+            async with self.locker.lock(info.id):
+                info = await self._load(upload_id, owner)
+                if info.is_complete and not info.finished:
+                    await self._finish(info)
+        headers = self._state_headers(info)
+        if info.size is None:
+            headers["Upload-Defer-Length"] = "1"
+        else:
+            headers["Upload-Length"] = str(info.size)
+        if info.metadata:
+            headers["Upload-Metadata"] = encode_metadata(info.metadata)
+        if info.concat == "partial":
+            headers["Upload-Concat"] = "partial"
+        elif info.concat == "final":
+            headers["Upload-Concat"] = "final;" + " ".join(info.partials)
+        return self._response(200, headers, method="HEAD")
+
+    # -- PATCH --------------------------------------------------------------------------
+
+    async def _patch(self, request: Request, owner: str, upload_id: str) -> Response:
+        headers = request.headers
+        if headers.get("content-type", "").split(";")[0].strip().lower() != OCTET_STREAM:
+            raise errors.UnsupportedMediaType()
+        offset = parse_length(headers.get("upload-offset"), "Upload-Offset")
+        if offset is None:
+            raise errors.BadRequest("Upload-Offset is required")
+        new_length = parse_length(headers.get("upload-length"), "Upload-Length")
+        checksum = parse_checksum(headers.get("upload-checksum"))
+
+        async with self.locker.lock(upload_id):
+            info = await self._load(upload_id, owner)
+            if info.concat == "final":
+                raise errors.Forbidden("a final upload is assembled from its partial uploads and takes no data")
+            if offset != info.offset:
+                raise errors.OffsetMismatch(f"Upload-Offset is {offset} but the upload is at {info.offset}")
+            if new_length is not None:
+                self._declare_length(info, new_length)
+            if info.finished:
+                return self._response(204, self._state_headers(info))
+            await self._write(request, info, checksum)
+            if info.is_complete:
+                await self._finish(info)
+        return self._response(204, self._state_headers(info))
+
+    def _declare_length(self, info: UploadInfo, length: int) -> None:
+        if info.size is not None:
+            if length != info.size:
+                raise errors.BadRequest("Upload-Length cannot change once set")
+            return
+        if length > self.config.max_size:
+            raise errors.TooLarge(f"upload of {length} bytes exceeds the maximum of {self.config.max_size}")
+        if length < info.offset:
+            raise errors.BadRequest("Upload-Length is smaller than what was already uploaded")
+        self.store.declare_length(info, length)  # type: ignore[attr-defined]
+        info.size = length
+
+    async def _write(self, request: Request, info: UploadInfo, checksum) -> None:  # type: ignore[no-untyped-def]
+        remaining = (info.size if info.size is not None else self.config.max_size) - info.offset
+        declared = parse_length(request.headers.get("content-length"), "Content-Length")
+        if declared is not None and declared > remaining:
+            raise errors.TooLarge(f"the chunk of {declared} bytes goes past the upload's length")
+        body = received(request.stream(), remaining)
+        if checksum is None:
+            await self._store(info, body)
+            return
+        verified = VerifiedBody(self.config.tmp_dir)
+        try:
+            await verified.spool(body, checksum)
+            await self._store(info, verified.blocks())
+        finally:
+            verified.close()
+
+    async def _store(self, info: UploadInfo, blocks) -> None:  # type: ignore[no-untyped-def]
+        try:
+            written = await self.store.write_chunk(info, blocks)
+        except errors.StorageUnavailable as error:
+            # The store reports what it did manage to keep; record exactly that.
+            info.offset += getattr(error, "written", 0)
+            await anyio.to_thread.run_sync(self.registry.save, info)
+            raise
+        info.offset += written
+        self._touch(info)
+        await anyio.to_thread.run_sync(self.registry.save, info)
+
+    async def _finish(self, info: UploadInfo) -> None:
+        await self.store.finish(info)
+        info.finished = True
+        await anyio.to_thread.run_sync(self.registry.complete, info)
+        try:
+            await anyio.to_thread.run_sync(self.hooks.completed, info)
+        except Exception:  # the upload is safe and recorded; a failed hook must not undo that
+            log.exception("completion hook failed for upload %s", info.id)
+
+    # -- DELETE -------------------------------------------------------------------------
+
+    async def _delete(self, request: Request, owner: str, upload_id: str) -> Response:
+        if not isinstance(self.store, Terminater):
+            raise errors.MethodNotAllowed("this server does not support termination")
+        async with self.locker.lock(upload_id):
+            info = await self._load(upload_id, owner)
+            if info.finished:
+                raise errors.Forbidden("a finished upload is kept as received and cannot be deleted")
+            await self.store.terminate(info)
+            await anyio.to_thread.run_sync(self.registry.remove, info)
+        return self._response(204)
+
+    # -- expiry -------------------------------------------------------------------------
+
+    async def cleanup_expired(self) -> list[str]:
+        """Terminate every unfinished upload past its expiry; return their ids."""
+        removed = []
+        for info in await anyio.to_thread.run_sync(self.registry.expired, _now()):
+            try:
+                async with self.locker.lock(info.id):
+                    if isinstance(self.store, Terminater):
+                        await self.store.terminate(info)
+                    await anyio.to_thread.run_sync(self.registry.remove, info)
+                removed.append(info.id)
+            except errors.Locked:
+                continue  # in use right now: not abandoned after all
+        return removed
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+

@@ -1,0 +1,547 @@
+"""A tus store on S3 multipart uploads, written straight to the upload's storage key.
+
+Every part but the last must be at least 5 MiB, while tus chunks can be any size and any
+server process may take the next one. So incoming bytes are spooled to a local temporary
+file until a part is full; what is left at the end of a chunk is parked in S3 as a pending
+object ``{storage_key}.part`` (never on local disk or in memory, because the next chunk may
+reach another process) and fetched back at the start of the next chunk.
+
+Bookkeeping lives in ``info.store_state`` (JSON-serialisable), persisted by the handler:
+
+    {"upload_id": str, "part_size": int, "pending": int,
+     "parts": [{"n": int, "etag": str, "size": int, "sha256": str | None}, ...],
+     "parked": bool, "completed": bool}
+
+with the invariant ``info.offset == sum(part sizes) + pending``.
+
+Failure semantics of :meth:`S3Store.write_chunk` (what the handler must do):
+
+- success: returns the bytes now stored from ``source``; ``info.store_state`` is updated.
+  The handler adds the count to ``info.offset`` and saves ``info``.
+- :class:`~transfer.errors.StorageUnavailable`: S3 failed part-way. ``info.store_state``
+  already holds the last committed state and the exception's ``written`` attribute is the
+  bytes of ``source`` that state covers (0 when nothing new was committed; never negative).
+  The handler adds ``written`` to ``info.offset``, saves ``info``, then answers 503.
+- any other exception (from ``source``, e.g. a checksum or disconnect error it raises, or
+  :class:`~transfer.errors.TooLarge`): ``info.store_state`` is left as it was on entry and
+  nothing of this call counts. A handler that wants to keep the bytes of a client that went
+  away must end the iterator rather than raise from it.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any, Protocol, TypeVar
+
+import anyio
+import anyio.to_thread
+from botocore.exceptions import BotoCoreError, ClientError
+from urllib3.exceptions import HTTPError as Urllib3Error
+
+from transfer.errors import StorageUnavailable, TooLarge
+from transfer.info import UploadInfo
+
+MiB = 1024 * 1024
+MIN_PART_SIZE = 5 * MiB  # S3's floor for every part but the last
+MAX_PARTS = 10_000  # S3's ceiling on parts per multipart upload
+MAX_OBJECT_SIZE = 5 * 1024 * MiB * 1024  # 5 TiB, S3's largest object
+# Incoming pieces (~64 KiB) are gathered to this size before each disk write, and objects
+# are read back in pieces of this size.
+COALESCE = 1 * MiB
+
+T = TypeVar("T")
+
+
+def choose_part_size(preferred: int, size: int | None, max_size: int) -> int:
+    """The part size for an upload of ``size`` bytes (``None``: deferred, up to ``max_size``),
+    large enough that the upload fits in S3's 10,000 parts and never below 5 MiB."""
+    basis = max_size if size is None else size
+    return max(preferred, MIN_PART_SIZE, -(-basis // MAX_PARTS))
+
+
+def pending_key(storage_key: str, prefix: str = "") -> str:
+    return f"{prefix}{storage_key}.part"
+
+
+# --- the S3 operations this store uses -------------------------------------------------
+
+
+class S3Unavailable(Exception):
+    """S3 could not be reached or refused the request."""
+
+
+class NoSuchUpload(Exception):
+    """The multipart upload is gone (completed or aborted)."""
+
+
+class Body(Protocol):
+    def read(self, size: int = -1) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class StaleUpload:
+    key: str
+    upload_id: str
+    initiated: datetime
+
+
+class S3Api(Protocol):
+    """Exactly the S3 calls the store makes, so a fake or a logging wrapper can stand in.
+    Every method raises :class:`S3Unavailable` on any failure not named below."""
+
+    def create_multipart_upload(self, key: str) -> str: ...
+
+    def upload_part(
+        self, key: str, upload_id: str, number: int, body: IO[bytes], length: int
+    ) -> dict[str, Any]:
+        """Returns ``{"etag": ..., "sha256": ... or None}``."""
+
+    def complete_multipart_upload(self, key: str, upload_id: str, parts: list[dict[str, Any]]) -> None:
+        """Raises :class:`NoSuchUpload`."""
+
+    def abort_multipart_upload(self, key: str, upload_id: str) -> None:
+        """Raises :class:`NoSuchUpload`."""
+
+    def list_multipart_uploads(self, prefix: str) -> list[StaleUpload]: ...
+
+    def put_object(self, key: str, body: IO[bytes] | bytes, length: int) -> None: ...
+
+    def get_object(self, key: str, length: int | None = None) -> Body:
+        """The object's first ``length`` bytes (all of it when ``None``), streamed."""
+
+    def head_object(self, key: str) -> int | None:
+        """The object's size, or ``None`` when it does not exist."""
+
+    def delete_object(self, key: str) -> None: ...
+
+
+@contextmanager
+def _s3_errors() -> Iterator[None]:
+    try:
+        yield
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code == "NoSuchUpload":
+            raise NoSuchUpload(str(exc)) from exc
+        raise S3Unavailable(f"S3 refused the request: {exc}") from exc
+    except (BotoCoreError, Urllib3Error, OSError) as exc:
+        raise S3Unavailable(f"S3 is unreachable: {exc}") from exc
+
+
+class _BotoBody:
+    """A streamed object body whose read errors come out as :class:`S3Unavailable`."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def read(self, size: int = -1) -> bytes:
+        with _s3_errors():
+            return bytes(self._stream.read(None if size < 0 else size))
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class BotoS3:
+    """:class:`S3Api` on a boto3 S3 client and one bucket."""
+
+    def __init__(self, client: Any, bucket: str) -> None:
+        self.client = client
+        self.bucket = bucket
+
+    def create_multipart_upload(self, key: str) -> str:
+        # SHA-256 per part: S3 checks every part we send against our hash.
+        with _s3_errors():
+            reply = self.client.create_multipart_upload(
+                Bucket=self.bucket, Key=key, ChecksumAlgorithm="SHA256"
+            )
+        return str(reply["UploadId"])
+
+    def upload_part(
+        self, key: str, upload_id: str, number: int, body: IO[bytes], length: int
+    ) -> dict[str, Any]:
+        with _s3_errors():
+            reply = self.client.upload_part(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
+                Body=body, ContentLength=length, ChecksumAlgorithm="SHA256",
+            )
+        return {"etag": reply["ETag"], "sha256": reply.get("ChecksumSHA256")}
+
+    def complete_multipart_upload(self, key: str, upload_id: str, parts: list[dict[str, Any]]) -> None:
+        listed = []
+        for part in parts:
+            entry = {"PartNumber": part["n"], "ETag": part["etag"]}
+            if part.get("sha256"):
+                entry["ChecksumSHA256"] = part["sha256"]
+            listed.append(entry)
+        with _s3_errors():
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": listed}
+            )
+
+    def abort_multipart_upload(self, key: str, upload_id: str) -> None:
+        with _s3_errors():
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+
+    def list_multipart_uploads(self, prefix: str) -> list[StaleUpload]:
+        found = []
+        with _s3_errors():
+            pages = self.client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            for page in pages:
+                for upload in page.get("Uploads", []):
+                    found.append(StaleUpload(upload["Key"], upload["UploadId"], upload["Initiated"]))
+        return found
+
+    def put_object(self, key: str, body: IO[bytes] | bytes, length: int) -> None:
+        with _s3_errors():
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentLength=length)
+
+    def get_object(self, key: str, length: int | None = None) -> Body:
+        extra = {} if length is None else {"Range": f"bytes=0-{length - 1}"}
+        with _s3_errors():
+            reply = self.client.get_object(Bucket=self.bucket, Key=key, **extra)
+        return _BotoBody(reply["Body"])
+
+    def head_object(self, key: str) -> int | None:
+        try:
+            with _s3_errors():
+                reply = self.client.head_object(Bucket=self.bucket, Key=key)
+        except S3Unavailable as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in (
+                "404", "NoSuchKey", "NotFound",
+            ):
+                return None
+            raise
+        return int(reply["ContentLength"])
+
+    def delete_object(self, key: str) -> None:
+        with _s3_errors():
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+
+
+# --- the store ---------------------------------------------------------------------------
+
+
+@dataclass
+class _State:
+    upload_id: str
+    part_size: int
+    parts: list[dict[str, Any]] = field(default_factory=list)
+    pending: int = 0
+    parked: bool = False  # a pending object was written at some point
+    completed: bool = False
+
+    @classmethod
+    def load(cls, raw: dict[str, Any]) -> _State:
+        if "upload_id" not in raw:
+            raise RuntimeError("this upload has no S3 multipart upload: was create() called?")
+        return cls(
+            upload_id=raw["upload_id"], part_size=raw["part_size"],
+            parts=copy.deepcopy(raw.get("parts", [])), pending=raw.get("pending", 0),
+            parked=raw.get("parked", False), completed=raw.get("completed", False),
+        )
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "upload_id": self.upload_id, "part_size": self.part_size,
+            "parts": copy.deepcopy(self.parts), "pending": self.pending,
+            "parked": self.parked, "completed": self.completed,
+        }
+
+    @property
+    def total(self) -> int:
+        return sum(part["size"] for part in self.parts) + self.pending
+
+
+class _PartWriter:
+    """Cuts a byte stream into parts of ``state.part_size``, spooled on local disk, and
+    uploads each as it fills. ``state`` only ever changes after S3 has confirmed a write,
+    so at any moment it describes what is durably stored."""
+
+    def __init__(self, api: S3Api, key: str, state: _State, tmp_dir: Path) -> None:
+        self.api = api
+        self.key = key
+        self.state = state
+        self.spool = tempfile.TemporaryFile(dir=tmp_dir)
+        self.spooled = 0
+        self.buffer = bytearray()
+
+    def close(self) -> None:
+        self.spool.close()
+
+    @property
+    def held(self) -> int:
+        """Bytes received but not yet in any uploaded part."""
+        return self.spooled + len(self.buffer)
+
+    async def feed(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            room = self.state.part_size - self.held
+            self.buffer += view[:room]
+            view = view[room:]
+            if self.held == self.state.part_size:
+                await self._upload_part()
+            elif len(self.buffer) >= COALESCE:
+                await self._flush_buffer()
+
+    async def upload_rest_as_part(self) -> None:
+        """The upload is complete: what is held becomes the last (short) part."""
+        if self.held:
+            await self._upload_part()
+
+    async def park_rest(self, key: str) -> None:
+        """Store what is held as the pending object, for the next chunk to pick up."""
+        await self._flush_buffer()
+        if self.spooled:
+            self.spool.seek(0)
+            self.state.parked = True  # "may exist": set before the PUT whose answer may be lost
+            await _thread(self.api.put_object, key, self.spool, self.spooled)
+        self.state.pending = self.spooled
+
+    async def _flush_buffer(self) -> None:
+        if self.buffer:
+            data, self.buffer = bytes(self.buffer), bytearray()
+            await _thread(self.spool.write, data)
+            self.spooled += len(data)
+
+    async def _upload_part(self) -> None:
+        await self._flush_buffer()
+        number = len(self.state.parts) + 1
+        if number > MAX_PARTS:
+            raise TooLarge("the upload needs more than 10,000 parts at this part size")
+        await _thread(self.spool.flush)
+        self.spool.seek(0)
+        reply = await _thread(self.api.upload_part, self.key, self.state.upload_id, number,
+                              self.spool, self.spooled)
+        self.state.parts.append({"n": number, "size": self.spooled, **reply})
+        # The pending object's bytes were at the start of this part.
+        self.state.pending = 0
+        self.spool.seek(0)
+        await _thread(self.spool.truncate)
+        self.spooled = 0
+
+
+async def _thread(func: Callable[..., T], *args: Any) -> T:
+    return await anyio.to_thread.run_sync(lambda: func(*args))
+
+
+class S3Store:
+    """Implements :class:`transfer.store.Store` plus termination, concatenation and
+    deferred length."""
+
+    def __init__(
+        self,
+        api: S3Api,
+        *,
+        tmp_dir: Path,
+        part_size: int = 16 * MiB,
+        max_size: int = MAX_OBJECT_SIZE,
+        pending_prefix: str = "",
+    ) -> None:
+        """``max_size`` sizes the parts of deferred-length uploads. ``pending_prefix`` puts
+        pending objects under their own prefix, for a lifecycle rule that expires their old
+        versions (Object Lock buckets are versioned, so every overwrite keeps one)."""
+        self.api = api
+        self.tmp_dir = tmp_dir
+        self.part_size = max(part_size, MIN_PART_SIZE)
+        self.max_size = max_size
+        self.pending_prefix = pending_prefix
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def from_client(cls, client: Any, bucket: str, **options: Any) -> S3Store:
+        return cls(BotoS3(client, bucket), **options)
+
+    def _pending_key(self, info: UploadInfo) -> str:
+        return pending_key(info.storage_key, self.pending_prefix)
+
+    async def create(self, info: UploadInfo) -> None:
+        try:
+            upload_id = await _thread(self.api.create_multipart_upload, info.storage_key)
+        except S3Unavailable as exc:
+            raise StorageUnavailable() from exc
+        part_size = choose_part_size(self.part_size, info.size, self.max_size)
+        info.store_state = _State(upload_id=upload_id, part_size=part_size).dump()
+
+    def declare_length(self, info: UploadInfo, size: int) -> None:
+        state = _State.load(info.store_state)
+        if not state.parts:
+            # Smaller parts now that the real size is known; safe while nothing is in a part.
+            state.part_size = choose_part_size(self.part_size, size, self.max_size)
+            info.store_state = state.dump()
+
+    async def write_chunk(self, info: UploadInfo, source: AsyncIterator[bytes]) -> int:
+        entry = _State.load(info.store_state)
+        if entry.total != info.offset:
+            raise RuntimeError(
+                f"upload {info.id}: store_state covers {entry.total} bytes but offset is {info.offset}"
+            )
+        limit = (self.max_size if info.size is None else info.size) - info.offset
+        state = copy.deepcopy(entry)
+        writer = _PartWriter(self.api, info.storage_key, state, self.tmp_dir)
+        received = 0
+        try:
+            try:
+                async for piece in source:
+                    if not piece:
+                        continue
+                    if received + len(piece) > limit:
+                        raise TooLarge()
+                    if received == 0 and state.pending:
+                        await self._refill(writer, info, state.pending)
+                    received += len(piece)
+                    await writer.feed(piece)
+                if received:
+                    if info.size is not None and info.offset + received == info.size:
+                        await writer.upload_rest_as_part()
+                    else:
+                        await writer.park_rest(self._pending_key(info))
+            except S3Unavailable as exc:
+                # Either state is backed by what S3 holds (the pending object is only
+                # overwritten as the very last step); keep the one that covers more.
+                committed = state if state.total >= entry.total else entry
+                info.store_state = committed.dump()
+                error = StorageUnavailable()
+                error.written = committed.total - info.offset  # type: ignore[attr-defined]
+                raise error from exc
+        finally:
+            writer.close()
+        info.store_state = state.dump()
+        return state.total - info.offset
+
+    async def _refill(self, writer: _PartWriter, info: UploadInfo, length: int) -> None:
+        """Put the pending object's first ``length`` bytes back in front of the stream."""
+        await self._copy_object(writer, self._pending_key(info), length)
+
+    async def _copy_object(self, writer: _PartWriter, key: str, length: int | None) -> int:
+        body = await _thread(self.api.get_object, key, length)
+        copied = 0
+        try:
+            while piece := await _thread(body.read, COALESCE):
+                copied += len(piece)
+                await writer.feed(piece)
+        finally:
+            body.close()
+        if length is not None and copied != length:
+            raise S3Unavailable(f"{key}: expected {length} bytes, S3 gave {copied}")
+        return copied
+
+    async def finish(self, info: UploadInfo) -> None:
+        if info.size is None or info.offset != info.size:
+            raise RuntimeError(f"upload {info.id} is not complete: {info.offset} of {info.size}")
+        state = _State.load(info.store_state)
+        try:
+            if not state.completed:
+                if state.pending:
+                    # Only when a deferred length was declared equal to the offset.
+                    await self._flush_pending(info, state)
+                await self._complete(info.storage_key, state, info.size)
+                info.store_state = state.dump()
+            await self._delete_pending(info)
+        except S3Unavailable as exc:
+            raise StorageUnavailable() from exc
+
+    async def _flush_pending(self, info: UploadInfo, state: _State) -> None:
+        writer = _PartWriter(self.api, info.storage_key, state, self.tmp_dir)
+        try:
+            await self._refill(writer, info, state.pending)
+            await writer.upload_rest_as_part()
+        finally:
+            writer.close()
+
+    async def _complete(self, key: str, state: _State, size: int) -> None:
+        try:
+            if state.parts:
+                await _thread(self.api.complete_multipart_upload, key, state.upload_id, state.parts)
+            else:
+                # S3 cannot complete a multipart upload without parts.
+                await _thread(self.api.abort_multipart_upload, key, state.upload_id)
+                await _thread(self.api.put_object, key, b"", 0)
+        except NoSuchUpload:
+            # Completed by an earlier call whose answer was lost?
+            stored = await _thread(self.api.head_object, key)
+            if stored != size:
+                raise S3Unavailable(
+                    f"{key}: the multipart upload is gone and the object holds {stored} of {size} bytes"
+                ) from None
+        state.completed = True
+
+    async def terminate(self, info: UploadInfo) -> None:
+        try:
+            if "upload_id" in info.store_state and not info.store_state.get("completed"):
+                try:
+                    await _thread(self.api.abort_multipart_upload, info.storage_key,
+                                  info.store_state["upload_id"])
+                except NoSuchUpload:
+                    pass
+            await self._delete_pending(info)
+        except S3Unavailable as exc:
+            raise StorageUnavailable() from exc
+
+    abort = terminate
+
+    async def concatenate(self, final: UploadInfo, partials: Sequence[UploadInfo]) -> None:
+        """Streams each finished partial through the part writer into ``final``'s key.
+
+        UploadPartCopy would let S3 copy server-side instead, but only when every partial
+        but the last is at least 5 MiB; this path works for any sizes."""
+        total_size = sum(p.size or 0 for p in partials)
+        if final.store_state.get("completed"):
+            return
+        if "upload_id" not in final.store_state:
+            await self.create(final)
+        state = _State.load(final.store_state)
+        state.part_size = choose_part_size(self.part_size, total_size, self.max_size)
+        state.parts, state.pending = [], 0
+        writer = _PartWriter(self.api, final.storage_key, state, self.tmp_dir)
+        try:
+            for partial in partials:
+                await self._copy_object(writer, partial.storage_key, None)
+            await writer.upload_rest_as_part()
+            await self._complete(final.storage_key, state, total_size)
+        except S3Unavailable as exc:
+            # Start from scratch next time rather than track a half-copied concatenation.
+            try:
+                await _thread(self.api.abort_multipart_upload, final.storage_key, state.upload_id)
+            except (S3Unavailable, NoSuchUpload):
+                pass
+            final.store_state = {}
+            raise StorageUnavailable() from exc
+        finally:
+            writer.close()
+        final.store_state = state.dump()
+        final.offset = total_size
+
+    async def stale_uploads(self, prefix: str = "") -> list[StaleUpload]:
+        """Multipart uploads still open under ``prefix``, for a cleanup job to compare with
+        the registry and abort the ones nobody knows."""
+        try:
+            return await _thread(self.api.list_multipart_uploads, prefix)
+        except S3Unavailable as exc:
+            raise StorageUnavailable() from exc
+
+    async def abort_stale(self, upload: StaleUpload) -> None:
+        try:
+            await _thread(self.api.abort_multipart_upload, upload.key, upload.upload_id)
+        except NoSuchUpload:
+            pass
+        except S3Unavailable as exc:
+            raise StorageUnavailable() from exc
+
+    async def _delete_pending(self, info: UploadInfo) -> None:
+        # Only when one was ever written: in a versioned (Object Lock) bucket a DELETE of a
+        # missing key still leaves a delete marker behind.
+        if info.store_state.get("parked"):
+            await _thread(self.api.delete_object, self._pending_key(info))

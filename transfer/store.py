@@ -1,0 +1,69 @@
+"""The contract between the tus handler and a storage backend.
+
+A store can create an upload, write a chunk at an offset and finish it. Everything else
+is an optional capability that the handler detects with ``isinstance`` and advertises in
+``Tus-Extension`` only when the configured store has it.
+
+Upload state is not kept by the store but by a :class:`Registry` supplied by the
+application (a database in this project), so any server process can take any chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from transfer.info import UploadInfo
+
+
+class Store(Protocol):
+    async def create(self, info: UploadInfo) -> None:
+        """Prepare the backend for a new upload; may fill ``info.store_state``."""
+
+    async def write_chunk(self, info: UploadInfo, source: AsyncIterator[bytes]) -> int:
+        """Append ``source`` at ``info.offset`` and return how many bytes are now stored.
+
+        The store must keep every byte it reports, even when ``source`` ends early (the
+        client went away), and must report nothing it has not stored durably. It may
+        update ``info.store_state``; the handler persists it with the new offset.
+        """
+
+    async def finish(self, info: UploadInfo) -> None:
+        """Make the complete upload available at ``info.storage_key``. Idempotent."""
+
+
+@runtime_checkable
+class Terminater(Protocol):
+    async def terminate(self, info: UploadInfo) -> None:
+        """Discard an unfinished upload and everything stored for it."""
+
+
+@runtime_checkable
+class Concater(Protocol):
+    async def concatenate(self, final: UploadInfo, partials: Sequence[UploadInfo]) -> None:
+        """Write the finished partial uploads, in order, as ``final``'s content."""
+
+
+@runtime_checkable
+class LengthDeferrer(Protocol):
+    def declare_length(self, info: UploadInfo, size: int) -> None:
+        """The client has declared the length of an upload created with a deferred length."""
+
+
+class Registry(Protocol):
+    """Persists upload state. Methods are blocking; the handler calls them in a thread."""
+
+    def load(self, upload_id: str) -> UploadInfo | None: ...
+
+    def add(self, info: UploadInfo) -> None: ...
+
+    def save(self, info: UploadInfo) -> None: ...
+
+    def complete(self, info: UploadInfo) -> None:
+        """Record that ``info`` is finished (with whatever the application does with it)."""
+
+    def remove(self, info: UploadInfo) -> None:
+        """Forget a terminated or expired upload (the row may be kept, marked terminated)."""
+
+    def expired(self, now: datetime) -> list[UploadInfo]: ...
