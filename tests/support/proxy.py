@@ -20,6 +20,10 @@ class Proxy:
         self._running = threading.Event()
 
     @property
+    def running(self) -> bool:
+        return self._listener is not None
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 

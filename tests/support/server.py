@@ -1,0 +1,88 @@
+"""A real ``evidence serve`` process on an ephemeral port, and the CLI beside it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from tests.support.s3 import free_port
+
+EVIDENCE = str(Path(sys.executable).with_name("evidence"))
+
+
+class Server:
+    def __init__(self, root: Path, env: dict[str, str] | None = None, port: int | None = None) -> None:
+        self.root = root
+        self.data_dir = root / "data"
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = root / f"server-{self.port}.log"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")},
+            "EVIDENCE_DATA_DIR": str(self.data_dir),
+            "EVIDENCE_PORT": str(self.port),
+            "EVIDENCE_PUBLIC_URL": self.url,
+            "XDG_STATE_HOME": str(root / "client-state"),
+            **(env or {}),
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self, timeout: float = 30.0) -> Server:
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen([EVIDENCE, "serve"], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not start:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no flushing, like a power cut to the process."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+        self.process = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    # -- the CLI against the same data dir ----------------------------------------------
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+        result = subprocess.run([EVIDENCE, *args], env=self.env, capture_output=True, text=True, timeout=timeout, **kwargs)
+        if check and result.returncode != 0:
+            raise AssertionError(f"evidence {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
+        return result
+
+    def token(self, email: str = "officer@force.police.uk", role: str = "officer") -> str:
+        return self.cli("users", "add", email, "--role", role).stdout.strip()
+
+    def case(self, ref: str = "OP-TEST") -> str:
+        self.cli("cases", "create", ref)
+        return ref

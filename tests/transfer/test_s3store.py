@@ -1,0 +1,387 @@
+"""S3Store against a real S3 endpoint over HTTP (moto's server unless
+EVIDENCE_TEST_S3_ENDPOINT is set); the endpoint is cut with a TCP proxy to test failures."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import tracemalloc
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.support.proxy import Proxy
+from tests.support.s3 import S3Bucket, new_bucket
+from transfer.errors import StorageUnavailable, TooLarge
+from transfer.info import UploadInfo
+from transfer.s3store import MIN_PART_SIZE, S3Store, choose_part_size
+
+pytestmark = [pytest.mark.anyio, pytest.mark.s3]
+
+KiB, MiB = 1024, 1024 * 1024
+BLOCK = 64 * KiB  # the size pieces arrive in from a web server
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def bucket() -> S3Bucket:
+    return new_bucket()
+
+
+@pytest.fixture
+def client(bucket: S3Bucket) -> Iterator[Any]:
+    made = bucket.client()
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def make_store(bucket: S3Bucket, tmp_path: Path) -> Iterator[Callable[..., S3Store]]:
+    """A new S3Store each call, as if each chunk reached another server process (sharing
+    one client per endpoint only because making a boto3 client takes a while)."""
+    clients: dict[str, Any] = {}
+
+    def make(endpoint: str | None = None, **options: Any) -> S3Store:
+        config = options.pop("client_config", {})
+        name = json.dumps([endpoint, config], sort_keys=True)
+        if name not in clients:
+            clients[name] = bucket.client(endpoint, **config)
+        options.setdefault("part_size", MIN_PART_SIZE)
+        return S3Store.from_client(clients[name], bucket.bucket, tmp_dir=tmp_path / "spool", **options)
+
+    yield make
+    for made in clients.values():
+        made.close()
+
+
+class Data:
+    """Reproducible random bytes of any length, produced in blocks, never all in memory."""
+
+    def __init__(self, size: int, seed: int = 7) -> None:
+        self.size = size
+        self.seed = seed
+
+    def _block(self, index: int) -> bytes:
+        return random.Random(self.seed * 1_000_003 + index).randbytes(BLOCK)
+
+    def pieces(self, start: int, end: int) -> Iterator[bytes]:
+        position = start
+        while position < end:
+            index, skip = divmod(position, BLOCK)
+            piece = self._block(index)[skip : skip + end - position]
+            position += len(piece)
+            yield piece
+
+    def sha256(self, start: int = 0, end: int | None = None) -> str:
+        digest = hashlib.sha256()
+        for piece in self.pieces(start, self.size if end is None else end):
+            digest.update(piece)
+        return digest.hexdigest()
+
+
+async def stream(pieces: Iterator[bytes]) -> AsyncIterator[bytes]:
+    for piece in pieces:
+        yield piece
+
+
+def new_info(size: int | None, key: str = "originals/case-1/item.bin") -> UploadInfo:
+    return UploadInfo(id="u1", owner="officer", storage_key=key, size=size)
+
+
+def reload(info: UploadInfo) -> UploadInfo:
+    """What the next request sees after the registry stored ``info`` as JSON."""
+    info.store_state = json.loads(json.dumps(info.store_state))
+    return info
+
+
+async def write(store: S3Store, info: UploadInfo, data: Data, length: int) -> int:
+    written = await store.write_chunk(info, stream(data.pieces(info.offset, info.offset + length)))
+    info.offset += written
+    reload(info)
+    return written
+
+
+def stored_sha256(client: Any, bucket: str, key: str) -> tuple[int, str]:
+    body = client.get_object(Bucket=bucket, Key=key)["Body"]
+    digest, size = hashlib.sha256(), 0
+    try:
+        for piece in body.iter_chunks(MiB):
+            digest.update(piece)
+            size += len(piece)
+    finally:
+        body.close()
+    return size, digest.hexdigest()
+
+
+def exists(client: Any, bucket: str, key: str) -> bool:
+    return bool(client.list_objects_v2(Bucket=bucket, Prefix=key).get("KeyCount"))
+
+
+# --- part sizes -------------------------------------------------------------------------
+
+
+def test_part_size_is_at_least_5_mib_and_fits_in_10000_parts() -> None:
+    assert choose_part_size(16 * MiB, 10, 5 * 1024**4) == 16 * MiB
+    assert choose_part_size(MiB, 10, 5 * 1024**4) == 5 * MiB
+    assert choose_part_size(16 * MiB, 400 * 1024**3, 5 * 1024**4) == -(-400 * 1024**3 // 10_000)
+    assert choose_part_size(16 * MiB, None, 5 * 1024**4) == -(-5 * 1024**4 // 10_000)
+
+
+# --- chunked uploads --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chunk", [5 * MiB, 7_777_777])
+async def test_chunks_make_the_exact_object(
+    chunk: int, make_store: Callable[..., S3Store], client: Any, bucket: S3Bucket
+) -> None:
+    data = Data(40 * MiB + 12_345)
+    info = new_info(data.size)
+    await make_store().create(info)
+    while not info.is_complete:
+        assert await write(make_store(), info, data, min(chunk, data.size - info.offset)) > 0
+    await make_store().finish(info)
+    assert stored_sha256(client, bucket.bucket, info.storage_key) == (data.size, data.sha256())
+    assert not exists(client, bucket.bucket, info.storage_key + ".part")
+
+
+async def test_tiny_chunks_wait_in_a_pending_object(
+    make_store: Callable[..., S3Store], client: Any, bucket: S3Bucket
+) -> None:
+    data = Data(6 * MiB + 30 * KiB)
+    info = new_info(data.size)
+    await make_store().create(info)
+    for _ in range(20):
+        assert await write(make_store(), info, data, KiB) == KiB
+    assert info.store_state["pending"] == 20 * KiB and info.store_state["parts"] == []
+    # Crosses a part boundary: the pending bytes lead the first part.
+    assert await write(make_store(), info, data, 6 * MiB) == 6 * MiB
+    assert [part["size"] for part in info.store_state["parts"]] == [5 * MiB]
+    assert info.store_state["pending"] == info.offset - 5 * MiB
+    while not info.is_complete:
+        await write(make_store(), info, data, min(KiB, data.size - info.offset))
+    await make_store().finish(info)
+    assert stored_sha256(client, bucket.bucket, info.storage_key) == (data.size, data.sha256())
+
+
+async def test_one_big_write_streams_in_flat_memory(
+    make_store: Callable[..., S3Store], client: Any, bucket: S3Bucket
+) -> None:
+    data = Data(40 * MiB + 1)
+    info = new_info(data.size)
+    store = make_store(part_size=16 * MiB)
+    await store.create(info)
+    tracemalloc.start()
+    try:
+        written = await store.write_chunk(info, stream(data.pieces(0, data.size)))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert written == data.size
+    # Parts are spooled on disk: the peak is a few pieces, far from a 16 MiB part.
+    assert peak < 8 * MiB, f"peak {peak / MiB:.1f} MiB"
+    info.offset += written
+    assert [p["size"] for p in info.store_state["parts"]] == [16 * MiB, 16 * MiB, 8 * MiB + 1]
+    await store.finish(info)
+    assert stored_sha256(client, bucket.bucket, info.storage_key) == (data.size, data.sha256())
+
+
+async def test_a_source_that_ends_early_keeps_what_it_reported(
+    make_store: Callable[..., S3Store], client: Any, bucket: S3Bucket
+) -> None:
+    data = Data(20 * MiB)
+    info = new_info(data.size)
+    await make_store().create(info)
+    # The client meant to send everything but went away after 7 MiB and a bit.
+    assert await write(make_store(), info, data, 7 * MiB + 123) == 7 * MiB + 123
+    assert info.store_state["pending"] == 2 * MiB + 123
+    await write(make_store(), info, data, data.size - info.offset)
+    await make_store().finish(info)
+    assert stored_sha256(client, bucket.bucket, info.storage_key) == (data.size, data.sha256())
+
+
+async def test_a_chunk_past_the_length_is_refused_and_nothing_counts(
+    make_store: Callable[..., S3Store],
+) -> None:
+    data = Data(6 * MiB)
+    info = new_info(data.size - 1)
+    store = make_store()
+    await store.create(info)
+    before = dict(info.store_state)
+    with pytest.raises(TooLarge):
+        await store.write_chunk(info, stream(data.pieces(0, data.size)))
+    assert info.store_state == before
+
+
+async def test_an_empty_upload_is_an_empty_object(
+    make_store: Callable[..., S3Store], client: Any, bucket: S3Bucket
+) -> None:
+    info = new_info(0)
+    await make_store().create(info)
+    stale = reload(UploadInfo(**{**info.__dict__, "store_state": dict(info.store_state)}))
+    await make_store().finish(info)
+    assert client.head_object(Bucket=bucket.bucket, Key=info.storage_key)["ContentLength"] == 0
+    # The first answer was lost: the multipart upload is gone, the object is there.
+    await make_store().finish(stale)
+    await make_store().finish(info)
+
+
+async def test_finish_is_idempotent(make_store: Callable[..., S3Store], client: Any, bucket: S3Bucket) -> None:
+    data = Data(5 * MiB + 10)
+    info = new_info(data.size)
+    await make_store().create(info)
+    await write(make_store(), info, data, data.size)
+    stale = reload(UploadInfo(**{**info.__dict__, "store_state": dict(info.store_state)}))
+    await make_store().finish(info)
+    await make_store().finish(info)
+    await make_store().finish(stale)
+    assert stored_sha256(client, bucket.bucket, info.storage_key) == (data.size, data.sha256())
+
+
+# --- deferred length -------------------------------------------------------------------
+
+
+async def test_deferred_length_sizes_parts_from_the_maximum_then_the_declared_length(
+    make_store: Callable[..., S3Store], client: Any, bucket: S3Bucket
+) -> None:
+    data = Data(12 * MiB + 5)
+    info = new_info(None)
+    await make_store(max_size=200 * 1024**3).create(info)
+    assert info.store_state["part_size"] == -(-200 * 1024**3 // 10_000)
+    await write(make_store(max_size=200 * 1024**3), info, data, MiB)
+    make_store().declare_length(info, data.size)
+    info.size = data.size
+    assert info.store_state["part_size"] == 5 * MiB
+    await write(make_store(), info, data, data.size - info.offset)
+    await make_store().finish(info)
+    assert stored_sha256(client, bucket.bucket, info.storage_key) == (data.size, data.sha256())
+
+
+async def test_a_length_declared_at_the_offset_turns_the_pending_bytes_into_the_last_part(
+    make_store: Callable[..., S3Store], client: Any, bucket: S3Bucket
+) -> None:
+    data = Data(7 * MiB)
+    info = new_info(None)
+    await make_store().create(info)
+    await write(make_store(), info, data, data.size)
+    # Parts sized for the maximum length: everything waits in the pending object...
+    assert info.store_state["pending"] == data.size
+    # ...and is cut into 5 MiB parts once the length is known.
+    make_store().declare_length(info, data.size)
+    info.size = data.size
+    await make_store().finish(info)
+    assert stored_sha256(client, bucket.bucket, info.storage_key) == (data.size, data.sha256())
+    assert not exists(client, bucket.bucket, info.storage_key + ".part")
+
+
+# --- the endpoint going down ----------------------------------------------------------
+
+
+async def cut_after(proxy: Proxy, cut_at: int, pieces: Iterator[bytes]) -> AsyncIterator[bytes]:
+    sent = 0
+    for piece in pieces:
+        if sent >= cut_at and proxy.running:
+            proxy.stop()
+        yield piece
+        sent += len(piece)
+    if sent >= cut_at and proxy.running:
+        proxy.stop()
+
+
+@pytest.mark.parametrize(
+    ("before", "chunk", "cut_at", "committed"),
+    [
+        # Two parts are confirmed, the third never gets through.
+        (0, 14 * MiB, 12 * MiB, 10 * MiB),
+        # The pending object cannot be fetched back: nothing new, the old state stays.
+        (3 * KiB, 7 * MiB, 0, 3 * KiB),
+        # A part went up, then parking the rest fails: only the part counts.
+        (2 * MiB, 4 * MiB, 5 * MiB + 512 * KiB, 5 * MiB),
+        # Nothing reaches a part and parking fails: the old pending object still counts.
+        (2 * MiB, MiB, MiB, 2 * MiB),
+    ],
+)
+async def test_when_s3_goes_down_the_offset_covers_only_what_is_stored(
+    before: int, chunk: int, cut_at: int, committed: int,
+    make_store: Callable[..., S3Store], client: Any, bucket: S3Bucket,
+) -> None:
+    data = Data(30 * MiB)
+    info = new_info(data.size)
+    target = urlsplit(bucket.endpoint)
+    with Proxy(target.hostname or "127.0.0.1", target.port or 80) as proxy:
+        quick = {"retries": {"max_attempts": 2, "mode": "standard"}, "connect_timeout": 1, "read_timeout": 10}
+        store = make_store(proxy.url, client_config=quick)
+        await store.create(info)
+        if before:
+            await write(store, info, data, before)
+        source = cut_after(proxy, cut_at - before, data.pieces(info.offset, info.offset + chunk))
+        with pytest.raises(StorageUnavailable) as raised:
+            await store.write_chunk(info, source)
+        written = raised.value.written  # type: ignore[attr-defined]
+        info.offset += written
+        reload(info)
+        assert info.offset == committed
+        proxy.start()
+        # The client resumes from the offset the server reports.
+        store = make_store(proxy.url, client_config=quick)
+        while not info.is_complete:
+            await write(store, info, data, min(8 * MiB, data.size - info.offset))
+        await store.finish(info)
+    assert stored_sha256(client, bucket.bucket, info.storage_key) == (data.size, data.sha256())
+
+
+# --- termination and concatenation -------------------------------------------------------
+
+
+async def test_terminate_leaves_nothing_behind(
+    make_store: Callable[..., S3Store], client: Any, bucket: S3Bucket
+) -> None:
+    data = Data(20 * MiB)
+    info = new_info(data.size)
+    await make_store().create(info)
+    await write(make_store(), info, data, 6 * MiB)
+    assert exists(client, bucket.bucket, info.storage_key + ".part")
+    store = make_store()
+    await store.terminate(info)
+    assert not exists(client, bucket.bucket, info.storage_key)
+    assert client.list_multipart_uploads(Bucket=bucket.bucket).get("Uploads", []) == []
+    await store.terminate(info)  # again: nothing to do, no error
+
+
+async def test_concatenate_streams_the_partials_in_order(
+    make_store: Callable[..., S3Store], client: Any, bucket: S3Bucket
+) -> None:
+    datas = [Data(6 * MiB + 7, seed=1), Data(KiB, seed=2), Data(5 * MiB + 3, seed=3)]
+    partials = []
+    for number, data in enumerate(datas):
+        info = new_info(data.size, key=f"partials/p{number}.bin")
+        await make_store().create(info)
+        await write(make_store(), info, data, data.size)
+        await make_store().finish(info)
+        partials.append(info)
+    final = new_info(sum(d.size for d in datas), key="originals/case-1/joined.bin")
+    await make_store().concatenate(final, partials)
+    final.offset = final.size or 0
+    await make_store().finish(reload(final))
+    expected = hashlib.sha256()
+    for data in datas:
+        for piece in data.pieces(0, data.size):
+            expected.update(piece)
+    assert stored_sha256(client, bucket.bucket, final.storage_key) == (final.size, expected.hexdigest())
+
+
+async def test_stale_multipart_uploads_can_be_listed_and_aborted(make_store: Callable[..., S3Store]) -> None:
+    store = make_store()
+    info = new_info(10 * MiB)
+    await store.create(info)
+    stale = await store.stale_uploads("originals/")
+    assert [(s.key, s.upload_id) for s in stale] == [(info.storage_key, info.store_state["upload_id"])]
+    await store.abort_stale(stale[0])
+    assert await store.stale_uploads("originals/") == []
