@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import threading
 import tracemalloc
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -385,3 +386,31 @@ async def test_stale_multipart_uploads_can_be_listed_and_aborted(make_store: Cal
     assert [(s.key, s.upload_id) for s in stale] == [(info.storage_key, info.store_state["upload_id"])]
     await store.abort_stale(stale[0])
     assert await store.stale_uploads("originals/") == []
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.3])
+async def test_a_cut_at_any_moment_loses_nothing_reported(
+    delay: float, make_store: Callable[..., S3Store], client: Any, bucket: S3Bucket
+) -> None:
+    """The endpoint goes away on a timer, most likely in the middle of a request."""
+    data = Data(40 * MiB)
+    info = new_info(data.size)
+    target = urlsplit(bucket.endpoint)
+    with Proxy(target.hostname or "127.0.0.1", target.port or 80) as proxy:
+        quick = {"retries": {"max_attempts": 1, "mode": "standard"}, "connect_timeout": 1, "read_timeout": 5}
+        store = make_store(proxy.url, client_config=quick)
+        await store.create(info)
+        timer = threading.Timer(delay, proxy.stop)
+        timer.start()
+        try:
+            info.offset += await store.write_chunk(info, stream(data.pieces(0, data.size)))
+        except StorageUnavailable as error:
+            info.offset += error.written  # type: ignore[attr-defined]
+        finally:
+            timer.join()
+        reload(info)
+        proxy.start()
+        while not info.is_complete:
+            await write(store, info, data, min(16 * MiB, data.size - info.offset))
+        await store.finish(info)
+    assert stored_sha256(client, bucket.bucket, info.storage_key) == (data.size, data.sha256())
