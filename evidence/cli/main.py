@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -13,7 +12,7 @@ import click
 from rich.console import Console
 from sqlalchemy import select
 
-from evidence import access, cases, custody
+from evidence import cases, custody
 from evidence.cli.sizes import SizeType
 from evidence.errors import EvidenceError, NotFound
 from evidence.models import Case, Item
