@@ -2,7 +2,6 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
 
 .PHONY: run test lint bench clean
 
@@ -10,23 +9,27 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
-	touch $(STAMP)
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
 
-run: $(STAMP)
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run
 	$(BIN)/evidence serve
 
-lint: $(STAMP)
+lint: $(VENV)/.installed-test
 	$(BIN)/lint-imports
 
-test: $(STAMP) lint
+test: lint
 	infra/test-services.sh
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(VENV)/.installed-test
 	infra/test-services.sh
-	$(BIN)/python -m bench.upload
+	$(BIN)/python -m bench.upload $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var build *.egg-info
