@@ -15,7 +15,7 @@ from starlette.requests import ClientDisconnect
 from transfer.errors import ChecksumMismatch, TooLarge
 from transfer.headers import Checksum
 
-BLOCK = 1024 * 1024  # bytes handed to a store at a time: few thread hops, flat memory
+BLOCK = 4 * 1024 * 1024  # bytes handed to a store at a time: few thread hops, flat memory
 
 
 async def received(stream: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
@@ -24,21 +24,44 @@ async def received(stream: AsyncIterator[bytes], limit: int) -> AsyncIterator[by
     A client that goes away simply ends the body: what arrived is kept (tus resumes from
     there). More than ``limit`` bytes is an error, and then nothing of the body counts.
     """
-    buffer = bytearray()
-    total = 0
+    pieces: list[bytes] = []
+    buffered = total = 0
     try:
         async for piece in stream:
             total += len(piece)
             if total > limit:
                 raise TooLarge("the body is longer than the upload's remaining length")
-            buffer += piece
-            if len(buffer) >= BLOCK:
-                yield bytes(buffer)
-                buffer.clear()
+            pieces.append(piece)
+            buffered += len(piece)
+            if buffered >= BLOCK:
+                yield b"".join(pieces)
+                pieces.clear()
+                buffered = 0
     except ClientDisconnect:
         pass
-    if buffer:
-        yield bytes(buffer)
+    if pieces:
+        yield b"".join(pieces)
+
+
+async def verified(blocks: AsyncIterator[bytes], checksum: Checksum) -> AsyncIterator[bytes]:
+    """Pass ``blocks`` through, then raise :class:`ChecksumMismatch` at the end if their
+    digest differs from ``checksum``.
+
+    Stores count nothing of a chunk whose source raises, so the bytes a store has already
+    written past the upload's offset are dropped and the offset stays where it was. This
+    avoids spooling every chunk to disk and reading it back.
+    """
+    digest = hashlib.new(checksum.algorithm)
+    length = 0
+    async for block in blocks:
+        await anyio.to_thread.run_sync(digest.update, block)
+        length += len(block)
+        yield block
+    if digest.digest() != checksum.digest:
+        raise ChecksumMismatch(
+            f"{checksum.algorithm} of the {length} bytes received does not match Upload-Checksum;"
+            " the chunk was not stored"
+        )
 
 
 class VerifiedBody:

@@ -47,9 +47,12 @@ class FileStore:
             async for block in source:
                 await anyio.to_thread.run_sync(_write_all, fd, block)
                 written += len(block)
+        except BaseException:
+            # A refused chunk (failed checksum, too long) counts for nothing: drop its bytes.
+            await anyio.to_thread.run_sync(os.ftruncate, fd, info.offset)
+            raise
         finally:
-            # Whatever happened to the source, what reached the file is kept and made
-            # durable before the caller records the new offset.
+            # What reached the file is made durable before the caller records the offset.
             await anyio.to_thread.run_sync(_sync_close, fd)
         return written
 

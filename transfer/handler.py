@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -21,8 +22,9 @@ from starlette.responses import Response
 from starlette.routing import Route, Router
 
 from transfer import errors
-from transfer.body import VerifiedBody, received
+from transfer.body import VerifiedBody, received, verified
 from transfer.headers import (
+    Checksum,
     CHECKSUM_ALGORITHMS,
     TUS_VERSION,
     encode_metadata,
@@ -70,7 +72,8 @@ class TusApp:
         self.router = Router(
             routes=[
                 Route("/", self._collection, methods=["OPTIONS", "POST"]),
-                Route("/{upload_id}", self._resource, methods=["OPTIONS", "HEAD", "PATCH", "DELETE"]),
+                # POST too: X-HTTP-Method-Override arrives as a POST naming the real method.
+                Route("/{upload_id}", self._resource, methods=["OPTIONS", "HEAD", "PATCH", "DELETE", "POST"]),
             ]
         )
 
@@ -106,7 +109,7 @@ class TusApp:
         try:
             if method == "OPTIONS":
                 return self._options()
-            if request.headers.get("tus-resumable") != TUS_VERSION:
+            if request.headers.get("tus-resumable", "").strip() != TUS_VERSION:
                 raise errors.UnsupportedVersion()
             owner = await anyio.to_thread.run_sync(self.hooks.authenticate, request.headers.get("authorization"))
             if upload_id is None:
@@ -219,18 +222,32 @@ class TusApp:
         if not info.storage_key:
             raise errors.TusError("the application gave the upload no storage key")
 
-        async with self.locker.lock(info.id):
-            if partials:
-                await self.store.concatenate(info, partials)  # type: ignore[attr-defined]
-                info.offset = info.size or 0
-                await anyio.to_thread.run_sync(self.registry.add, info)
-            else:
-                await self.store.create(info)
-                await anyio.to_thread.run_sync(self.registry.add, info)
-                if with_upload:
-                    await self._write(request, info, checksum)
-            if info.is_complete:
-                await self._finish(info)
+        # A body that is too long or fails its checksum is refused before the upload exists:
+        # the client gets no Location, so an upload created first could never be resumed.
+        limit = length if length is not None else self.config.max_size
+        if with_upload and body_length > limit:
+            raise errors.TooLarge(f"the body of {body_length} bytes goes past the upload's length")
+        verified = VerifiedBody(self.config.tmp_dir) if with_upload and checksum is not None else None
+        try:
+            if verified is not None and checksum is not None:
+                await verified.spool(received(request.stream(), limit), checksum)
+            async with self.locker.lock(info.id):
+                if partials:
+                    await self.store.concatenate(info, partials)  # type: ignore[attr-defined]
+                    info.offset = info.size or 0
+                    await anyio.to_thread.run_sync(self.registry.add, info)
+                else:
+                    await self.store.create(info)
+                    await anyio.to_thread.run_sync(self.registry.add, info)
+                    if verified is not None:
+                        await self._store(info, verified.blocks())
+                    elif with_upload:
+                        await self._store(info, received(request.stream(), limit))
+                if info.is_complete:
+                    await self._finish(info)
+        finally:
+            if verified is not None:
+                verified.close()
 
         location = str(request.url.replace(query=None)).rstrip("/") + "/" + info.id
         return self._response(201, {"Location": location, **self._state_headers(info)})
@@ -267,7 +284,9 @@ class TusApp:
         if info.concat == "partial":
             headers["Upload-Concat"] = "partial"
         elif info.concat == "final":
-            headers["Upload-Concat"] = "final;" + " ".join(info.partials)
+            # The spec lists the partial uploads' URLs here (absolute, whatever form the POST used).
+            collection = str(request.url.replace(query=None)).rsplit("/", 1)[0]
+            headers["Upload-Concat"] = "final;" + " ".join(f"{collection}/{pid}" for pid in info.partials)
         return self._response(200, headers, method="HEAD")
 
     # -- PATCH --------------------------------------------------------------------------
@@ -309,29 +328,25 @@ class TusApp:
         self.store.declare_length(info, length)  # type: ignore[attr-defined]
         info.size = length
 
-    async def _write(self, request: Request, info: UploadInfo, checksum) -> None:  # type: ignore[no-untyped-def]
+    async def _write(self, request: Request, info: UploadInfo, checksum: Checksum | None) -> None:
         remaining = (info.size if info.size is not None else self.config.max_size) - info.offset
         declared = parse_length(request.headers.get("content-length"), "Content-Length")
         if declared is not None and declared > remaining:
             raise errors.TooLarge(f"the chunk of {declared} bytes goes past the upload's length")
         body = received(request.stream(), remaining)
-        if checksum is None:
-            await self._store(info, body)
-            return
-        verified = VerifiedBody(self.config.tmp_dir)
-        try:
-            await verified.spool(body, checksum)
-            await self._store(info, verified.blocks())
-        finally:
-            verified.close()
+        if checksum is not None:
+            body = verified(body, checksum)
+        await self._store(info, body, partial_ok=checksum is None)
 
-    async def _store(self, info: UploadInfo, blocks) -> None:  # type: ignore[no-untyped-def]
+    async def _store(self, info: UploadInfo, blocks: AsyncIterator[bytes], partial_ok: bool = True) -> None:
         try:
             written = await self.store.write_chunk(info, blocks)
         except errors.StorageUnavailable as error:
-            # The store reports what it did manage to keep; record exactly that.
-            info.offset += getattr(error, "written", 0)
-            await anyio.to_thread.run_sync(self.registry.save, info)
+            # The store reports what it did manage to keep; record exactly that, unless the
+            # chunk carried a checksum: then a part of it is unverified and counts for nothing.
+            if partial_ok and getattr(error, "written", 0):
+                info.offset += error.written  # type: ignore[attr-defined]
+                await anyio.to_thread.run_sync(self.registry.save, info)
             raise
         info.offset += written
         self._touch(info)
@@ -367,9 +382,14 @@ class TusApp:
         for info in await anyio.to_thread.run_sync(self.registry.expired, _now()):
             try:
                 async with self.locker.lock(info.id):
+                    # Re-read under the lock: a chunk that was being written when the list
+                    # was made has moved the expiry on (or finished the upload).
+                    current = await anyio.to_thread.run_sync(self.registry.load, info.id)
+                    if current is None or current.finished or current.terminated or not self._expired(current):
+                        continue
                     if isinstance(self.store, Terminater):
-                        await self.store.terminate(info)
-                    await anyio.to_thread.run_sync(self.registry.remove, info)
+                        await self.store.terminate(current)
+                    await anyio.to_thread.run_sync(self.registry.remove, current)
                 removed.append(info.id)
             except errors.Locked:
                 continue  # in use right now: not abandoned after all

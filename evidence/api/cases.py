@@ -37,8 +37,9 @@ def list_cases(db: Session = Depends(session), _: User = Depends(role(*READERS))
 
 @router.post("/cases", status_code=201, summary="Create a case (officer, admin)")
 def post_case(body: NewCase, db: Session = Depends(session), user: User = Depends(role(*WRITERS))) -> dict[str, Any]:
-    with db.begin():
-        case = create_case(db, body.ref, body.title, access.actor_of(user))
+    # The session has already been used to authenticate; commit the case with its custody event.
+    case = create_case(db, body.ref, body.title, access.actor_of(user))
+    db.commit()
     return case_json(case)
 
 
