@@ -1,7 +1,9 @@
 """Per-upload locks across API processes: PostgreSQL session advisory locks.
 
-Each lock holds one pooled connection for as long as the chunk takes; any API node can
-then take any chunk of any upload, one at a time.
+Each lock holds one connection for as long as the chunk takes; any API node can then take
+any chunk of any upload, one at a time. Those connections come from a pool of their own:
+drawn from the application's pool, enough chunks at once would hold every connection as
+locks and then wait (until the pool times out) for one more to record their progress.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import time
 from collections.abc import AsyncIterator
 
 import anyio
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 
 from transfer.errors import Locked
 
@@ -25,7 +27,8 @@ def lock_key(upload_id: str) -> int:
 
 class PostgresLocker:
     def __init__(self, engine: Engine, timeout: float = 20.0) -> None:
-        self.engine = engine
+        # Same database, separate pool; no ceiling, as each connection is one request's.
+        self.engine = create_engine(engine.url, pool_pre_ping=True, pool_size=5, max_overflow=-1)
         self.timeout = timeout
 
     @contextlib.asynccontextmanager

@@ -15,7 +15,7 @@ from evidence import access, custody
 from evidence.db import Database
 from evidence.errors import EvidenceError
 from evidence.models import Case, Item, Upload, User, utcnow
-from evidence.vault import Vault
+from evidence.vault import Vault, VaultUnavailable
 from transfer import errors as tus
 from transfer.info import UploadInfo
 
@@ -80,7 +80,12 @@ class UploadRegistry:
     def complete(self, info: UploadInfo) -> None:
         if info.concat != "partial":
             # Write-once before it is announced: retention on S3, read-only on disk.
-            self.vault.seal(info.storage_key)
+            try:
+                self.vault.seal(info.storage_key)
+            except VaultUnavailable as error:
+                # A tus error (503), not a 500: the offset is already recorded, and the
+                # client's retry (HEAD or PATCH) finishes the upload once storage is back.
+                raise tus.StorageUnavailable(f"could not seal the stored original: {error.message}") from error
         with self.db.transaction() as session:
             row = session.get_one(Upload, info.id, with_for_update=True)
             if row.finished_at is not None:

@@ -53,6 +53,8 @@ class S3Api(Protocol):
 
     def list_multipart_uploads(self, prefix: str) -> list[StaleUpload]: ...
 
+    def list_keys(self, prefix: str) -> list[str]: ...
+
     def put_object(self, key: str, body: IO[bytes] | bytes, length: int) -> None: ...
 
     def get_object(self, key: str, length: int | None = None) -> Body:
@@ -141,6 +143,13 @@ class BotoS3:
             for page in pages:
                 for upload in page.get("Uploads", []):
                     found.append(StaleUpload(upload["Key"], upload["UploadId"], upload["Initiated"]))
+        return found
+
+    def list_keys(self, prefix: str) -> list[str]:
+        found = []
+        with _s3_errors():
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                found.extend(entry["Key"] for entry in page.get("Contents", []))
         return found
 
     def put_object(self, key: str, body: IO[bytes] | bytes, length: int) -> None:

@@ -10,7 +10,7 @@ Bookkeeping lives in ``info.store_state`` (JSON-serialisable), persisted by the 
 
     {"upload_id": str, "part_size": int, "pending": int,
      "parts": [{"n": int, "etag": str, "size": int, "sha256": str | None}, ...],
-     "parked": bool, "completed": bool}
+     "pending_key": str | None, "completed": bool}
 
 with the invariant ``info.offset == sum(part sizes) + pending``.
 
@@ -63,6 +63,9 @@ def choose_part_size(preferred: int, size: int | None, max_size: int) -> int:
 
 
 def pending_key(storage_key: str, prefix: str = "") -> str:
+    """The prefix of an upload's pending objects. Each is named after the upload offset it
+    reaches, so a new one never overwrites the one the recorded state still points at (a
+    crash between the PUT and the database save would otherwise corrupt the upload)."""
     return f"{prefix}{storage_key}.part"
 
 
@@ -75,7 +78,7 @@ class _State:
     part_size: int
     parts: list[dict[str, Any]] = field(default_factory=list)
     pending: int = 0
-    parked: bool = False  # a pending object was written at some point
+    pending_key: str | None = None  # the object holding the pending bytes
     completed: bool = False
 
     @classmethod
@@ -85,14 +88,14 @@ class _State:
         return cls(
             upload_id=raw["upload_id"], part_size=raw["part_size"],
             parts=copy.deepcopy(raw.get("parts", [])), pending=raw.get("pending", 0),
-            parked=raw.get("parked", False), completed=raw.get("completed", False),
+            pending_key=raw.get("pending_key"), completed=raw.get("completed", False),
         )
 
     def dump(self) -> dict[str, Any]:
         return {
             "upload_id": self.upload_id, "part_size": self.part_size,
             "parts": copy.deepcopy(self.parts), "pending": self.pending,
-            "parked": self.parked, "completed": self.completed,
+            "pending_key": self.pending_key, "completed": self.completed,
         }
 
     @property
@@ -137,14 +140,15 @@ class _PartWriter:
         if self.held:
             await self._upload_part()
 
-    async def park_rest(self, key: str) -> None:
-        """Store what is held as the pending object, for the next chunk to pick up."""
+    async def park_rest(self, prefix: str) -> None:
+        """Store what is held as a new pending object, for the next chunk to pick up."""
         await self._flush_buffer()
+        key = None
         if self.spooled:
             self.spool.seek(0)
-            self.state.parked = True  # "may exist": set before the PUT whose answer may be lost
+            key = f"{prefix}.{sum(part['size'] for part in self.state.parts) + self.spooled}"
             await _thread(self.api.put_object, key, self.spool, self.spooled)
-        self.state.pending = self.spooled
+        self.state.pending, self.state.pending_key = self.spooled, key
 
     async def _flush_buffer(self) -> None:
         if self.buffer:
@@ -259,7 +263,10 @@ class S3Store:
 
     async def _refill(self, writer: _PartWriter, info: UploadInfo, length: int) -> None:
         """Put the pending object's first ``length`` bytes back in front of the stream."""
-        await self._copy_object(writer, self._pending_key(info), length)
+        key = info.store_state.get("pending_key")
+        if not key:
+            raise RuntimeError(f"upload {info.id}: {length} bytes pending but no pending object recorded")
+        await self._copy_object(writer, key, length)
 
     async def _copy_object(self, writer: _PartWriter, key: str, length: int | None) -> int:
         body = await _thread(self.api.get_object, key, length)
@@ -377,7 +384,8 @@ class S3Store:
             raise StorageUnavailable() from exc
 
     async def _delete_pending(self, info: UploadInfo) -> None:
-        # Only when one was ever written: in a versioned (Object Lock) bucket a DELETE of a
-        # missing key still leaves a delete marker behind.
-        if info.store_state.get("parked"):
-            await _thread(self.api.delete_object, self._pending_key(info))
+        # Every generation, including any written by an attempt that died before its state
+        # was recorded. Listed first: in a versioned (Object Lock) bucket a DELETE of a
+        # missing key would still leave a delete marker behind.
+        for key in await _thread(self.api.list_keys, self._pending_key(info) + "."):
+            await _thread(self.api.delete_object, key)
