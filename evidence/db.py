@@ -34,6 +34,15 @@ class Database:
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._lock_engine: Engine | None = None
+
+    @property
+    def lock_engine(self) -> Engine:
+        """A separate pool for connections held for a long time (per-upload advisory locks);
+        no ceiling, as each connection belongs to one request in progress."""
+        if self._lock_engine is None:
+            self._lock_engine = create_engine(self.engine.url, pool_pre_ping=True, pool_size=5, max_overflow=-1)
+        return self._lock_engine
 
     @property
     def is_postgres(self) -> bool:
@@ -47,3 +56,5 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._lock_engine is not None:
+            self._lock_engine.dispose()

@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator
 
 import anyio
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, text
 
 from transfer.errors import Locked
 
@@ -27,8 +27,9 @@ def lock_key(upload_id: str) -> int:
 
 class PostgresLocker:
     def __init__(self, engine: Engine, timeout: float = 20.0) -> None:
-        # Same database, separate pool; no ceiling, as each connection is one request's.
-        self.engine = create_engine(engine.url, pool_pre_ping=True, pool_size=5, max_overflow=-1)
+        # Give it an engine of its own (Database.lock_engine): a lock holds its connection
+        # for a whole chunk, and must not starve the registry of the app's pool.
+        self.engine = engine
         self.timeout = timeout
 
     @contextlib.asynccontextmanager

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, Text, TypeDecorator
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -110,6 +110,28 @@ class Item(Base):
     hashes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     warnings: Mapped[list[Any]] = mapped_column(default=list)
     progress: Mapped[float | None]
+    # What the pipeline found: video, audio, image, pdf, archive or other...
+    kind: Mapped[str | None] = mapped_column(String(16))
+    # ...and a summary of the probe (container, codecs, duration, resolution, frame rate).
+    media: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Derivative(Base):
+    """A working copy made from an original (never the original itself)."""
+
+    __tablename__ = "derivatives"
+    __table_args__ = (UniqueConstraint("item_id", "kind"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    item_id: Mapped[str] = mapped_column(ForeignKey("items.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # proxy, poster, contact_sheet, probe, manifest, hls, thumbnail
+    key: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str] = mapped_column(String(100))
+    # How it was made, so anyone can repeat it: tool, exact version, full argument list.
+    method: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 GiB = 1024**3
@@ -47,6 +47,24 @@ class Settings(BaseSettings):
 
     tmp_dir: Path | None = None
 
+    # Processing (the workers)
+    # Hashes computed besides SHA-256, for legacy forensic tools: "md5,sha1", or empty.
+    extra_hashes: str = ""
+    # An ffmpeg executable to use instead of the pinned build shipped with imageio-ffmpeg.
+    ffmpeg_path: str | None = None
+    ffmpeg_threads: int = Field(default=2, ge=1)
+    # Footage at least this long also gets HLS, so a reviewer can jump to hour two.
+    hls_min_seconds: float = Field(default=600, ge=0)
+    task_time_limit_seconds: int = Field(default=6 * 3600, ge=60)
+    # Redis redelivers an unacknowledged task after this long; it must outlast the
+    # longest task, or a long transcode would be started twice.
+    broker_visibility_timeout_seconds: int = Field(default=7 * 3600, ge=1)
+    worker_concurrency: int = Field(default=1, ge=1)
+    # `evidence serve` runs a worker beside the API (the embedded mode).
+    embedded_worker: bool = True
+    # Items still `received` this long after upload are queued again (a lost enqueue).
+    requeue_after_seconds: float = Field(default=120, gt=0)
+
     @property
     def data_path(self) -> Path:
         return self.data_dir.expanduser().resolve()
@@ -70,6 +88,19 @@ class Settings(BaseSettings):
     @property
     def effective_tmp_dir(self) -> Path:
         return self.tmp_dir or self.data_path / "tmp"
+
+    @field_validator("extra_hashes")
+    @classmethod
+    def _known_hashes(cls, value: str) -> str:
+        unknown = {n.strip().lower() for n in value.split(",") if n.strip()} - {"md5", "sha1", "sha256"}
+        if unknown:
+            raise ValueError(f"unknown hash algorithm(s): {', '.join(sorted(unknown))}; use md5, sha1")
+        return value
+
+    @property
+    def hash_algorithms(self) -> tuple[str, ...]:
+        extra = [name.strip().lower() for name in self.extra_hashes.split(",") if name.strip()]
+        return tuple(dict.fromkeys(["sha256", *extra]))
 
     @property
     def is_postgres(self) -> bool:

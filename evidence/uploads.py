@@ -200,7 +200,10 @@ class UploadHooks:
         if item_id is None:
             return
         for callback in self.on_item_received:
-            callback(item_id)
+            try:
+                callback(item_id)
+            except Exception:  # one failing consumer must not starve the others
+                log.exception("item-received hook %r failed for item %s", callback, item_id)
 
 
 def _info(row: Upload) -> UploadInfo:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+
+import anyio
+from celery import Celery
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -19,6 +22,7 @@ from evidence.locks import PostgresLocker
 from evidence.runtime import Runtime
 from evidence.settings import Settings
 from evidence.uploads import UploadHooks, UploadRegistry
+from transcode.app import make_celery, requeue_stalled, start_pipeline
 from transfer.handler import TusApp, TusConfig
 from transfer.lock import LocalLocker, Locker
 
@@ -31,7 +35,7 @@ def build_tus(rt: Runtime) -> tuple[TusApp, UploadHooks]:
     hooks = UploadHooks(rt.db, rt.signer, registry)
     locker: Locker
     if rt.db.is_postgres:
-        locker = PostgresLocker(rt.db.engine, settings.lock_timeout_seconds)
+        locker = PostgresLocker(rt.db.lock_engine, settings.lock_timeout_seconds)
     else:
         locker = LocalLocker(settings.data_path / "locks", settings.lock_timeout_seconds)
     config = TusConfig(
@@ -45,16 +49,19 @@ def build_tus(rt: Runtime) -> tuple[TusApp, UploadHooks]:
 def create_app(settings: Settings) -> FastAPI:
     rt = Runtime.build(settings)
     tus, hooks = build_tus(rt)
+    celery = make_celery(settings)
+    # After the commit that created the item: hand it to the processing pipeline.
+    hooks.on_item_received.append(lambda item_id: start_pipeline(celery, item_id))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         migrate.upgrade(rt.db.engine)
         rt.vault.ensure_ready()
-        cleaner = asyncio.create_task(_clean_periodically(tus, settings.cleanup_interval_seconds))
+        maintenance = asyncio.create_task(_maintain(rt, tus, celery))
         try:
             yield
         finally:
-            cleaner.cancel()
+            maintenance.cancel()
             rt.close()
 
     app = FastAPI(title="Evidence transfer", version="0.1.0", lifespan=lifespan)
@@ -86,12 +93,27 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-async def _clean_periodically(tus: TusApp, interval: float) -> None:
+async def _maintain(rt: Runtime, tus: TusApp, celery: Celery) -> None:
+    """Background upkeep: remove expired uploads; queue again any item whose hand-off to
+    the pipeline was lost (a crash between the commit and the enqueue, a broker outage)."""
+    settings = rt.settings
+    tick = min(settings.requeue_after_seconds / 2, settings.cleanup_interval_seconds, 60.0)
+    next_cleanup = settings.cleanup_interval_seconds
+    elapsed = 0.0
+    requeued_once: set[str] = set()
     while True:
-        await asyncio.sleep(interval)
+        await asyncio.sleep(tick)
+        elapsed += tick
         try:
-            removed = await tus.cleanup_expired()
-            if removed:
-                log.info("removed %d expired uploads", len(removed))
+            requeued = await anyio.to_thread.run_sync(
+                requeue_stalled, celery, rt, settings.requeue_after_seconds, requeued_once
+            )
+            if requeued:
+                log.info("queued %d stalled item(s) again", len(requeued))
+            if elapsed >= next_cleanup:
+                next_cleanup += settings.cleanup_interval_seconds
+                removed = await tus.cleanup_expired()
+                if removed:
+                    log.info("removed %d expired uploads", len(removed))
         except Exception:
-            log.exception("expired-upload cleanup failed; will try again")
+            log.exception("background upkeep failed; will try again")

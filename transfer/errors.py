@@ -13,6 +13,8 @@ class TusError(Exception):
 
     def __init__(self, message: str | None = None) -> None:
         self.message = message or self.default_message
+        # Extra response headers, e.g. the offset that was kept when storage failed.
+        self.headers: dict[str, str] = {}
         super().__init__(self.message)
 
 

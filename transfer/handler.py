@@ -126,7 +126,7 @@ class TusApp:
             if error.status >= 500:
                 log.warning("tus %s %s: %s", method, upload_id or "", error.message)
             headers = {"Tus-Version": TUS_VERSION} if isinstance(error, errors.UnsupportedVersion) else {}
-            return self._response(error.status, headers, error.message + "\n", method)
+            return self._response(error.status, {**headers, **error.headers}, error.message + "\n", method)
 
     def _response(self, status: int, headers: dict[str, str] | None = None, body: str = "", method: str = "") -> Response:
         headers = {"Tus-Resumable": TUS_VERSION, "Cache-Control": "no-store", **(headers or {})}
@@ -347,6 +347,7 @@ class TusApp:
             if partial_ok and getattr(error, "written", 0):
                 info.offset += error.written  # type: ignore[attr-defined]
                 await anyio.to_thread.run_sync(self.registry.save, info)
+            error.headers["Upload-Offset"] = str(info.offset)
             raise
         info.offset += written
         self._touch(info)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -13,8 +16,8 @@ from evidence import access
 from evidence.api.deps import role, session
 from evidence.cases import create_case, get_case
 from evidence.errors import NotFound
-from evidence.models import Case, Item, User
-from evidence.views import case_json, item_json
+from evidence.models import Case, Derivative, Item, User
+from evidence.views import case_json, items_view
 
 router = APIRouter(prefix="/api/v1")
 READERS = ("officer", "auditor", "admin")
@@ -54,7 +57,7 @@ def list_items(
 ) -> list[dict[str, Any]]:
     found = get_case(db, case)
     items = db.scalars(select(Item).where(Item.case_id == found.id).order_by(Item.created_at))
-    return [item_json(item, found.ref, _base_url(request)) for item in items]
+    return items_view(db, list(items), _base_url(request))
 
 
 @router.get("/items/{item_id}", summary="One item: state, hashes, derivatives (officer, auditor, admin)")
@@ -64,5 +67,30 @@ def read_item(
     item = db.get(Item, item_id)
     if item is None:
         raise NotFound("item not found")
-    case = db.get_one(Case, item.case_id)
-    return item_json(item, case.ref, _base_url(request))
+    return items_view(db, [item], _base_url(request))[0]
+
+
+@router.get("/items/{item_id}/derivatives/{kind}", summary="Download a working copy (officer, admin)")
+def read_derivative(
+    item_id: str, kind: str, request: Request, db: Session = Depends(session), _: User = Depends(role(*WRITERS))
+) -> StreamingResponse:
+    derivative = db.scalar(select(Derivative).where(Derivative.item_id == item_id, Derivative.kind == kind))
+    if derivative is None:
+        raise NotFound("no such working copy")
+    vault = request.app.state.runtime.vault
+    stream = vault.open(derivative.key)
+    return StreamingResponse(
+        _chunks(stream),
+        media_type=derivative.content_type,
+        headers={"Content-Length": str(derivative.size), "Repr-Digest": f"sha-256=:{_b64(derivative.sha256)}:"},
+    )
+
+
+def _chunks(stream: Any) -> Iterator[bytes]:
+    with stream:
+        while block := stream.read(1024 * 1024):
+            yield block
+
+
+def _b64(hex_digest: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -18,7 +21,7 @@ from evidence.errors import EvidenceError, NotFound
 from evidence.models import Case, Item
 from evidence.runtime import Runtime
 from evidence.settings import Settings
-from evidence.views import item_json
+from evidence.views import items_view
 
 F = TypeVar("F", bound=Callable[..., Any])
 err = Console(stderr=True)
@@ -66,15 +69,67 @@ def main(ctx: click.Context, data_dir: str | None) -> None:
 @click.pass_context
 @friendly
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
-    """Run the API, the tus endpoint and the pages."""
+    """Run the API, the tus endpoint and the pages (and, embedded, a worker)."""
     import uvicorn
 
     from evidence.web import create_app
 
     settings = settings_of(ctx, host=host, port=port)
     app = create_app(settings)
+    worker = _start_embedded_worker(settings) if settings.embedded_worker else None
     err.print(f"evidence server on http://{settings.host}:{settings.port} (data in {settings.data_path})")
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", proxy_headers=True)
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", proxy_headers=True)
+    finally:
+        if worker is not None:
+            _stop(worker)
+
+
+def _start_embedded_worker(settings: Settings) -> subprocess.Popen[bytes]:
+    """The embedded mode's worker: the same tasks as production, in a child process that
+    lives and dies with the server."""
+    env = {**os.environ, "EVIDENCE_DATA_DIR": str(settings.data_path)}
+    for name in ("database_url", "storage_url", "broker_url"):
+        value = getattr(settings, name)
+        if value:
+            env[f"EVIDENCE_{name.upper()}"] = value
+    return subprocess.Popen([sys.executable, "-m", "evidence", "worker"], env=env, preexec_fn=_die_with_parent)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to send the worker SIGTERM if the server dies, even by SIGKILL, so no
+    orphaned worker outlives it (a warm shutdown: the task in hand finishes or, being
+    acknowledged only when done, runs again later)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass  # not Linux: the server stops its worker itself on a normal exit
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        # Tasks are acknowledged only when done: a killed one runs again on next start.
+        process.kill()
+        process.wait()
+
+
+@main.command()
+@click.option("--queues", default="ingest,transcode", show_default=True, help="Queues to take tasks from")
+@click.option("--concurrency", type=int, default=None, help="Parallel tasks [EVIDENCE_WORKER_CONCURRENCY; 1]")
+@click.pass_context
+@friendly
+def worker(ctx: click.Context, queues: str, concurrency: int | None) -> None:
+    """Run a Celery worker: hashing, probing, validation, working copies."""
+    from transcode.app import make_celery
+
+    settings = settings_of(ctx, worker_concurrency=concurrency)
+    app = make_celery(settings)
+    app.worker_main(["worker", "--queues", queues, "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"])
 
 
 @main.group()
@@ -183,17 +238,19 @@ def items_show(ctx: click.Context, item_id: str, as_json: bool) -> None:
         item = session.get(Item, item_id)
         if item is None:
             raise NotFound(f"item {item_id} does not exist")
-        case = session.get_one(Case, item.case_id)
-        data = item_json(item, case.ref, rt.settings.effective_public_url)
+        data = items_view(session, [item], rt.settings.effective_public_url)[0]
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
-    for key in ("id", "case", "filename", "size", "state", "reason", "exhibit", "client_sha256"):
+    for key in ("id", "case", "filename", "size", "state", "reason", "exhibit", "kind", "progress", "client_sha256"):
         click.echo(f"{key:<14}{data[key] if data[key] is not None else '-'}")
     for name, value in data["hashes"].items():
-        click.echo(f"{name:<14}{value}")
+        verified = " (matches the officer's)" if name == "sha256" and value == data["client_sha256"] else ""
+        click.echo(f"{name:<14}{value}{verified}")
     for warning in data["warnings"]:
         click.echo(f"{'warning':<14}{warning}")
+    for made in data["derivatives"]:
+        click.echo(f"{made['kind']:<14}{made['sha256']}  {made['size']} bytes")
 
 
 @main.group("uploads")

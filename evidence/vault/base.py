@@ -97,6 +97,14 @@ class Vault(Protocol):
     def tus_store(self) -> Store:
         """The transfer store that writes uploads into this vault at their storage keys."""
 
+    def tool_input(self, key: str) -> str:
+        """What to hand ffmpeg to read the object: a local path, or a short-lived
+        presigned URL (ffmpeg seeks in it with HTTP range requests)."""
+
+    def tag(self, key: str, tags: dict[str, str]) -> None:
+        """Attach descriptive tags (hashes) to an object; allowed on sealed originals since
+        tags are not content. Best effort where the storage has no tags."""
+
     def describe(self) -> dict[str, Any]:
         """Where objects live, for the custody record (no secrets)."""
 

@@ -92,6 +92,19 @@ class LocalVault:
 
         return FileStore(self.root, self.root / UPLOADS_DIR)
 
+    def tool_input(self, key: str) -> str:
+        return str(self._path(key))
+
+    def tag(self, key: str, tags: dict[str, str]) -> None:
+        # Extended attributes travel with the file on most Linux file systems; where they
+        # are not supported the database still holds the hashes.
+        path = self._path(key)
+        for name, value in tags.items():
+            try:
+                os.setxattr(path, f"user.evidence.{name}", value.encode())
+            except OSError:
+                return
+
     def describe(self) -> dict[str, Any]:
         return {"backend": "local", "root": str(self.root)}
 

@@ -197,6 +197,21 @@ class S3Vault:
             options["part_size"] = self.part_size
         return S3Store.from_client(self.client, self.bucket, **options)
 
+    def tool_input(self, key: str) -> str:
+        check_key(key)
+        with _s3_errors(f"presign {key}"):
+            return str(
+                self.client.generate_presigned_url(
+                    "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=6 * 3600
+                )
+            )
+
+    def tag(self, key: str, tags: dict[str, str]) -> None:
+        check_key(key)
+        tag_set = [{"Key": name, "Value": value} for name, value in sorted(tags.items())]
+        with _s3_errors(f"tag {key}"):
+            self.client.put_object_tagging(Bucket=self.bucket, Key=key, Tagging={"TagSet": tag_set})
+
     def describe(self) -> dict[str, Any]:
         return {"backend": "s3", "bucket": self.bucket, "endpoint": self.endpoint_url or "aws"}
 

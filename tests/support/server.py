@@ -29,6 +29,8 @@ class Server:
             "EVIDENCE_PORT": str(self.port),
             "EVIDENCE_PUBLIC_URL": self.url,
             "XDG_STATE_HOME": str(root / "client-state"),
+            # Most tests exercise the API alone; pipeline tests turn the worker on.
+            "EVIDENCE_EMBEDDED_WORKER": "false",
             **(env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None

@@ -1,0 +1,3 @@
+from evidence.cli.main import main
+
+main()

@@ -1,0 +1,95 @@
+"""The Celery application: one factory, configured from the evidence settings.
+
+Follows Celery's own guidance for work that must not be lost or done twice: late
+acknowledgement (tasks are idempotent), requeue when a worker dies mid-task, prefetch of
+one, a separate queue for long jobs, and time limits on everything.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+from sqlalchemy import select
+
+from evidence.models import Item
+from evidence.runtime import Runtime
+from evidence.settings import Settings
+
+INGEST = "ingest"  # hashing, probing, manifests: I/O-bound, short
+TRANSCODE = "transcode"  # validation and working copies: long, CPU-bound
+QUEUES = (INGEST, TRANSCODE)
+
+
+class EvidenceCelery(Celery):  # type: ignore[misc]
+    """A Celery app that carries the settings and, per process, the runtime built from them
+    (built on first use, so each forked worker child opens its own connections)."""
+
+    settings: Settings
+    _runtime: Runtime | None = None
+
+    def runtime(self) -> Runtime:
+        if self._runtime is None:
+            self._runtime = Runtime.build(self.settings)
+        return self._runtime
+
+
+def make_celery(settings: Settings) -> EvidenceCelery:
+    broker = settings.effective_broker_url
+    embedded = broker.startswith("sqla+")
+    if embedded:
+        broker = broker[len("sqla+") :]  # the transport is named below instead
+    app = EvidenceCelery("evidence", broker=broker, set_as_current=True)
+    app.settings = settings
+    limit = settings.task_time_limit_seconds
+    config: dict[str, Any] = dict(
+        task_queues=[Queue(name) for name in QUEUES],
+        task_default_queue=INGEST,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=limit,
+        task_soft_time_limit=max(limit - 60, 30),
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout_seconds},
+        worker_hijack_root_logger=False,
+        worker_concurrency=settings.worker_concurrency,
+        include=["transcode.tasks"],
+    )
+    if embedded:
+        # The embedded broker is a SQLite file shared by the server and its worker. Kombu
+        # hands this transport's options to create_engine, so only engine options go here:
+        # wait for the file's lock rather than fail at once.
+        config["broker_transport"] = "transcode.broker:SQLiteTransport"
+        config["broker_transport_options"] = {"connect_args": {"timeout": 30}}
+        settings.data_path.mkdir(parents=True, exist_ok=True)
+    app.conf.update(config)
+    return app
+
+
+def start_pipeline(app: Celery, item_id: str) -> None:
+    """Queue the first step for an item. Safe to call twice: every step is idempotent."""
+    app.send_task("evidence.hash_original", args=[item_id], queue=INGEST)
+
+
+def requeue_stalled(app: Celery, rt: Runtime, older_than_seconds: float, done: set[str]) -> list[str]:
+    """Queue again, once per process, the items still ``received`` well after their upload
+    finished (a lost hand-off). Once only: behind a long backlog an item also waits in
+    ``received``, and repeating would flood the queue with duplicates."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
+    with rt.db.sessions() as session:
+        stalled = [
+            item_id
+            for item_id in session.scalars(select(Item.id).where(Item.state == "received", Item.created_at < cutoff))
+            if item_id not in done
+        ]
+    for item_id in stalled:
+        start_pipeline(app, item_id)
+        done.add(item_id)
+    return stalled

@@ -1,0 +1,257 @@
+"""The pinned ffmpeg build and pure builders of its argument lists (ffmpeg-python).
+
+Every builder returns the arguments that follow the executable, so the exact command can be
+recorded with the working copy it made and repeated by anyone holding the same build. Nothing
+here runs ffmpeg except :func:`resolve_ffmpeg`, which asks the build for its version.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from typing import Any
+
+import ffmpeg
+
+# The processing method is fixed (Forensic Science Regulator Code): one preset, one quality,
+# one thread count. x264 output depends on its thread count, so it is never left to the host.
+X264_PRESET = "veryfast"
+X264_CRF = 23
+AAC_BITRATE = "128k"
+THREADS = 2
+# Resampling that gives the same pixels whatever SIMD the host has.
+SWS_FLAGS = "bicubic+accurate_rnd+full_chroma_int+bitexact"
+# Limited range: a full-range (JPEG) source would otherwise give an H.264 stream flagged
+# full range (yuvj420p), which some browsers show washed out.
+EVEN_SCALE = f"scale=trunc(iw/2)*2:trunc(ih/2)*2:flags={SWS_FLAGS}:out_range=tv,format=yuv420p"
+# Tags, timestamps and encoder strings that would differ between runs or hosts are left out.
+MUX_BITEXACT = {"fflags": "+bitexact"}
+VIDEO_BITEXACT = {"flags:v": "+bitexact"}
+AUDIO_BITEXACT = {"flags:a": "+bitexact"}
+PROGRESS = ("-hide_banner", "-nostdin", "-nostats", "-progress", "pipe:1")
+
+STILL_WIDTH = 1280
+SHEET_TILE_WIDTH = 320
+THUMBNAIL_WIDTH = 640
+JPEG_QUALITY = 3  # mjpeg -q:v, 2 (best) to 31
+HLS_SEGMENT_SECONDS = 2
+HLS_PLAYLIST = "index.m3u8"
+HLS_INIT = "init.mp4"
+HLS_SEGMENT = "segment_%05d.m4s"
+# Raw elementary streams have no index and no timestamps of their own: they cannot seek, and
+# with keyframes-only decoding ffmpeg numbers the keyframes as if they were consecutive frames.
+UNSEEKABLE = frozenset({"h264", "hevc"})
+
+
+class ToolError(RuntimeError):
+    """The configured ffmpeg cannot be found or does not run."""
+
+
+@dataclass(frozen=True)
+class Tool:
+    """An ffmpeg executable and the version it reports (recorded with everything it makes)."""
+
+    exe: str
+    version: str
+
+
+def resolve_ffmpeg(configured: str | None = None) -> Tool:
+    """The configured ffmpeg, or the static build pinned by the ``imageio-ffmpeg`` wheel."""
+    if configured:
+        exe = shutil.which(configured) or configured
+        if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
+            raise ToolError(f"ffmpeg not found or not executable: {configured}")
+    else:
+        import imageio_ffmpeg
+
+        exe = imageio_ffmpeg.get_ffmpeg_exe()
+    return _tool(os.path.realpath(exe))
+
+
+@functools.lru_cache(maxsize=8)
+def _tool(exe: str) -> Tool:
+    try:
+        done = subprocess.run(
+            [exe, "-hide_banner", "-version"], capture_output=True, timeout=30, check=True, stdin=subprocess.DEVNULL
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ToolError(f"cannot run {exe} -version: {exc}") from exc
+    first = done.stdout.decode("utf-8", "replace").splitlines()[0] if done.stdout else ""
+    # "ffmpeg version n9.0.2-17-g2a571b6068-20260930 Copyright (c) ..."
+    words = first.split()
+    if len(words) < 3 or words[:2] != ["ffmpeg", "version"]:
+        raise ToolError(f"{exe} does not look like ffmpeg: {first!r}")
+    return Tool(exe=exe, version=words[2])
+
+
+def _input(src: str, input_format: str | None, framerate: str | None, **options: Any) -> Any:
+    if input_format:
+        options["format"] = input_format
+    if framerate:
+        options["framerate"] = framerate
+    return ffmpeg.input(src, **options)
+
+
+def _args(output: Any) -> list[str]:
+    return [*PROGRESS, *output.overwrite_output().get_args()]
+
+
+def proxy_args(
+    src: str,
+    dst: str,
+    *,
+    remux: bool,
+    input_format: str | None = None,
+    framerate: str | None = None,
+    has_audio: bool = True,
+    threads: int = THREADS,
+    keyframe_seconds: float = 2.0,
+) -> list[str]:
+    """A browser-playable MP4 (H.264 yuv420p + AAC, moov first) of the first video and audio stream.
+
+    ``remux`` copies streams that are already H.264/AAC; otherwise they are encoded with fixed
+    settings so that the same input gives a byte-identical proxy on every worker. Frames pass
+    through with their own timestamps (variable-frame-rate CCTV neither gains nor loses frames),
+    rotation is applied to the pixels (ffmpeg's autorotate) and keyframes fall every
+    ``keyframe_seconds`` so the proxy can be cut into HLS segments without re-encoding.
+    """
+    source = _input(src, input_format, framerate, threads=threads)
+    streams = [source["v:0"]]
+    if has_audio:
+        streams.append(source["a:0?"])
+    common: dict[str, Any] = {"map_metadata": 0, "movflags": "+faststart", "format": "mp4", **MUX_BITEXACT}
+    if remux:
+        return _args(ffmpeg.output(*streams, dst, c="copy", **common))
+    options: dict[str, Any] = {
+        "c:v": "libx264",
+        "preset": X264_PRESET,
+        "crf": X264_CRF,
+        "pix_fmt": "yuv420p",
+        "vf": EVEN_SCALE,
+        "fps_mode": "passthrough",
+        "force_key_frames": f"expr:gte(t,n_forced*{keyframe_seconds:g})",
+        "threads": threads,
+        **VIDEO_BITEXACT,
+        **common,
+    }
+    if has_audio:
+        options.update({"c:a": "aac", "b:a": AAC_BITRATE, **AUDIO_BITEXACT})
+    return _args(ffmpeg.output(*streams, dst, **options))
+
+
+def _seekable(input_format: str | None) -> None:
+    if input_format in UNSEEKABLE:
+        raise ValueError(
+            f"a raw {input_format} stream cannot seek by time: make stills from its proxy instead"
+        )
+
+
+def _still(**options: Any) -> dict[str, Any]:
+    # passthrough: after a keyframes-only seek the chosen frame can sit before the seek point
+    # (a negative timestamp), and a constant-rate output would drop it.
+    return {
+        "frames:v": 1,
+        "q:v": JPEG_QUALITY,
+        "format": "image2",
+        "update": 1,
+        "fps_mode": "passthrough",
+        **MUX_BITEXACT,
+        **VIDEO_BITEXACT,
+        **options,
+    }
+
+
+def _fit(width: int) -> str:
+    # JPEG is full-range YUV; never enlarge; keep the height even.
+    return f"scale='min({width},iw)':-2:flags={SWS_FLAGS}:out_range=full"
+
+
+def poster_args(
+    src: str,
+    dst: str,
+    *,
+    at_seconds: float,
+    input_format: str | None = None,
+    framerate: str | None = None,
+) -> list[str]:
+    """One JPEG: the keyframe at or before ``at_seconds``; only keyframes are decoded.
+
+    Raises ``ValueError`` for raw H.264/HEVC (``UNSEEKABLE``): use the proxy as ``src``.
+    """
+    _seekable(input_format)
+    source = _input(
+        src, input_format, framerate, ss=f"{max(at_seconds, 0.0):.3f}", noaccurate_seek=None, skip_frame="nokey"
+    )
+    return _args(ffmpeg.output(source["v:0"], dst, **_still(vf=_fit(STILL_WIDTH))))
+
+
+def sheet_times(duration: float, count: int) -> list[float]:
+    """``count`` instants evenly spread over ``duration``, each in the middle of its slice."""
+    if duration <= 0 or count <= 0:
+        raise ValueError("a contact sheet needs a positive duration and tile count")
+    return [duration * (i + 0.5) / count for i in range(count)]
+
+
+def contact_sheet_args(
+    src: str,
+    dst: str,
+    *,
+    duration: float,
+    columns: int = 4,
+    rows: int = 4,
+    tile_width: int = SHEET_TILE_WIDTH,
+    input_format: str | None = None,
+    framerate: str | None = None,
+) -> list[str]:
+    """One JPEG tiling ``columns x rows`` keyframes spread evenly over ``duration``.
+
+    Each tile comes from its own seek (one input per tile, keyframes only), so the cost does not
+    grow with the length of the footage: hours of CCTV take as long as a minute of it. For a raw
+    elementary stream (``UNSEEKABLE``: ``ValueError``), make the sheet from the proxy.
+    """
+    _seekable(input_format)
+    tiles = []
+    for at in sheet_times(duration, columns * rows):
+        source = _input(
+            src, input_format, framerate, ss=f"{at:.3f}", noaccurate_seek=None, skip_frame="nokey"
+        )
+        tiles.append(
+            source["v:0"]
+            .trim(end_frame=1)
+            .filter("scale", tile_width, -2, flags=SWS_FLAGS, out_range="full")
+            .filter("setsar", 1)
+        )
+    sheet = ffmpeg.concat(*tiles, v=1, a=0).filter("tile", f"{columns}x{rows}")
+    return _args(ffmpeg.output(sheet, dst, **_still()))
+
+
+def validate_args(src: str, *, input_format: str | None = None, framerate: str | None = None) -> list[str]:
+    """Decode everything, write nothing: ``-progress`` reports the video frames decoded."""
+    source = _input(src, input_format, framerate)
+    # Errors only on stderr: whatever it says is then a decoding problem worth reporting.
+    return ["-loglevel", "error", *_args(ffmpeg.output(source["v:0?"], source["a?"], "-", format="null", fps_mode="passthrough"))]
+
+
+def hls_args(proxy_path: str, out_dir: str) -> list[str]:
+    """HLS VOD with fMP4 segments cut from the proxy without re-encoding (its keyframes are 2 s apart)."""
+    source = ffmpeg.input(proxy_path)
+    options: dict[str, Any] = {
+        "c": "copy",
+        "format": "hls",
+        "hls_time": HLS_SEGMENT_SECONDS,
+        "hls_playlist_type": "vod",
+        "hls_segment_type": "fmp4",
+        "hls_fmp4_init_filename": HLS_INIT,
+        "hls_segment_filename": os.path.join(out_dir, HLS_SEGMENT),
+        "hls_flags": "independent_segments",
+        **MUX_BITEXACT,
+    }
+    return _args(ffmpeg.output(source["v:0"], source["a:0?"], os.path.join(out_dir, HLS_PLAYLIST), **options))
+
+
+def thumbnail_args(src: str, dst: str) -> list[str]:
+    """A JPEG of an image, at most 640 px wide (never enlarged)."""
+    return _args(ffmpeg.output(ffmpeg.input(src)["v:0"], dst, **_still(vf=_fit(THUMBNAIL_WIDTH))))

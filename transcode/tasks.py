@@ -1,0 +1,109 @@
+"""Thin Celery tasks: each takes an item id, re-reads the item and runs one pipeline step.
+
+Every task goes through :func:`step`, the project-wide decorator: keyword-only options with
+typed defaults (a misspelt option is a TypeError at import, not a silently ignored
+setting), late acknowledgement, retries with back-off for transient failures only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+from celery import Task, shared_task
+from celery.canvas import Signature
+
+from transcode import pipeline
+from transcode.app import INGEST, TRANSCODE
+from transcode.errors import TRANSIENT
+
+
+def step(*, queue: Literal["ingest", "transcode"], max_retries: int = 8) -> Callable[[Callable[..., Any]], Task]:
+    def register(function: Callable[..., Any]) -> Task:
+        return shared_task(  # type: ignore[no-any-return]
+            name=f"evidence.{function.__name__}",
+            bind=True,
+            queue=queue,
+            acks_late=True,
+            reject_on_worker_lost=True,
+            autoretry_for=TRANSIENT,
+            retry_backoff=2,
+            retry_backoff_max=300,
+            retry_jitter=True,
+            max_retries=max_retries,
+        )(function)
+
+    return register
+
+
+def _rt(task: Task) -> Any:
+    return task.app.runtime()
+
+
+@step(queue=INGEST)
+def hash_original(self: Task, item_id: str) -> None:
+    if pipeline.hash_original(_rt(self), item_id):
+        self.app.send_task("evidence.probe_original", args=[item_id], queue=INGEST)
+
+
+@step(queue=INGEST)
+def probe_original(self: Task, item_id: str) -> None:
+    steps = pipeline.probe_original(_rt(self), item_id)
+    if steps is None:
+        return
+    signatures: list[Signature] = [
+        self.app.signature(f"evidence.{name}", args=[item_id], queue=QUEUE_OF[name], immutable=True)
+        for name in [*steps, "finish_item"]
+    ]
+    # A chain, not a task waiting on tasks: each step is its own message, acknowledged
+    # when done, so a worker lost mid-transcode costs only that step.
+    chain = signatures[0]
+    for signature in signatures[1:]:
+        chain = chain | signature
+    chain.apply_async()
+
+
+@step(queue=TRANSCODE)
+def validate_media(self: Task, item_id: str) -> None:
+    pipeline.validate_media(_rt(self), item_id)
+
+
+@step(queue=TRANSCODE)
+def make_proxy(self: Task, item_id: str) -> None:
+    pipeline.make_proxy(_rt(self), item_id)
+
+
+@step(queue=TRANSCODE)
+def make_stills(self: Task, item_id: str) -> None:
+    pipeline.make_stills(_rt(self), item_id)
+
+
+@step(queue=TRANSCODE)
+def make_hls(self: Task, item_id: str) -> None:
+    pipeline.make_hls(_rt(self), item_id)
+
+
+@step(queue=INGEST)
+def make_thumbnail(self: Task, item_id: str) -> None:
+    pipeline.make_thumbnail(_rt(self), item_id)
+
+
+@step(queue=INGEST)
+def make_manifest(self: Task, item_id: str) -> None:
+    pipeline.make_manifest(_rt(self), item_id)
+
+
+@step(queue=INGEST)
+def finish_item(self: Task, item_id: str) -> None:
+    pipeline.finish_item(_rt(self), item_id)
+
+
+QUEUE_OF = {
+    "validate_media": TRANSCODE,
+    "make_proxy": TRANSCODE,
+    "make_stills": TRANSCODE,
+    "make_hls": TRANSCODE,
+    "make_thumbnail": INGEST,
+    "make_manifest": INGEST,
+    "finish_item": INGEST,
+}
