@@ -5,25 +5,42 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 
 def load_or_create_secret(path: Path, nbytes: int = 32) -> bytes:
-    """Read a secret file, creating it (mode 0600, atomically) if it does not exist."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = None
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            os.write(fd, secrets.token_bytes(nbytes))
-        except FileExistsError:
-            pass  # another process made it first; use theirs
-        finally:
-            if fd is not None:
-                os.close(fd)
-        data = path.read_bytes()
+    """Read a secret file, creating it with random bytes if it does not exist."""
+    data = _load_or_create(path, lambda: secrets.token_bytes(nbytes))
     if len(data) < 32:
         raise ValueError(f"secret in {path} is shorter than 32 bytes")
     return data
+
+
+def load_or_create_text(path: Path, make: Callable[[], str]) -> str:
+    """Read a key file, creating it from ``make()`` if it does not exist."""
+    return _load_or_create(path, lambda: make().encode()).decode()
+
+
+def _load_or_create(path: Path, make: Callable[[], bytes]) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Written whole (mode 0600) beside it, then linked into place: the link fails if
+    # another process got there first, and nobody ever reads a half-written key.
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".new-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(make())
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # theirs wins
+    finally:
+        os.unlink(temporary)
+    return path.read_bytes()

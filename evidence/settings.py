@@ -47,6 +47,14 @@ class Settings(BaseSettings):
 
     tmp_dir: Path | None = None
 
+    # The custody ledger
+    # The log's name in its signed checkpoints; keep it stable for the life of the ledger.
+    ledger_origin: str = "evidence-transfer/custody-ledger"
+    # The Ed25519 signing key (signed-note "PRIVATE+KEY+..." form); generated into the data
+    # dir when not given.
+    ledger_key_file: Path | None = None
+    checkpoint_interval_seconds: float = Field(default=5, gt=0)
+
     # Processing (the workers)
     # Hashes computed besides SHA-256, for legacy forensic tools: "md5,sha1", or empty.
     extra_hashes: str = ""
