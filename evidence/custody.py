@@ -1,7 +1,7 @@
 """The one narrow door through which every custody event passes.
 
-``record`` writes in the caller's transaction, so an event exists exactly when the change
-it describes does. The Merkle ledger (its own issue) replaces what happens behind it.
+``record`` appends to the Merkle ledger in the caller's transaction, so an event exists
+exactly when the change it describes does.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from evidence.models import CustodyEvent
+from evidence import ledger
 
 ACTIONS = frozenset(
     {
@@ -39,7 +39,7 @@ ACTIONS = frozenset(
 def record(session: Session, action: str, subject: dict[str, str], actor: str, details: dict[str, Any]) -> None:
     if action not in ACTIONS:
         raise ValueError(f"unknown custody action {action!r}")
-    session.add(CustodyEvent(action=action, actor=actor, subject=subject, details=details))
+    ledger.append(session, action, subject, actor, details)
 
 
 def system_actor(component: str) -> str:

@@ -6,7 +6,18 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -136,13 +147,56 @@ class Derivative(Base):
 
 
 class CustodyEvent(Base):
-    """Every action on every item, in order. Becomes the Merkle ledger in its own issue."""
+    """One entry of the custody ledger: every action on every item, in order.
+
+    ``body`` is the entry's canonical encoding (RFC 8785), the bytes its Merkle leaf is
+    hashed from; the other columns repeat what is in it so it can be searched, and
+    ``evidence audit verify`` checks that they agree. ``seq`` is the leaf index.
+    """
 
     __tablename__ = "custody_events"
 
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     at: Mapped[datetime] = mapped_column(default=utcnow)
-    action: Mapped[str] = mapped_column(String(40))
+    action: Mapped[str] = mapped_column(String(40), index=True)
     actor: Mapped[str] = mapped_column(String(200))
     subject: Mapped[dict[str, Any]] = mapped_column(default=dict)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    item_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    case_ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class LedgerNode(Base):
+    """Hash of a complete subtree of the ledger's Merkle tree: leaves
+    [index * 2**level, (index + 1) * 2**level). Proofs read O(log n) of these."""
+
+    __tablename__ = "ledger_nodes"
+
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    index: Mapped[int] = mapped_column("idx", BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class LedgerHead(Base):
+    """The log's current size and right edge (one row). Appends lock it, so concurrent API
+    processes and workers take turns and the log never forks."""
+
+    __tablename__ = "ledger_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The roots of the perfect subtrees along the right edge, as [level, index, hex hash].
+    frontier: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class Checkpoint(Base):
+    """A signed checkpoint (C2SP tlog-checkpoint in a signed note)."""
+
+    __tablename__ = "ledger_checkpoints"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    note: Mapped[str] = mapped_column(Text)
+    signed_at: Mapped[datetime] = mapped_column(default=utcnow)

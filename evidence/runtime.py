@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from audit import NoteSigner, generate_signer
 from evidence.access import TokenSigner
 from evidence.db import Database
-from evidence.keys import load_or_create_secret
+from evidence.keys import load_or_create_secret, load_or_create_text
+from evidence.ledger import Keys
 from evidence.settings import Settings
 from evidence.vault import Vault, open_vault
 
@@ -18,6 +20,7 @@ class Runtime:
     db: Database
     vault: Vault
     signer: TokenSigner
+    ledger_keys: Keys
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -36,7 +39,12 @@ class Runtime:
             tmp_dir=settings.effective_tmp_dir,
             part_size=settings.s3_part_size,
         )
-        return cls(settings, Database(settings.effective_database_url), vault, signer)
+        skey = load_or_create_text(
+            settings.ledger_key_file or data / "keys" / "ledger.skey",
+            lambda: generate_signer(settings.ledger_origin).to_skey(),
+        )
+        keys = Keys(settings.ledger_origin, NoteSigner.from_skey(skey.strip()))
+        return cls(settings, Database(settings.effective_database_url), vault, signer, keys)
 
     def close(self) -> None:
         self.db.dispose()

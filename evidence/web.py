@@ -15,8 +15,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from evidence import migrate
-from evidence.api import cases, uploads
+from evidence import custody, ledger, migrate
+from evidence.api import audit, cases, uploads
 from evidence.errors import EvidenceError
 from evidence.locks import PostgresLocker
 from evidence.runtime import Runtime
@@ -89,15 +89,16 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.include_router(cases.router)
     app.include_router(uploads.router)
+    app.include_router(audit.router)
     app.mount("/files", tus)
     return app
 
 
 async def _maintain(rt: Runtime, tus: TusApp, celery: Celery) -> None:
-    """Background upkeep: remove expired uploads; queue again any item whose hand-off to
-    the pipeline was lost (a crash between the commit and the enqueue, a broker outage)."""
+    """Background upkeep: sign checkpoints; remove expired uploads; queue again any item
+    whose hand-off to the pipeline was lost (a crash between commit and enqueue)."""
     settings = rt.settings
-    tick = min(settings.requeue_after_seconds / 2, settings.cleanup_interval_seconds, 60.0)
+    tick = min(settings.checkpoint_interval_seconds, settings.requeue_after_seconds / 2, settings.cleanup_interval_seconds, 60.0)
     next_cleanup = settings.cleanup_interval_seconds
     elapsed = 0.0
     requeued_once: set[str] = set()
@@ -105,6 +106,8 @@ async def _maintain(rt: Runtime, tus: TusApp, celery: Celery) -> None:
         await asyncio.sleep(tick)
         elapsed += tick
         try:
+            # A signed checkpoint after each batch of appends, at most every few seconds.
+            await anyio.to_thread.run_sync(_sign_checkpoint, rt)
             requeued = await anyio.to_thread.run_sync(
                 requeue_stalled, celery, rt, settings.requeue_after_seconds, requeued_once
             )
@@ -117,3 +120,8 @@ async def _maintain(rt: Runtime, tus: TusApp, celery: Celery) -> None:
                     log.info("removed %d expired uploads", len(removed))
         except Exception:
             log.exception("background upkeep failed; will try again")
+
+
+def _sign_checkpoint(rt: Runtime) -> None:
+    with rt.db.transaction() as session:
+        ledger.sign_checkpoint(session, rt.ledger_keys, custody.system_actor("ledger"))

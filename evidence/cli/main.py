@@ -12,6 +12,7 @@ import click
 from sqlalchemy import select
 
 from evidence import cases, custody
+from evidence.cli.audit import audit_group
 from evidence.cli.common import err, friendly, local_runtime, settings_of
 from evidence.cli.sizes import SizeType
 from evidence.errors import NotFound
@@ -239,6 +240,8 @@ def uploads_cleanup(ctx: click.Context) -> None:
     for upload_id in removed:
         click.echo(upload_id)
 
+
+main.add_command(audit_group)
 
 if __name__ == "__main__":
     main()

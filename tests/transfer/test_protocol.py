@@ -116,7 +116,9 @@ class Site:
         try:
             with engine.connect() as connection:
                 uploads = connection.execute(text("SELECT count(*) FROM uploads")).scalar_one()
-                events = connection.execute(text("SELECT count(*) FROM custody_events")).scalar_one()
+                events = connection.execute(
+                    text("SELECT count(*) FROM custody_events WHERE action <> 'checkpoint.signed'")
+                ).scalar_one()
         finally:
             engine.dispose()
         files = frozenset(str(p.relative_to(self.vault)) for p in self.vault.rglob("*") if p.is_file())

@@ -1,0 +1,110 @@
+"""``evidence audit``: verify the ledger, show checkpoints and keys, export and check reports."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from audit import NoteVerifier, VerificationError, verify_consistency
+from evidence import custody, ledger, ledger_check, report
+from evidence.cli.common import err, friendly, local_runtime
+
+
+@click.group("audit")
+def audit_group() -> None:
+    """The custody ledger: verification, checkpoints, reports."""
+
+
+@audit_group.command("verify")
+@click.option("--checkpoint", "kept", type=click.Path(exists=True, dir_okay=False),
+              help="A checkpoint kept earlier: prove the ledger today extends it")
+@click.pass_context
+@friendly
+def verify(ctx: click.Context, kept: str | None) -> None:
+    """Recompute the whole ledger and check every checkpoint; exit 0 only if all hold."""
+    rt = local_runtime(ctx)
+    keys = rt.ledger_keys
+    with rt.db.sessions() as session:
+        if kept is not None:
+            _verify_against(session, keys, Path(kept).read_text())
+            return
+        result = ledger_check.verify(session, keys.verifier, keys.origin)
+    if not result.ok:
+        where = f"first bad entry: {result.seq}: " if result.seq is not None else ""
+        err.print(f"[red]ledger verification FAILED[/] {where}{result.problem}", highlight=False)
+        sys.exit(1)
+    click.echo(f"ok: {result.entries} entries and {result.checkpoints} checkpoints verify")
+
+
+def _verify_against(session, keys: ledger.Keys, note: str) -> None:  # type: ignore[no-untyped-def]
+    try:
+        old = ledger.read_checkpoint(note, keys.verifier, keys.origin)
+        size = ledger.size(session)
+        if old.size > size:
+            raise VerificationError(f"the ledger has {size} entries, fewer than the {old.size} the checkpoint covers")
+        verify_consistency(old.size, size, ledger.consistency_proof(session, old.size, size), old.root,
+                           ledger.root(session, size))
+    except VerificationError as error:
+        err.print(f"[red]ledger verification FAILED[/] against the kept checkpoint: {error}", highlight=False)
+        sys.exit(1)
+    click.echo(f"ok: the ledger ({size} entries) extends the kept checkpoint at size {old.size}")
+
+
+@audit_group.command("checkpoint")
+@click.pass_context
+@friendly
+def checkpoint(ctx: click.Context) -> None:
+    """Print the latest signed checkpoint (signing one first if entries are not yet covered)."""
+    rt = local_runtime(ctx)
+    with rt.db.transaction() as session:
+        ledger.sign_checkpoint(session, rt.ledger_keys, custody.operator_actor())
+    with rt.db.sessions() as session:
+        found = ledger.latest_checkpoint(session)
+        assert found is not None
+        click.echo(found.note, nl=False)
+
+
+@audit_group.command("public-key")
+@click.pass_context
+@friendly
+def public_key(ctx: click.Context) -> None:
+    """Print the ledger's verifier key (signed-note form)."""
+    click.echo(local_runtime(ctx).ledger_keys.signer.verifier_key())
+
+
+@audit_group.command("report")
+@click.argument("item_id")
+@click.option("--format", "fmt", type=click.Choice(sorted(report.FORMATS)), default="html", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), required=True)
+@click.pass_context
+@friendly
+def export_report(ctx: click.Context, item_id: str, fmt: str, output: str) -> None:
+    """Write an item's custody report, with inclusion proofs against a signed checkpoint."""
+    rt = local_runtime(ctx)
+    with rt.db.transaction() as session:
+        data = report.export(session, rt.ledger_keys, item_id, fmt, custody.operator_actor())
+    Path(output).write_bytes(data)
+    click.echo(output)
+
+
+@audit_group.command("verify-report")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--public-key", "key", required=True,
+              help="The ledger's verifier key (as printed by `evidence audit public-key`), or a file holding it")
+@friendly
+def verify_report(file: str, key: str) -> None:
+    """Check a report offline, with the ledger's public key alone."""
+    text = Path(key).read_text().strip() if Path(key).is_file() else key.strip()
+    try:
+        verifier = NoteVerifier.from_vkey(text)
+        checked = report.verify_report(Path(file).read_bytes(), verifier)
+    except VerificationError as error:
+        err.print(f"[red]report REJECTED:[/] {error}", highlight=False)
+        sys.exit(1)
+    item = checked["item"]
+    click.echo(
+        f"ok: {len(checked['entries'])} entries about {item['filename']} (item {item['id']}) are in the ledger"
+        f" as of its signed checkpoint at size {checked['tree_size']}"
+    )
