@@ -8,7 +8,6 @@ reports the first thing wrong and the sequence number where it starts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from sqlalchemy import select, tuple_
@@ -72,13 +71,18 @@ def _verify(session: Session, verifier: NoteVerifier, origin: str, result: Resul
     checkpoints = list(session.scalars(select(Checkpoint).order_by(Checkpoint.size)))
     wanted = {c.size for c in checkpoints}
     tree = _Rebuilt()
-    for row in _entries(session):
-        _check_entry(row, tree.size)
-        tree.add(merkle.leaf_hash(row.body))
-        if tree.size in wanted:
-            result.roots[tree.size] = tree.root()
-        if len(tree.made) >= BATCH:
-            _compare_nodes(session, tree)
+    rows = session.scalars(select(CustodyEvent).order_by(CustodyEvent.seq).execution_options(yield_per=BATCH))
+    try:
+        for row in rows:
+            _check_entry(row, tree.size)
+            tree.add(merkle.leaf_hash(row.body))
+            if tree.size in wanted:
+                result.roots[tree.size] = tree.root()
+            if len(tree.made) >= BATCH:
+                _compare_nodes(session, tree)
+            session.expunge(row)  # keep memory flat over millions of entries
+    finally:
+        rows.close()  # a problem found mid-way must not leave the server-side cursor open
     _compare_nodes(session, tree)
     result.entries = tree.size
 
@@ -100,13 +104,6 @@ def _verify(session: Session, verifier: NoteVerifier, origin: str, result: Resul
         _check_checkpoint(session, checkpoint, previous, verifier, origin, result, tree.size)
         previous = checkpoint
         result.checkpoints += 1
-
-
-def _entries(session: Session) -> Iterator[CustodyEvent]:
-    query = select(CustodyEvent).order_by(CustodyEvent.seq).execution_options(yield_per=BATCH)
-    for row in session.scalars(query):
-        yield row
-        session.expunge(row)  # keep memory flat over millions of entries
 
 
 def _check_entry(row: CustodyEvent, expected: int) -> None:

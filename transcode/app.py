@@ -57,7 +57,13 @@ def make_celery(settings: Settings) -> EvidenceCelery:
         task_serializer="json",
         accept_content=["json"],
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout_seconds},
+        broker_transport_options={
+            "visibility_timeout": settings.broker_visibility_timeout_seconds,
+            # Redis: look for tasks of dead workers every few seconds (at most every 10 s), not
+            # kombu's default of every 10th sweep of 10 s, which adds up to 100 s to the timeout.
+            "unacked_restore_interval": min(10, max(1, settings.broker_visibility_timeout_seconds // 2)),
+            "unacked_restore_throttle": 1,
+        },
         worker_hijack_root_logger=False,
         worker_concurrency=settings.worker_concurrency,
         include=["transcode.tasks"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -156,10 +157,19 @@ def _put_once(rt: Runtime, key: str, path: Path) -> None:
         pass  # the same bytes, stored by an attempt that died before recording them
 
 
-def _ffmpeg_method(tool: ffmpeg.Tool, args: list[str], names: dict[str, str]) -> dict[str, Any]:
+def _ffmpeg_method(tool: ffmpeg.Tool, args: list[str], names: dict[str, str], work: Path | None = None) -> dict[str, Any]:
     """How a working copy was made, with local paths and presigned URLs (which expire and
-    carry a signature) replaced by what they stand for."""
-    return {"tool": "ffmpeg", "version": tool.version, "argv": ["ffmpeg", *[names.get(a, a) for a in args]]}
+    carry a signature) replaced by what they stand for. Anything else inside the temporary
+    ``work`` folder (HLS segment patterns, say) is recorded relative to it."""
+
+    def name(arg: str) -> str:
+        if arg in names:
+            return names[arg]
+        if work is not None and arg.startswith(f"{work}{os.sep}"):
+            return arg[len(f"{work}{os.sep}") :]
+        return arg
+
+    return {"tool": "ffmpeg", "version": tool.version, "argv": ["ffmpeg", *map(name, args)]}
 
 
 def _tool(rt: Runtime) -> ffmpeg.Tool:
@@ -291,7 +301,7 @@ def _probe(rt: Runtime, item: Item) -> None:
     summary = probe.summarise(found) if found else {}
     if summary.get("frame_rate_assumed") and kind == "video":
         warnings.append(
-            f"frame rate assumed {summary.get('frame_rate') or 25}: the stream carries no timing;"
+            f"frame rate assumed {summary.get('frame_rate') or probe.ASSUMED_FRAME_RATE:g}: the stream carries no timing;"
             " give the recorder's rate as 'framerate' upload metadata"
         )
     if found is not None:
@@ -417,7 +427,7 @@ def make_hls(rt: Runtime, item_id: str) -> None:
                     files[path.name] = hash_stream(stream)[0]["sha256"]
                 if path.name != "index.m3u8":
                     _put_once(rt, f"{prefix}/{path.name}", path)
-            method = _ffmpeg_method(tool, args, {source: f"vault:{proxy.key}", str(out): "hls"})
+            method = _ffmpeg_method(tool, args, {source: f"vault:{proxy.key}"}, work)
             method["segments"] = files
             # The playlist is the derivative; its segments sit beside it under the same prefix.
             _store_derivative(rt, item_id, "hls", out / "index.m3u8", "index.m3u8", "application/vnd.apple.mpegurl",
