@@ -22,7 +22,7 @@ from evidence.locks import PostgresLocker
 from evidence.runtime import Runtime
 from evidence.settings import Settings
 from evidence.uploads import UploadHooks, UploadRegistry
-from transcode.app import make_celery, requeue_stalled, start_pipeline
+from transcode.app import make_celery, requeue_stalled, resume_interrupted, start_pipeline
 from transfer.handler import TusApp, TusConfig
 from transfer.lock import LocalLocker, Locker
 
@@ -57,6 +57,10 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         migrate.upgrade(rt.db.engine)
         rt.vault.ensure_ready()
+        if settings.embedded_worker:
+            resumed = await anyio.to_thread.run_sync(resume_interrupted, celery, rt)
+            if resumed:
+                log.info("queued %d item(s) interrupted by the last shutdown", len(resumed))
         maintenance = asyncio.create_task(_maintain(rt, tus, celery))
         try:
             yield

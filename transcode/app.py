@@ -7,6 +7,8 @@ one, a separate queue for long jobs, and time limits on everything.
 
 from __future__ import annotations
 
+import shutil
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -99,3 +101,25 @@ def requeue_stalled(app: Celery, rt: Runtime, older_than_seconds: float, done: s
         start_pipeline(app, item_id)
         done.add(item_id)
     return stalled
+
+
+def resume_interrupted(app: Celery, rt: Runtime) -> list[str]:
+    """Queue again every item left mid-way. For the embedded mode, whose SQLite broker does
+    not give back a task that a killed worker was running: its worker starts with the
+    server, so at start nothing can legitimately be in progress."""
+    with rt.db.sessions() as session:
+        found = list(session.scalars(select(Item.id).where(Item.state.in_(("received", "processing")))))
+    for item_id in found:
+        start_pipeline(app, item_id)
+    return found
+
+
+def sweep_work_dirs(settings: Settings) -> int:
+    """Remove working folders left by attempts killed mid-task (older than any live task)."""
+    cutoff = time.time() - settings.task_time_limit_seconds
+    removed = 0
+    for folder in settings.effective_tmp_dir.glob("work-*"):
+        if folder.is_dir() and folder.stat().st_mtime < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed

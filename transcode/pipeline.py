@@ -151,8 +151,7 @@ def _store_derivative(
 
 def _put_once(rt: Runtime, key: str, path: Path) -> None:
     try:
-        with open(path, "rb") as stream:
-            rt.vault.put(key, stream)
+        rt.vault.put_file(key, path)
     except ObjectExists:
         pass  # the same bytes, stored by an attempt that died before recording them
 

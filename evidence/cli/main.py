@@ -91,9 +91,10 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 @friendly
 def worker(ctx: click.Context, queues: str, concurrency: int | None) -> None:
     """Run a Celery worker: hashing, probing, validation, working copies."""
-    from transcode.app import make_celery
+    from transcode.app import make_celery, sweep_work_dirs
 
     settings = settings_of(ctx, worker_concurrency=concurrency)
+    sweep_work_dirs(settings)
     app = make_celery(settings)
     app.worker_main(["worker", "--queues", queues, "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"])
 

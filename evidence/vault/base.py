@@ -11,6 +11,7 @@ import io
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from evidence.errors import Conflict, EvidenceError, InvalidInput, Unavailable
@@ -93,6 +94,10 @@ class Vault(Protocol):
     def put(self, key: str, fileobj: BinaryIO) -> ObjectInfo:
         """Stores a derivative under a new key (never under ``originals/``, never over an
         existing object), reading ``fileobj`` to its end."""
+
+    def put_file(self, key: str, path: Path) -> ObjectInfo:
+        """As :meth:`put`, for a finished local file the caller gives up: the local vault
+        links it into place instead of copying (a working copy of gigabytes, written once)."""
 
     def tus_store(self) -> Store:
         """The transfer store that writes uploads into this vault at their storage keys."""

@@ -191,6 +191,18 @@ class S3Vault:
             raise VaultUnavailable(f"S3 accepted {key} but does not show it")
         return info
 
+    def put_file(self, key: str, path: Path) -> ObjectInfo:
+        check_derivative_key(key)
+        if self._head(key) is not None:
+            raise ObjectExists(f"{key} already exists in the vault")
+        with _s3_errors(f"store {key}"):
+            # Multipart for large working copies (a single PUT stops at 5 GB).
+            self.client.upload_file(str(path), self.bucket, key)
+        info = self.stat(key)
+        if info is None:
+            raise VaultUnavailable(f"S3 accepted {key} but does not show it")
+        return info
+
     def tus_store(self) -> Store:
         options: dict[str, Any] = {"tmp_dir": self.tmp_dir / "s3-spool"}
         if self.part_size:

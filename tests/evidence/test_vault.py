@@ -219,3 +219,24 @@ def test_local_vault_gives_a_file_tus_store(local_vault: LocalVault) -> None:
 
     store = local_vault.tus_store()
     assert isinstance(store, FileStore) and store.root == local_vault.root
+
+
+def test_put_file_stores_a_finished_file_once(vault: Vault, tmp_path: Path) -> None:
+    made = tmp_path / "proxy.mp4"
+    made.write_bytes(b"working copy" * 1000)
+    info = vault.put_file("derivatives/item/proxy-abc.mp4", made)
+    assert info.size == 12000
+    with vault.open("derivatives/item/proxy-abc.mp4") as stream:
+        assert stream.read() == made.read_bytes()
+    with pytest.raises(ObjectExists):
+        vault.put_file("derivatives/item/proxy-abc.mp4", made)
+    with pytest.raises(KeyRefused):
+        vault.put_file("originals/abc", made)
+
+
+def test_local_put_file_links_instead_of_copying(local_vault: LocalVault, tmp_path: Path) -> None:
+    local_vault.ensure_ready()
+    made = local_vault.root.parent / "proxy.mp4"  # same file system as the vault
+    made.write_bytes(b"x" * 4096)
+    local_vault.put_file("derivatives/item/proxy.mp4", made)
+    assert (local_vault.root / "derivatives/item/proxy.mp4").stat().st_ino == made.stat().st_ino
