@@ -39,7 +39,19 @@ ACTIONS = frozenset(
 def record(session: Session, action: str, subject: dict[str, str], actor: str, details: dict[str, Any]) -> None:
     if action not in ACTIONS:
         raise ValueError(f"unknown custody action {action!r}")
-    ledger.append(session, action, subject, actor, details)
+    ledger.append(session, action, subject, actor, portable(details))
+
+
+def portable(value: Any) -> Any:
+    """Canonical JSON (RFC 8785) entries hold no floats, whose text form differs between
+    implementations: a float anywhere in the details is recorded as its decimal string."""
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, dict):
+        return {str(key): portable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable(item) for item in value]
+    return value
 
 
 def system_actor(component: str) -> str:

@@ -89,7 +89,7 @@ def build(session: Session, keys: ledger.Keys, item_id: str, actor: str) -> dict
             "state": item.state,
             "reason": item.reason,
             "kind": item.kind,
-            "media": _no_floats(dict(item.media or {})),
+            "media": custody.portable(dict(item.media or {})),
             "warnings": list(item.warnings or []),
             "storage_key": item.storage_key,
         },
@@ -104,17 +104,6 @@ def build(session: Session, keys: ledger.Keys, item_id: str, actor: str) -> dict
 
 def _digest(content: dict[str, Any]) -> str:
     return hashlib.sha256(canonical(content)).hexdigest()
-
-
-def _no_floats(value: Any) -> Any:
-    """Canonical JSON here carries no floats (their text form is not portable): as strings."""
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, dict):
-        return {k: _no_floats(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_no_floats(v) for v in value]
-    return value
 
 
 def to_json(report: dict[str, Any]) -> bytes:
