@@ -1,21 +1,27 @@
-"""Cases and users: the few domain operations the CLI and the API share."""
+"""Cases and users: the few domain operations the CLI and the API share, and who may see
+which case (officers: the cases they are assigned to; auditors and admins: all)."""
 
 from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from evidence import custody
-from evidence.errors import Conflict, InvalidInput, NotFound
-from evidence.models import ROLES, Case, User
+from evidence.errors import Conflict, Forbidden, InvalidInput, NotFound
+from evidence.models import ROLES, Case, CaseAssignment, User
 
 CASE_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._/\-]{0,63}")
 EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}")
 
 
-def create_case(session: Session, ref: str, title: str | None, actor: str) -> Case:
+# Roles that see every case; officers see the cases they are assigned to, reviewers none.
+SEE_ALL = ("auditor", "admin")
+
+
+def create_case(session: Session, ref: str, title: str | None, actor: str, creator: User | None = None) -> Case:
     if not CASE_REF.fullmatch(ref):
         raise InvalidInput("a case reference is 1-64 characters: letters, digits, space . _ / -")
     if session.scalar(select(Case.id).where(Case.ref == ref)) is not None:
@@ -24,6 +30,8 @@ def create_case(session: Session, ref: str, title: str | None, actor: str) -> Ca
     session.add(case)
     session.flush()
     custody.record(session, "case.created", subject={"case": ref}, actor=actor, details={"title": title})
+    if creator is not None and creator.role == "officer":
+        assign(session, case, creator, actor)
     return case
 
 
@@ -41,11 +49,73 @@ def add_user(session: Session, email: str, role: str) -> User:
     if not EMAIL.fullmatch(email):
         raise InvalidInput(f"{email!r} is not an email address")
     user = session.scalar(select(User).where(User.email == email))
-    if user is not None:
-        if user.role != role:
-            raise Conflict(f"{email} already exists with role {user.role}")
-        return user  # adding an existing user again issues a fresh token
-    user = User(email=email, role=role)
-    session.add(user)
-    session.flush()
+    if user is None:
+        try:
+            with session.begin_nested():
+                user = User(email=email, role=role)
+                session.add(user)
+        except IntegrityError:  # added at the same moment by someone else: theirs counts
+            user = session.scalar(select(User).where(User.email == email))
+            assert user is not None
+    if user.role != role:
+        raise Conflict(f"{email} already exists with role {user.role}")
+    return user  # adding an existing user again issues a fresh token
+
+
+def officer_account(session: Session, email: str) -> User:
+    """The officer with this email; an unknown email is registered as an officer (so a
+    case can be assigned before the officer's first sign-in with the identity provider)."""
+    email = email.strip().lower()
+    user = session.scalar(select(User).where(User.email == email)) or add_user(session, email, "officer")
+    if user.role != "officer":
+        raise InvalidInput(f"{email} is {user.role}; only officers are assigned to cases")
     return user
+
+
+def assign(session: Session, case: Case, officer: User, actor: str) -> bool:
+    """Assign an officer to a case; False if they already were."""
+    if session.get(CaseAssignment, (case.id, officer.id)) is not None:
+        return False
+    session.add(CaseAssignment(case_id=case.id, user_id=officer.id, assigned_by=actor))
+    session.flush()
+    custody.record(session, "case.assigned", subject={"case": case.ref}, actor=actor, details={"officer": officer.email})
+    return True
+
+
+def unassign(session: Session, case: Case, officer: User, actor: str) -> bool:
+    found = session.get(CaseAssignment, (case.id, officer.id))
+    if found is None:
+        return False
+    session.delete(found)
+    session.flush()
+    custody.record(session, "case.unassigned", subject={"case": case.ref}, actor=actor, details={"officer": officer.email})
+    return True
+
+
+def assignees(session: Session, case: Case) -> list[User]:
+    query = select(User).join(CaseAssignment, CaseAssignment.user_id == User.id).where(CaseAssignment.case_id == case.id)
+    return list(session.scalars(query.order_by(User.email)))
+
+
+def visible_cases(user: User) -> Select[tuple[Case]]:
+    """The cases ``user`` may see, as a query."""
+    query = select(Case)
+    if user.role in SEE_ALL:
+        return query
+    if user.role != "officer":
+        return query.where(False)
+    return query.join(CaseAssignment, CaseAssignment.case_id == Case.id).where(CaseAssignment.user_id == user.id)
+
+
+def may_see(session: Session, user: User, case: Case) -> bool:
+    if user.role in SEE_ALL:
+        return True
+    return user.role == "officer" and session.get(CaseAssignment, (case.id, user.id)) is not None
+
+
+def case_for(session: Session, user: User, ref: str) -> Case:
+    """A case ``user`` may see (NotFound, or Forbidden with the way out)."""
+    case = get_case(session, ref)
+    if not may_see(session, user, case):
+        raise Forbidden(f"you are not assigned to case {ref}; an admin can assign you (evidence cases assign)")
+    return case

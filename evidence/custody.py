@@ -17,6 +17,8 @@ from evidence import ledger
 ACTIONS = frozenset(
     {
         "case.created",
+        "case.assigned",
+        "case.unassigned",
         "upload.created",
         "upload.completed",
         "upload.terminated",

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -64,6 +65,12 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     disabled_at: Mapped[datetime | None]
+    # Set for accounts of the identity provider (OpenID Connect): the issuer and subject
+    # the account is bound to. Local accounts (`evidence users add`) have neither.
+    idp_issuer: Mapped[str | None] = mapped_column(String(500))
+    idp_subject: Mapped[str | None] = mapped_column(String(255))
+
+    __table_args__ = (Index("ix_users_idp", "idp_issuer", "idp_subject", unique=True),)
 
 
 class Case(Base):
@@ -74,6 +81,18 @@ class Case(Base):
     title: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CaseAssignment(Base):
+    """An officer assigned to a case: they may see it, upload into it and share from it.
+    An officer who creates a case through the API is assigned to it."""
+
+    __tablename__ = "case_assignments"
+
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True, index=True)
+    assigned_by: Mapped[str] = mapped_column(String(200))
+    assigned_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Upload(Base):
@@ -200,3 +219,37 @@ class Checkpoint(Base):
     root: Mapped[bytes] = mapped_column(LargeBinary(32))
     note: Mapped[str] = mapped_column(Text)
     signed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Link(Base):
+    """A signed link for a reviewer with no account: what was shared, with whom, until when.
+
+    ``item_ids`` is the snapshot of exactly what was shared (for a case-wide share, the
+    case's items at that moment); ``include_future`` says whether items added to the case
+    later appear too. The token itself is never stored: Ed25519 signatures are
+    deterministic, so the same claims signed with key ``kid`` give the same URL again.
+    """
+
+    __tablename__ = "links"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    scope: Mapped[str] = mapped_column(String(8))  # "case" or "items"
+    item_ids: Mapped[list[Any]] = mapped_column(default=list)
+    include_future: Mapped[bool] = mapped_column(default=False)
+    recipient: Mapped[str] = mapped_column(String(320))
+    permission: Mapped[str] = mapped_column(String(16))  # "view" or "download"
+    expires_at: Mapped[datetime]
+    max_uses: Mapped[int | None] = mapped_column(Integer)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    # The user who shared (null when an operator shared from the server's CLI) and the
+    # actor string the ledger names either way.
+    creator_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(String(200))
+    passcode_hash: Mapped[str | None] = mapped_column(String(200))
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_at: Mapped[datetime | None]
+    kid: Mapped[str] = mapped_column(String(64))

@@ -58,7 +58,8 @@ def build(session: Session, keys: ledger.Keys, item_id: str, actor: str) -> dict
     for row in rows:
         subject = row.subject or {}
         # Of the case's other entries, keep the case's creation and this item's upload.
-        if row.item_id is None and row.action not in _CASE_ACTIONS and subject.get("upload") != item.upload_id:
+        if row.item_id is None and row.action not in _CASE_ACTIONS and subject.get("upload") != item.upload_id \
+                and not _shares(row, item.id):
             continue
         proof = ledger.inclusion_proof(session, row.seq, checkpoint.size)
         entries.append(
@@ -100,6 +101,12 @@ def build(session: Session, keys: ledger.Keys, item_id: str, actor: str) -> dict
         "entries": entries,
     }
     return {**content, "signature": keys.signer.sign(_SIGNED.format(digest=_digest(content)))}
+
+
+def _shares(row: CustodyEvent, item_id: str) -> bool:
+    """A link's case-wide entries (created, revoked, page opened) that cover this item."""
+    details = row.details or {}
+    return row.action.startswith("link.") and (item_id in details.get("items", []) or details.get("include_future") is True)
 
 
 def _digest(content: dict[str, Any]) -> str:

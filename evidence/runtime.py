@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from audit import NoteSigner, generate_signer
-from evidence.access import TokenSigner
+from evidence.access import Authenticator, TokenSigner
 from evidence.db import Database
 from evidence.keys import load_or_create_secret, load_or_create_text
 from evidence.ledger import Keys
+from evidence.oidc import OidcVerifier
 from evidence.settings import Settings
 from evidence.vault import Vault, open_vault
 
@@ -21,6 +22,8 @@ class Runtime:
     vault: Vault
     signer: TokenSigner
     ledger_keys: Keys
+    # Who is asking: local tokens from `signer` and, when configured, the identity provider's.
+    auth: Authenticator
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -44,7 +47,8 @@ class Runtime:
             lambda: generate_signer(settings.ledger_origin).to_skey(),
         )
         keys = Keys(settings.ledger_origin, NoteSigner.from_skey(skey.strip()))
-        return cls(settings, Database(settings.effective_database_url), vault, signer, keys)
+        auth = Authenticator(signer, OidcVerifier.from_settings(settings))
+        return cls(settings, Database(settings.effective_database_url), vault, signer, keys, auth)
 
     def close(self) -> None:
         self.db.dispose()

@@ -33,6 +33,29 @@ class Settings(BaseSettings):
     # Where the HS256 token secret comes from; generated into the data dir when empty.
     token_secret_file: Path | None = None
 
+    # OpenID Connect access tokens from the force's identity provider, beside the local
+    # tokens (told apart by their `iss`). Off while the issuer is empty.
+    oidc_issuer: str = ""
+    # The issuer's key set; empty means "the jwks_uri of the issuer's discovery document"
+    # ({issuer}/.well-known/openid-configuration).
+    oidc_jwks_url: str = ""
+    oidc_audience: str = ""
+    # Where the role is in the token: a claim name or a dotted path ("realm_access.roles");
+    # its value a string, a list of strings, or a space-separated string.
+    oidc_role_claim: str = "roles"
+    # Claim values to our roles, "idp-value=role,..."; values equal to a role name map to
+    # it without being listed.
+    oidc_role_map: str = ""
+    oidc_email_claim: str = "email"
+    oidc_algorithms: str = "RS256,ES256"
+    # Allowed clock difference with the identity provider (exp, iat, nbf).
+    oidc_leeway_seconds: float = Field(default=30, ge=0, le=300)
+    # The key set is cached this long; an unknown `kid` (a rotated key) fetches it again,
+    # at most once per cooldown; a failed fetch keeps the last good set.
+    oidc_jwks_cache_seconds: float = Field(default=300, gt=0)
+    oidc_jwks_refresh_cooldown_seconds: float = Field(default=30, ge=0)
+    oidc_http_timeout_seconds: float = Field(default=5, gt=0)
+
     # Uploads
     max_upload_size: int = Field(default=1 * TiB, ge=1)
     upload_expiry_hours: float = Field(default=24 * 7, gt=0)
@@ -54,6 +77,20 @@ class Settings(BaseSettings):
     # dir when not given.
     ledger_key_file: Path | None = None
     checkpoint_interval_seconds: float = Field(default=5, gt=0)
+
+    # Signed links for reviewers
+    # Ed25519 keys that sign link tokens, one <kid>.pem each (the newest signs; all verify);
+    # generated into the data dir when empty.
+    link_keys_dir: Path | None = None
+    link_issuer: str = "evidence"
+    # Wrong passcodes before a link locks for good, and the least time between two tries.
+    link_passcode_attempts: int = Field(default=5, ge=1)
+    link_passcode_interval_seconds: float = Field(default=1.0, ge=0)
+    # A reviewer's browser session: how long a passcode, once given, and a counted use last.
+    link_session_minutes: int = Field(default=60, ge=1)
+    # At most one `link.accessed` entry per item, client and kind of access in this window
+    # (full downloads are always recorded), and one per identical refusal.
+    link_record_window_seconds: float = Field(default=1800, ge=0)
 
     # Processing (the workers)
     # Hashes computed besides SHA-256, for legacy forensic tools: "md5,sha1", or empty.
@@ -104,6 +141,21 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown hash algorithm(s): {', '.join(sorted(unknown))}; use md5, sha1")
         return value
+
+    @field_validator("oidc_algorithms")
+    @classmethod
+    def _asymmetric_only(cls, value: str) -> str:
+        names = [n.strip() for n in value.split(",") if n.strip()]
+        allowed = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+        # A shared-secret or unsigned algorithm would let anyone holding the public key sign.
+        bad = [n for n in names if n not in allowed]
+        if bad or not names:
+            raise ValueError(f"not allowed for OIDC tokens: {', '.join(bad) or '(none given)'}; use e.g. RS256,ES256")
+        return value
+
+    @property
+    def oidc_algorithm_list(self) -> tuple[str, ...]:
+        return tuple(n.strip() for n in self.oidc_algorithms.split(",") if n.strip())
 
     @property
     def hash_algorithms(self) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from evidence import access, custody
+from evidence import access, cases, custody
 from evidence.db import Database
 from evidence.errors import EvidenceError
 from evidence.models import Case, Item, Upload, User, utcnow
@@ -22,6 +22,7 @@ from transfer.info import UploadInfo
 log = logging.getLogger(__name__)
 SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 UPLOAD_ROLES = ("officer", "admin")
+_TUS_ERRORS = {401: tus.Unauthorized, 403: tus.Forbidden, 503: tus.StorageUnavailable}
 
 
 class UploadRegistry:
@@ -161,20 +162,20 @@ class UploadRegistry:
 class UploadHooks:
     """:class:`transfer.handler.Hooks`: authentication, metadata rules, completion."""
 
-    def __init__(self, db: Database, signer: access.TokenSigner, registry: UploadRegistry) -> None:
+    def __init__(self, db: Database, auth: access.Authenticator, registry: UploadRegistry) -> None:
         self.db = db
-        self.signer = signer
+        self.auth = auth
         self.registry = registry
         self.on_item_received: list[Callable[[str], None]] = []
 
     def authenticate(self, authorization: str | None) -> str:
         try:
             with self.db.sessions() as session:
-                user = access.authenticate(session, self.signer, authorization)
+                user = self.auth.authenticate(session, authorization)
                 access.require_role(user, *UPLOAD_ROLES)
                 return user.id
         except EvidenceError as error:
-            raise (tus.Forbidden if error.status == 403 else tus.Unauthorized)(error.message) from None
+            raise _TUS_ERRORS.get(error.status, tus.Unauthorized)(error.message) from None
 
     def prepare(self, info: UploadInfo) -> None:
         # Keys are ours alone: nothing the client sent becomes part of a path.
@@ -189,8 +190,13 @@ class UploadHooks:
         if sha256 is not None and not SHA256_HEX.fullmatch(sha256):
             raise tus.BadRequest("Upload-Metadata 'sha256' must be 64 hexadecimal characters")
         with self.db.sessions() as session:
-            if session.scalar(select(Case.id).where(Case.ref == metadata["case"])) is None:
+            case = session.scalar(select(Case).where(Case.ref == metadata["case"]))
+            if case is None:
                 raise tus.BadRequest(f"case {metadata['case'][:64]!r} does not exist; create it first")
+            # Officers upload only into the cases they are assigned to.
+            owner = session.get(User, info.owner)
+            if owner is None or not cases.may_see(session, owner, case):
+                raise tus.Forbidden(f"you are not assigned to case {case.ref!r}; an admin can assign you")
         info.storage_key = f"originals/{info.id}"
 
     def completed(self, info: UploadInfo) -> None:

@@ -15,10 +15,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from evidence import custody, ledger, migrate
-from evidence.api import audit, cases, uploads
+from evidence import custody, ledger, migrate, reviewer
+from evidence.api import accounts, audit, cases, links, uploads
 from evidence.errors import EvidenceError
+from evidence.keys import load_or_create_secret
+from evidence.link_access import Gate
+from evidence.link_token import keyring_for
 from evidence.locks import PostgresLocker
+from evidence.models import utcnow
 from evidence.runtime import Runtime
 from evidence.settings import Settings
 from evidence.uploads import UploadHooks, UploadRegistry
@@ -32,7 +36,7 @@ log = logging.getLogger(__name__)
 def build_tus(rt: Runtime) -> tuple[TusApp, UploadHooks]:
     settings = rt.settings
     registry = UploadRegistry(rt.db, rt.vault)
-    hooks = UploadHooks(rt.db, rt.signer, registry)
+    hooks = UploadHooks(rt.db, rt.auth, registry)
     locker: Locker
     if rt.db.is_postgres:
         locker = PostgresLocker(rt.db.lock_engine, settings.lock_timeout_seconds)
@@ -72,6 +76,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.runtime = rt
     app.state.tus = tus
     app.state.upload_hooks = hooks
+    # Reviewers' links. The clock is an attribute so tests can pass time in.
+    # The session-cookie secret sits with the link keys, so every API node shares both.
+    link_keys = keyring_for(settings)
+    cookie_secret = load_or_create_secret(link_keys.folder / "session.secret")
+    app.state.link_gate = Gate(rt, link_keys, cookie_secret, utcnow)
 
     @app.exception_handler(EvidenceError)
     async def _evidence_error(request: Request, error: EvidenceError) -> JSONResponse:
@@ -92,8 +101,11 @@ def create_app(settings: Settings) -> FastAPI:
         return JSONResponse({"status": "ready"})
 
     app.include_router(cases.router)
+    app.include_router(accounts.router)
     app.include_router(uploads.router)
     app.include_router(audit.router)
+    app.include_router(links.router)
+    app.include_router(reviewer.router)
     app.mount("/files", tus)
     return app
 

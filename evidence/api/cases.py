@@ -1,4 +1,5 @@
-"""/api/v1/cases and /api/v1/items."""
+"""/api/v1/cases and /api/v1/items. Officers see the cases they are assigned to (or
+created here); auditors and admins see all; media (working copies) only officers and admins."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from evidence import access
 from evidence.api.deps import role, session
-from evidence.cases import create_case, get_case
+from evidence.cases import case_for, create_case, may_see, visible_cases
 from evidence.errors import NotFound
 from evidence.models import Case, Derivative, Item, User
 from evidence.views import case_json, items_view
@@ -33,47 +34,45 @@ def _base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-@router.get("/cases", summary="List cases (officer, auditor, admin)")
-def list_cases(db: Session = Depends(session), _: User = Depends(role(*READERS))) -> list[dict[str, Any]]:
-    return [case_json(c) for c in db.scalars(select(Case).order_by(Case.created_at))]
+@router.get("/cases", summary="List cases: an officer's own, or all (officer, auditor, admin)")
+def list_cases(db: Session = Depends(session), user: User = Depends(role(*READERS))) -> list[dict[str, Any]]:
+    return [case_json(c) for c in db.scalars(visible_cases(user).order_by(Case.created_at))]
 
 
-@router.post("/cases", status_code=201, summary="Create a case (officer, admin)")
+@router.post("/cases", status_code=201, summary="Create a case; an officer is assigned to it (officer, admin)")
 def post_case(body: NewCase, db: Session = Depends(session), user: User = Depends(role(*WRITERS))) -> dict[str, Any]:
     # The session has already been used to authenticate; commit the case with its custody event.
-    case = create_case(db, body.ref, body.title, access.actor_of(user))
+    case = create_case(db, body.ref, body.title, access.actor_of(user), creator=user)
     db.commit()
     return case_json(case)
 
 
-@router.get("/cases/{ref:path}", summary="One case (officer, auditor, admin)")
-def read_case(ref: str, db: Session = Depends(session), _: User = Depends(role(*READERS))) -> dict[str, Any]:
-    return case_json(get_case(db, ref))
+@router.get("/cases/{ref:path}", summary="One case (assigned officer, auditor, admin)")
+def read_case(ref: str, db: Session = Depends(session), user: User = Depends(role(*READERS))) -> dict[str, Any]:
+    return case_json(case_for(db, user, ref))
 
 
-@router.get("/items", summary="Items of a case (officer, auditor, admin)")
+@router.get("/items", summary="Items of a case (assigned officer, auditor, admin)")
 def list_items(
-    request: Request, case: str, db: Session = Depends(session), _: User = Depends(role(*READERS))
+    request: Request, case: str, db: Session = Depends(session), user: User = Depends(role(*READERS))
 ) -> list[dict[str, Any]]:
-    found = get_case(db, case)
+    found = case_for(db, user, case)
     items = db.scalars(select(Item).where(Item.case_id == found.id).order_by(Item.created_at))
     return items_view(db, list(items), _base_url(request))
 
 
-@router.get("/items/{item_id}", summary="One item: state, hashes, derivatives (officer, auditor, admin)")
+@router.get("/items/{item_id}", summary="One item: state, hashes, derivatives (assigned officer, auditor, admin)")
 def read_item(
-    request: Request, item_id: str, db: Session = Depends(session), _: User = Depends(role(*READERS))
+    request: Request, item_id: str, db: Session = Depends(session), user: User = Depends(role(*READERS))
 ) -> dict[str, Any]:
-    item = db.get(Item, item_id)
-    if item is None:
-        raise NotFound("item not found")
-    return items_view(db, [item], _base_url(request))[0]
+    return items_view(db, [_visible_item(db, user, item_id)], _base_url(request))[0]
 
 
-@router.get("/items/{item_id}/derivatives/{kind}", summary="Download a working copy (officer, admin)")
+@router.get("/items/{item_id}/derivatives/{kind}", summary="Download a working copy (assigned officer, admin)")
 def read_derivative(
-    item_id: str, kind: str, request: Request, db: Session = Depends(session), _: User = Depends(role(*WRITERS))
+    item_id: str, kind: str, request: Request, db: Session = Depends(session), user: User = Depends(role(*WRITERS))
 ) -> StreamingResponse:
+    _visible_item(db, user, item_id)
     derivative = db.scalar(select(Derivative).where(Derivative.item_id == item_id, Derivative.kind == kind))
     if derivative is None:
         raise NotFound("no such working copy")
@@ -94,3 +93,11 @@ def _chunks(stream: Any) -> Iterator[bytes]:
 
 def _b64(hex_digest: str) -> str:
     return base64.b64encode(bytes.fromhex(hex_digest)).decode()
+
+
+def _visible_item(db: Session, user: User, item_id: str) -> Item:
+    # Another case's item reads as missing: item ids are not for probing.
+    item = db.get(Item, item_id)
+    if item is None or not may_see(db, user, db.get_one(Case, item.case_id)):
+        raise NotFound("item not found")
+    return item

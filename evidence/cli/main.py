@@ -14,9 +14,10 @@ from sqlalchemy import select
 from evidence import cases, custody
 from evidence.cli.audit import audit_group
 from evidence.cli.common import err, friendly, local_runtime, settings_of
+from evidence.cli.links import links_group, share
 from evidence.cli.sizes import SizeType
 from evidence.errors import NotFound
-from evidence.models import Case, Item
+from evidence.models import Case, Item, User
 from evidence.settings import Settings
 from evidence.views import items_view
 
@@ -126,25 +127,61 @@ def cases_group() -> None:
 @cases_group.command("create")
 @click.argument("ref")
 @click.option("--title", default=None)
+@click.option("--assign", "officers", multiple=True, metavar="EMAIL", help="Assign an officer (repeatable)")
 @click.pass_context
 @friendly
-def cases_create(ctx: click.Context, ref: str, title: str | None) -> None:
+def cases_create(ctx: click.Context, ref: str, title: str | None, officers: tuple[str, ...]) -> None:
     """Create a case with reference REF."""
     rt = local_runtime(ctx)
+    actor = custody.operator_actor()
     with rt.db.transaction() as session:
-        case = cases.create_case(session, ref, title, custody.operator_actor())
+        case = cases.create_case(session, ref, title, actor)
+        for email in officers:
+            cases.assign(session, case, cases.officer_account(session, email), actor)
     click.echo(case.ref)
+
+
+@cases_group.command("assign")
+@click.argument("ref")
+@click.argument("email")
+@click.pass_context
+@friendly
+def cases_assign(ctx: click.Context, ref: str, email: str) -> None:
+    """Assign the officer EMAIL to case REF (an unknown EMAIL is added as an officer)."""
+    rt = local_runtime(ctx)
+    actor = custody.operator_actor()
+    with rt.db.transaction() as session:
+        case = cases.get_case(session, ref)
+        officer = cases.officer_account(session, email)
+        added = cases.assign(session, case, officer, actor)
+    err.print(f"{officer.email} {'assigned to' if added else 'was already assigned to'} {case.ref}", highlight=False)
+
+
+@cases_group.command("unassign")
+@click.argument("ref")
+@click.argument("email")
+@click.pass_context
+@friendly
+def cases_unassign(ctx: click.Context, ref: str, email: str) -> None:
+    """Take the officer EMAIL off case REF."""
+    rt = local_runtime(ctx)
+    with rt.db.transaction() as session:
+        case = cases.get_case(session, ref)
+        officer = session.scalar(select(User).where(User.email == email.strip().lower()))
+        if officer is None or not cases.unassign(session, case, officer, custody.operator_actor()):
+            raise NotFound(f"{email} is not assigned to case {ref}")
 
 
 @cases_group.command("list")
 @click.pass_context
 @friendly
 def cases_list(ctx: click.Context) -> None:
-    """List cases."""
+    """List cases: reference, title, assigned officers."""
     rt = local_runtime(ctx)
     with rt.db.sessions() as session:
         for case in session.scalars(select(Case).order_by(Case.created_at)):
-            click.echo(f"{case.ref}\t{case.title or ''}")
+            officers = ",".join(u.email for u in cases.assignees(session, case))
+            click.echo(f"{case.ref}\t{case.title or ''}\t{officers}")
 
 
 @main.command()
@@ -243,6 +280,8 @@ def uploads_cleanup(ctx: click.Context) -> None:
 
 
 main.add_command(audit_group)
+main.add_command(share)
+main.add_command(links_group)
 
 if __name__ == "__main__":
     main()

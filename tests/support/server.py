@@ -85,6 +85,7 @@ class Server:
     def token(self, email: str = "officer@force.police.uk", role: str = "officer") -> str:
         return self.cli("users", "add", email, "--role", role).stdout.strip()
 
-    def case(self, ref: str = "OP-TEST") -> str:
-        self.cli("cases", "create", ref)
+    def case(self, ref: str = "OP-TEST", officer: str | None = "officer@force.police.uk") -> str:
+        """A case, with ``officer`` (the default account of :meth:`token`) assigned to it."""
+        self.cli("cases", "create", ref, *(("--assign", officer) if officer else ()))
         return ref

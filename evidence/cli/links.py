@@ -1,0 +1,99 @@
+"""``evidence share`` and ``evidence links``: signed links for reviewers, from the server host."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from evidence import custody
+from evidence.cli.common import err, friendly, local_runtime
+from evidence.cli.sizes import parse_duration
+from evidence.link_token import keyring_for
+from evidence.links import Share, create_link, link_json, list_links, revoke_link
+from evidence.models import utcnow
+
+
+class DurationType(click.ParamType):
+    name = "duration"
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        try:
+            return parse_duration(value)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+@click.command("share")
+@click.option("--case", "case_ref", required=True, help="Case reference")
+@click.option("--item", "item_ids", multiple=True, help="Share only this item (repeat); default: the whole case")
+@click.option("--to", "recipient", required=True, help="The reviewer's email address")
+@click.option("--expires", "lifetime", type=DurationType(), required=True, help="How long the link lasts: 90m, 12h, 14d")
+@click.option("--download", is_flag=True, help="Allow downloading the originals (default: view only)")
+@click.option("--passcode", is_flag=True, help="Also require a passcode (printed on stderr; send it separately)")
+@click.option("--max-uses", type=click.IntRange(min=1), default=None, help="Browser sessions allowed in all")
+@click.option("--include-future", is_flag=True, help="A case-wide share also shows items added later")
+@click.pass_context
+@friendly
+def share(ctx: click.Context, case_ref: str, item_ids: tuple[str, ...], recipient: str, lifetime, download: bool,  # type: ignore[no-untyped-def]
+          passcode: bool, max_uses: int | None, include_future: bool) -> None:
+    """Share a case, or chosen items, with a reviewer: prints the link's URL."""
+    rt = local_runtime(ctx)
+    keys = keyring_for(rt.settings)
+    request = Share(case_ref, recipient, lifetime, item_ids, download, passcode, max_uses, include_future)
+    with rt.db.transaction() as session:
+        link, code = create_link(session, keys, request, custody.operator_actor(), None, utcnow())
+        data = link_json(keys, link, case_ref, rt.settings.effective_public_url)
+    if code:
+        err.print(f"passcode (send it separately from the link): {code}", highlight=False)
+    click.echo(data["url"])
+
+
+@click.group("links")
+def links_group() -> None:
+    """Signed links: list, revoke, rotate the signing key."""
+
+
+@links_group.command("list")
+@click.option("--case", "case_ref", required=True)
+@click.option("--json", "as_json", is_flag=True, help="The same objects as GET /api/v1/links?case=REF")
+@click.pass_context
+@friendly
+def links_list(ctx: click.Context, case_ref: str, as_json: bool) -> None:
+    """A case's links: id, recipient, expiry, state, uses."""
+    rt = local_runtime(ctx)
+    keys = keyring_for(rt.settings)
+    with rt.db.sessions() as session:
+        found = [link_json(keys, link, case_ref, rt.settings.effective_public_url) for link in list_links(session, case_ref)]
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    now = utcnow().isoformat()
+    for link in found:
+        state = ("revoked" if link["revoked_at"] else "locked" if link["locked_at"]
+                 else "expired" if link["expires_at"] <= now else "live")
+        uses = f"{link['uses']}/{link['max_uses'] or '-'}"
+        click.echo(f"{link['id']}  {state:<8}{link['permission']:<9}{uses:<8}{link['expires_at']}  {link['to']}"
+                   f"  {len(link['items'])} item(s)")
+
+
+@links_group.command("revoke")
+@click.argument("link_id")
+@click.pass_context
+@friendly
+def links_revoke(ctx: click.Context, link_id: str) -> None:
+    """Revoke a link: its next request is refused."""
+    rt = local_runtime(ctx)
+    with rt.db.transaction() as session:
+        link = revoke_link(session, link_id, custody.operator_actor(), utcnow())
+        revoked = link.revoked_at
+    click.echo(f"{link_id} revoked at {revoked.isoformat() if revoked else '?'}")
+
+
+@links_group.command("rotate-key")
+@click.pass_context
+@friendly
+def rotate_key(ctx: click.Context) -> None:
+    """Sign new links with a new key; links signed with older keys keep working."""
+    rt = local_runtime(ctx)
+    click.echo(keyring_for(rt.settings).rotate())

@@ -1,0 +1,195 @@
+"""/s/{token}: what a reviewer with no account sees through a signed link.
+
+Every request goes through the gate (:mod:`evidence.link_access`); media comes from the
+vault in blocks with HTTP Range, never whole into memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy import select
+
+from evidence import reviewer_html as pages
+from evidence.byteranges import Unsatisfiable, content_disposition, parse_range, repr_digest
+from evidence.link_access import COOKIE, Access, Client, Denied, Gate, PasscodeRequired
+from evidence.models import Derivative, Item
+from evidence.report import export
+from evidence.vault import Vault
+
+router = APIRouter(prefix="/s", include_in_schema=False)
+BLOCK = 1024 * 1024
+# URL name -> derivative kind shown to reviewers (never the HLS folder, probe or manifest).
+MEDIA = {"proxy": "proxy", "poster": "poster", "contact-sheet": "contact_sheet"}
+_COMMON = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff",
+           "X-Robots-Tag": "noindex, nofollow", "X-Frame-Options": "DENY"}
+
+
+def _gate(request: Request) -> Gate:
+    return request.app.state.link_gate  # type: ignore[no-any-return]
+
+
+def _client(request: Request) -> Client:
+    host = request.client.host if request.client else ""
+    return Client(host, request.headers.get("user-agent", ""), request.cookies.get(COOKIE))
+
+
+def _html(body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(body, status, headers={**_COMMON, "Content-Security-Policy": pages.CSP})
+
+
+def _refused(error: Denied) -> HTMLResponse:
+    return _html(pages.gone() if error.status == 410 else pages.not_found(), 410 if error.status == 410 else 404)
+
+
+def _with_cookie(response: Response, request: Request, token: str, access: Access) -> Response:
+    if access.new_cookie:
+        response.set_cookie(COOKIE, access.new_cookie, path=f"/s/{token}", httponly=True, samesite="lax",
+                            secure=request.url.scheme == "https")
+    return response
+
+
+@router.api_route("/{token}", methods=["GET", "HEAD"])
+def shared(token: str, request: Request) -> Response:
+    gate, client = _gate(request), _client(request)
+    try:
+        access = gate.check(token, client)
+    except PasscodeRequired:
+        return _html(pages.passcode_form(f"/s/{token}"))
+    except Denied as error:
+        return _refused(error)
+    link = access.link
+    with gate.rt.db.sessions() as session:
+        query = select(Item).where(Item.case_id == link.case_id).order_by(Item.created_at)
+        items = [i for i in session.scalars(query) if i.id in link.item_ids or link.include_future]
+        made: dict[str, dict[str, Derivative]] = {}
+        for d in session.scalars(select(Derivative).where(Derivative.item_id.in_([i.id for i in items]))):
+            made.setdefault(d.item_id, {})[d.kind] = d
+    exhibits = []
+    for i in items:
+        kinds = made.get(i.id, {})
+        proxy = kinds.get("proxy")
+        exhibits.append(pages.Exhibit(
+            i.id, i.filename, i.exhibit, i.size, dict(i.hashes or {}), i.state, proxy is not None,
+            proxy.content_type if proxy else "", "contact_sheet" in kinds, "poster" in kinds,
+        ))
+    if request.method == "GET":
+        gate.record(access, client, "page")
+    expires = link.expires_at.strftime("%d %B %Y at %H:%M UTC")
+    body = pages.shared_page(access.case_ref, f"/s/{token}", exhibits, link.permission == "download", expires)
+    return _with_cookie(_html(body), request, token, access)
+
+
+@router.post("/{token}")
+async def passcode(token: str, request: Request) -> Response:
+    body = await request.body()
+    given = parse_qs(body[:4096].decode("utf-8", "replace")).get("passcode", [""])[0]
+    gate, client = _gate(request), _client(request)
+    try:
+        access = await run_in_threadpool(gate.try_passcode, token, client, given)
+    except Denied as error:
+        if error.status == 403:
+            return _html(pages.passcode_form(f"/s/{token}", "That passcode is not right."), 403)
+        if error.status == 429:
+            response = _html(pages.passcode_form(f"/s/{token}", "Too many attempts: wait a moment and try again."), 429)
+            response.headers["Retry-After"] = "1"
+            return response
+        return _refused(error)
+    # Post/redirect/get: a reload does not send the passcode again.
+    return _with_cookie(RedirectResponse(f"/s/{token}", 303, headers=_COMMON), request, token, access)
+
+
+@router.api_route("/{token}/items/{item_id}/original", methods=["GET", "HEAD"])
+def original(token: str, item_id: str, request: Request) -> Response:
+    gate, client = _gate(request), _client(request)
+    try:
+        access = gate.check(token, client, item_id, download=True)
+    except (Denied, PasscodeRequired) as error:
+        return _refused(error if isinstance(error, Denied) else Denied(404, "passcode"))
+    item = access.item
+    assert item is not None
+    if item.state == "uploading":
+        return _refused(Denied(404, "not stored yet"))
+    response, sent = _stream(request, gate.rt.vault, item.storage_key, item.size, "application/octet-stream",
+                             (item.hashes or {}).get("sha256"), content_disposition(item.filename))
+    if request.method == "GET" and sent is not None:
+        full = sent == (0, item.size - 1)
+        gate.record(access, client, "download", sent, always=full)
+    return _with_cookie(response, request, token, access)
+
+
+@router.api_route("/{token}/items/{item_id}/report", methods=["GET"])
+def report(token: str, item_id: str, request: Request) -> Response:
+    gate, client = _gate(request), _client(request)
+    try:
+        access = gate.check(token, client, item_id)
+    except (Denied, PasscodeRequired) as error:
+        return _refused(error if isinstance(error, Denied) else Denied(404, "passcode"))
+    with gate.rt.db.transaction() as session:
+        data = export(session, gate.rt.ledger_keys, item_id, "html", f"link:{access.link.id} ({access.link.recipient})")
+    headers = {**_COMMON, "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"}
+    return _with_cookie(Response(data, media_type="text/html; charset=utf-8", headers=headers), request, token, access)
+
+
+@router.api_route("/{token}/items/{item_id}/{name}", methods=["GET", "HEAD"])
+def working_copy(token: str, item_id: str, name: str, request: Request) -> Response:
+    gate, client = _gate(request), _client(request)
+    if name not in MEDIA:
+        return _refused(Denied(404, "no such page"))
+    try:
+        access = gate.check(token, client, item_id)
+    except (Denied, PasscodeRequired) as error:
+        return _refused(error if isinstance(error, Denied) else Denied(404, "passcode"))
+    with gate.rt.db.sessions() as session:
+        found = session.scalar(select(Derivative).where(Derivative.item_id == item_id, Derivative.kind == MEDIA[name]))
+    if found is None:
+        return _refused(Denied(404, "no working copy"))
+    response, sent = _stream(request, gate.rt.vault, found.key, found.size, found.content_type, found.sha256, None)
+    if request.method == "GET" and sent is not None:
+        gate.record(access, client, "view")  # one per item per view session, however many Range requests
+    return _with_cookie(response, request, token, access)
+
+
+@router.api_route("/{rest:path}", methods=["GET", "HEAD", "POST"])
+def anything_else(rest: str) -> Response:
+    # Traversal attempts and stray paths: the same page as any other refusal.
+    return _refused(Denied(404, "no such page"))
+
+
+def _stream(request: Request, vault: Vault, key: str, size: int, content_type: str, sha256: str | None,
+            disposition: str | None) -> tuple[Response, tuple[int, int] | None]:
+    """A 200, 206 or 416 for the object; and the bytes (first, last) being sent, if any."""
+    headers = {**_COMMON, "Accept-Ranges": "bytes", "Content-Type": content_type}
+    if sha256:
+        # Repr-Digest is about the whole representation, so it is right on a 206 too.
+        headers["Repr-Digest"] = repr_digest(sha256)
+        headers["ETag"] = f'"{sha256}"'
+    if disposition:
+        headers["Content-Disposition"] = disposition
+    wanted = request.headers.get("range")
+    if_range = request.headers.get("if-range")
+    if if_range is not None and if_range != headers.get("ETag"):
+        wanted = None  # the client's copy is not this one: send it whole
+    try:
+        chosen = parse_range(wanted, size)
+    except Unsatisfiable:
+        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"}), None
+    start, end = (chosen.start, chosen.end + 1) if chosen else (0, size)
+    headers["Content-Length"] = str(end - start)
+    status = 206 if chosen else 200
+    if chosen:
+        headers["Content-Range"] = chosen.content_range(size)
+    sent = (start, end - 1) if end > start else None
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers), None
+    return StreamingResponse(_blocks(vault, key, start, end), status, headers=headers), sent
+
+
+def _blocks(vault: Vault, key: str, start: int, end: int) -> Iterator[bytes]:
+    with vault.open(key, start, end) as stream:
+        while block := stream.read(BLOCK):
+            yield block
