@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from evidence.errors import Forbidden, Unauthorized
+from evidence.jwtcheck import strict_claims
 from evidence.models import User
 from evidence.oidc import Identity, OidcVerifier
 
@@ -55,23 +56,7 @@ class TokenSigner:
 
     def verify(self, token: str) -> str:
         """Return the user id a token names, or raise Unauthorized."""
-        try:
-            claims = jwt.decode(
-                token,
-                self._secret,
-                algorithms=[ALGORITHM],
-                audience=self.audience,
-                issuer=self.issuer,
-                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
-            )
-        except jwt.ExpiredSignatureError:
-            raise Unauthorized("token expired") from None
-        except jwt.PyJWTError:
-            raise Unauthorized("invalid token") from None
-        subject = claims["sub"]
-        if not isinstance(subject, str):
-            raise Unauthorized("invalid token")
-        return subject
+        return str(strict_claims(token, self._secret, ALGORITHM, self.audience, self.issuer)["sub"])
 
 
 def bearer_token(authorization: str | None) -> str:

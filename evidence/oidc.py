@@ -26,6 +26,7 @@ import jwt
 from jwt import PyJWK, PyJWKClient
 from jwt.exceptions import PyJWKClientConnectionError
 
+from evidence.jwtcheck import strict_claims
 from evidence.errors import Forbidden, Unauthorized, Unavailable
 from evidence.models import ROLES
 
@@ -182,23 +183,8 @@ class OidcVerifier:
         if not isinstance(kid, str) or not kid:
             raise Unauthorized("invalid token")
         key = self._signing_key(kid)
-        try:
-            claims = jwt.decode(
-                token,
-                key,
-                algorithms=[algorithm],
-                audience=self.audience,
-                issuer=self.issuer,
-                leeway=self.leeway,
-                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
-            )
-        except jwt.ExpiredSignatureError:
-            raise Unauthorized("token expired") from None
-        except jwt.PyJWTError:
-            raise Unauthorized("invalid token") from None
+        claims = strict_claims(token, key, algorithm, self.audience, self.issuer, self.leeway)
         subject = claims["sub"]
-        if not isinstance(subject, str) or not subject:
-            raise Unauthorized("invalid token")
         role = role_from(claim_at(claims, self.role_claim), self.role_map)
         if role is None:
             raise Forbidden(f"the token's {self.role_claim!r} claim names no role of this service")
