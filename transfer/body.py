@@ -7,7 +7,6 @@ import hashlib
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import anyio
 from starlette.requests import ClientDisconnect
@@ -65,23 +64,17 @@ async def verified(blocks: AsyncIterator[bytes], checksum: Checksum) -> AsyncIte
 
 
 class VerifiedBody:
-    """Spools a body to a temporary file while hashing it, so that a chunk whose checksum
-    does not match is refused whole (460) and nothing of it is stored."""
+    """Spools a body to a temporary file while checking it, for creation-with-upload: there
+    the chunk must be verified before the upload even exists (a refused POST gives the
+    client no Location, so an upload created first could never be resumed). PATCH bodies
+    stream through :func:`verified` instead."""
 
     def __init__(self, tmp_dir: Path | None) -> None:
         self._file = tempfile.TemporaryFile(dir=tmp_dir)
-        self.length = 0
 
     async def spool(self, body: AsyncIterator[bytes], checksum: Checksum) -> None:
-        digest = hashlib.new(checksum.algorithm)
-        async for block in body:
-            await anyio.to_thread.run_sync(_hash_and_write, digest, self._file, block)
-            self.length += len(block)
-        if digest.digest() != checksum.digest:
-            raise ChecksumMismatch(
-                f"{checksum.algorithm} of the {self.length} bytes received does not match Upload-Checksum;"
-                " the chunk was not stored"
-            )
+        async for block in verified(body, checksum):
+            await anyio.to_thread.run_sync(self._file.write, block)
 
     async def blocks(self) -> AsyncIterator[bytes]:
         await anyio.to_thread.run_sync(self._file.seek, 0)
@@ -90,8 +83,3 @@ class VerifiedBody:
 
     def close(self) -> None:
         self._file.close()
-
-
-def _hash_and_write(digest: Any, file: Any, block: bytes) -> None:
-    digest.update(block)
-    file.write(block)
