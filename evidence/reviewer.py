@@ -6,23 +6,21 @@ vault in blocks with HTTP Range, never whole into memory.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
 from evidence import reviewer_html as pages
-from evidence.byteranges import Unsatisfiable, content_disposition, parse_range, repr_digest
+from evidence.byteranges import content_disposition
 from evidence.link_access import COOKIE, Access, Client, Denied, Gate, PasscodeRequired
 from evidence.models import Derivative, Item
 from evidence.report import export
-from evidence.vault import Vault
+from evidence.streaming import stream_object
 
 router = APIRouter(prefix="/s", include_in_schema=False)
-BLOCK = 1024 * 1024
 # URL name -> derivative kind shown to reviewers (never the HLS folder, probe or manifest).
 MEDIA = {"proxy": "proxy", "poster": "poster", "contact-sheet": "contact_sheet"}
 _COMMON = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff",
@@ -114,7 +112,7 @@ def original(token: str, item_id: str, request: Request) -> Response:
     assert item is not None
     if item.state == "uploading":
         return _refused(Denied(404, "not stored yet"))
-    response, sent = _stream(request, gate.rt.vault, item.storage_key, item.size, "application/octet-stream",
+    response, sent = stream_object(request, gate.rt.vault, _COMMON, item.storage_key, item.size, "application/octet-stream",
                              (item.hashes or {}).get("sha256"), content_disposition(item.filename))
     if request.method == "GET" and sent is not None:
         full = sent == (0, item.size - 1)
@@ -148,7 +146,7 @@ def working_copy(token: str, item_id: str, name: str, request: Request) -> Respo
         found = session.scalar(select(Derivative).where(Derivative.item_id == item_id, Derivative.kind == MEDIA[name]))
     if found is None:
         return _refused(Denied(404, "no working copy"))
-    response, sent = _stream(request, gate.rt.vault, found.key, found.size, found.content_type, found.sha256, None)
+    response, sent = stream_object(request, gate.rt.vault, _COMMON, found.key, found.size, found.content_type, found.sha256, None)
     if request.method == "GET" and sent is not None:
         gate.record(access, client, "view")  # one per item per view session, however many Range requests
     return _with_cookie(response, request, token, access)
@@ -158,38 +156,3 @@ def working_copy(token: str, item_id: str, name: str, request: Request) -> Respo
 def anything_else(rest: str) -> Response:
     # Traversal attempts and stray paths: the same page as any other refusal.
     return _refused(Denied(404, "no such page"))
-
-
-def _stream(request: Request, vault: Vault, key: str, size: int, content_type: str, sha256: str | None,
-            disposition: str | None) -> tuple[Response, tuple[int, int] | None]:
-    """A 200, 206 or 416 for the object; and the bytes (first, last) being sent, if any."""
-    headers = {**_COMMON, "Accept-Ranges": "bytes", "Content-Type": content_type}
-    if sha256:
-        # Repr-Digest is about the whole representation, so it is right on a 206 too.
-        headers["Repr-Digest"] = repr_digest(sha256)
-        headers["ETag"] = f'"{sha256}"'
-    if disposition:
-        headers["Content-Disposition"] = disposition
-    wanted = request.headers.get("range")
-    if_range = request.headers.get("if-range")
-    if if_range is not None and if_range != headers.get("ETag"):
-        wanted = None  # the client's copy is not this one: send it whole
-    try:
-        chosen = parse_range(wanted, size)
-    except Unsatisfiable:
-        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"}), None
-    start, end = (chosen.start, chosen.end + 1) if chosen else (0, size)
-    headers["Content-Length"] = str(end - start)
-    status = 206 if chosen else 200
-    if chosen:
-        headers["Content-Range"] = chosen.content_range(size)
-    sent = (start, end - 1) if end > start else None
-    if request.method == "HEAD":
-        return Response(status_code=status, headers=headers), None
-    return StreamingResponse(_blocks(vault, key, start, end), status, headers=headers), sent
-
-
-def _blocks(vault: Vault, key: str, start: int, end: int) -> Iterator[bytes]:
-    with vault.open(key, start, end) as stream:
-        while block := stream.read(BLOCK):
-            yield block

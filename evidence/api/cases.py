@@ -3,12 +3,10 @@ created here); auditors and admins see all; media (working copies) only officers
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,6 +16,7 @@ from evidence.api.deps import role, session
 from evidence.cases import case_for, create_case, may_see, visible_cases
 from evidence.errors import NotFound
 from evidence.models import Case, Derivative, Item, User
+from evidence.streaming import stream_object
 from evidence.views import case_json, items_view
 
 router = APIRouter(prefix="/api/v1")
@@ -71,28 +70,15 @@ def read_item(
 @router.get("/items/{item_id}/derivatives/{kind}", summary="Download a working copy (assigned officer, admin)")
 def read_derivative(
     item_id: str, kind: str, request: Request, db: Session = Depends(session), user: User = Depends(role(*WRITERS))
-) -> StreamingResponse:
+) -> Response:
     _visible_item(db, user, item_id)
     derivative = db.scalar(select(Derivative).where(Derivative.item_id == item_id, Derivative.kind == kind))
     if derivative is None:
         raise NotFound("no such working copy")
-    vault = request.app.state.runtime.vault
-    stream = vault.open(derivative.key)
-    return StreamingResponse(
-        _chunks(stream),
-        media_type=derivative.content_type,
-        headers={"Content-Length": str(derivative.size), "Repr-Digest": f"sha-256=:{_b64(derivative.sha256)}:"},
-    )
-
-
-def _chunks(stream: Any) -> Iterator[bytes]:
-    with stream:
-        while block := stream.read(1024 * 1024):
-            yield block
-
-
-def _b64(hex_digest: str) -> str:
-    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
+    # Range requests too, so a player can seek in a long proxy.
+    response, _ = stream_object(request, request.app.state.runtime.vault, {}, derivative.key, derivative.size,
+                                derivative.content_type, derivative.sha256, None)
+    return response
 
 
 def _visible_item(db: Session, user: User, item_id: str) -> Item:
