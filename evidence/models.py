@@ -65,6 +65,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     disabled_at: Mapped[datetime | None]
+    # Tokens issued before this moment no longer work (`evidence users revoke`).
+    tokens_valid_after: Mapped[datetime | None]
     # Set for accounts of the identity provider (OpenID Connect): the issuer and subject
     # the account is bound to. Local accounts (`evidence users add`) have neither.
     idp_issuer: Mapped[str | None] = mapped_column(String(500))
@@ -114,6 +116,8 @@ class Upload(Base):
     expires_at: Mapped[datetime | None] = mapped_column(index=True)
     finished_at: Mapped[datetime | None]
     terminated_at: Mapped[datetime | None]
+    # A finished partial upload once a final upload has taken its bytes (it is then removed).
+    consumed_at: Mapped[datetime | None]
 
 
 class Item(Base):
@@ -144,6 +148,10 @@ class Item(Base):
     kind: Mapped[str | None] = mapped_column(String(16))
     # ...and a summary of the probe (container, codecs, duration, resolution, frame rate).
     media: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Times processing was started for it (a poison item is failed after a few), and the CPU
+    # seconds its decoding children have used against its budget.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    cpu_seconds: Mapped[float] = mapped_column(default=0.0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -253,3 +261,36 @@ class Link(Base):
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
     locked_at: Mapped[datetime | None]
     kid: Mapped[str] = mapped_column(String(64))
+
+
+class LinkAccess(Base):
+    """What one client did through one link in one window of time, coalesced, so that the
+    custody record stays complete without a hostile client being able to flood it.
+
+    ``key`` says what: ``use`` (a counted use of the link), ``page``, ``view:<item>``,
+    ``download:<item>``, ``report:<item>`` or ``denied:<reason>``; never anything taken from
+    the URL. ``viewer`` is the client (its address), not a cookie it can drop. Windows start
+    on a fixed grid, so every API process agrees on them. The first request of a window is
+    recorded at once; what followed (more requests, more byte ranges) is recorded once when
+    the window closes.
+    """
+
+    __tablename__ = "link_access"
+    __table_args__ = (UniqueConstraint("link_id", "viewer", "key", "window_start"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    link_id: Mapped[str] = mapped_column(ForeignKey("links.id"), index=True)
+    viewer: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(80))
+    item_id: Mapped[str | None] = mapped_column(String(32))
+    window_start: Mapped[datetime]
+    window_end: Mapped[datetime] = mapped_column(index=True)
+    first_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_at: Mapped[datetime] = mapped_column(default=utcnow)
+    requests: Mapped[int] = mapped_column(Integer, default=1)
+    bytes_sent: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Byte ranges served, coalesced: [[first, last], ...] (inclusive, as Content-Range counts).
+    ranges: Mapped[list[Any]] = mapped_column(default=list)
+    user_agent: Mapped[str] = mapped_column(String(200), default="")
+    # When the window's summary went into the ledger (null: not yet, or nothing to add).
+    summarised_at: Mapped[datetime | None]

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     # it without being listed.
     oidc_role_map: str = ""
     oidc_email_claim: str = "email"
+    # An existing account is linked to an identity-provider subject by email only when this
+    # claim of the token is true (the provider has verified the address).
+    oidc_email_verified_claim: str = "email_verified"
     oidc_algorithms: str = "RS256,ES256"
     # Allowed clock difference with the identity provider (exp, iat, nbf).
     oidc_leeway_seconds: float = Field(default=30, ge=0, le=300)
@@ -59,6 +62,16 @@ class Settings(BaseSettings):
     # Uploads
     max_upload_size: int = Field(default=1 * TiB, ge=1)
     upload_expiry_hours: float = Field(default=24 * 7, gt=0)
+    # However often it is touched, an unfinished upload is removed this long after it began.
+    upload_max_lifetime_hours: float = Field(default=24 * 30, gt=0)
+    # Upload-Concat: final takes at most this many partial uploads.
+    max_concat_partials: int = Field(default=1000, ge=1)
+    # Caps on every request's headers (count, each value, all together); more is refused
+    # with 431 before anything else reads them. Upload-Concat may be longer than one value:
+    # up to max_concat_partials URLs.
+    max_header_count: int = Field(default=100, ge=10)
+    max_header_value_bytes: int = Field(default=16 * 1024, ge=1024)
+    max_header_bytes: int = Field(default=64 * 1024, ge=4096)
     cleanup_interval_seconds: float = Field(default=3600, gt=0)
     lock_timeout_seconds: float = Field(default=20, gt=0)
     s3_part_size: int = Field(default=16 * 1024 * 1024, ge=5 * 1024 * 1024)
@@ -91,6 +104,9 @@ class Settings(BaseSettings):
     # At most one `link.accessed` entry per item, client and kind of access in this window
     # (full downloads are always recorded), and one per identical refusal.
     link_record_window_seconds: float = Field(default=1800, ge=0)
+    # Requests one client may make on one link per minute (players seek with many Range
+    # requests; a script hammering a link gets 429).
+    link_requests_per_minute: int = Field(default=600, ge=10)
 
     # Processing (the workers)
     # Hashes computed besides SHA-256, for legacy forensic tools: "md5,sha1", or empty.
@@ -105,6 +121,17 @@ class Settings(BaseSettings):
     # longest task, or a long transcode would be started twice.
     broker_visibility_timeout_seconds: int = Field(default=7 * 3600, ge=1)
     worker_concurrency: int = Field(default=1, ge=1)
+    # Bounds on decoding hostile media. Larger images or frames are refused before decoding.
+    max_image_pixels: int = Field(default=100_000_000, ge=1)
+    max_video_pixels: int = Field(default=7680 * 4320, ge=1)
+    # Address space of each ffmpeg or decoding child process: a bomb fails its item, not the host.
+    decoder_memory_bytes: int = Field(default=4 * GiB, ge=256 * 1024 * 1024)
+    # CPU seconds an item's processing may use in all: a base, plus this much per second of
+    # footage at up to 1080p (scaled up with the pixel count beyond it).
+    cpu_budget_base_seconds: float = Field(default=120, gt=0)
+    cpu_budget_per_media_second: float = Field(default=10, gt=0)
+    # Times an item's processing may be started (interrupted, re-queued) before it is failed.
+    max_processing_attempts: int = Field(default=3, ge=1)
     # `evidence serve` runs a worker beside the API (the embedded mode).
     embedded_worker: bool = True
     # Items still `received` this long after upload are queued again (a lost enqueue).
