@@ -34,6 +34,9 @@ ACTIONS = frozenset(
         "link.revoked",
         "report.exported",
         "checkpoint.signed",
+        "user.revoked",
+        "user.disabled",
+        "user.enabled",
     }
 )
 
