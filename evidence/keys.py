@@ -1,5 +1,10 @@
 """Secrets the server signs with: generated into the data dir on first start (embedded
-mode), or read from files the operator gives. Never in the repository."""
+mode), or read from files the operator gives. Never in the repository.
+
+A generated key is written 0600 into a folder created 0700; one found readable by others
+(an older install) is tightened, or, where that is impossible (the operator's own file on a
+read-only mount), reported in the log. The data dir's keys are checked strictly at start
+(:meth:`evidence.runtime.Runtime.build`)."""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ import secrets
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+from evidence.filemodes import make_dirs, make_private
 
 
 def load_or_create_secret(path: Path, nbytes: int = 32) -> bytes:
@@ -25,10 +32,13 @@ def load_or_create_text(path: Path, make: Callable[[], str]) -> str:
 
 def _load_or_create(path: Path, make: Callable[[], bytes]) -> bytes:
     try:
-        return path.read_bytes()
+        data = path.read_bytes()
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    else:
+        make_private(path, strict=False)
+        return data
+    make_dirs(path.parent)
     # Written whole (mode 0600) beside it, then linked into place: the link fails if
     # another process got there first, and nobody ever reads a half-written key.
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".new-")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from audit import NoteSigner, generate_signer
 from evidence.access import Authenticator, TokenSigner
-from evidence.db import Database
+from evidence.db import SQLITE_SUFFIXES, Database
+from evidence.filemodes import inside, make_dirs, make_private, private_dir, private_tree
 from evidence.keys import load_or_create_secret, load_or_create_text
 from evidence.ledger import Keys
 from evidence.oidc import OidcVerifier
@@ -28,8 +30,7 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         data = settings.data_path
-        data.mkdir(parents=True, exist_ok=True)
-        settings.effective_tmp_dir.mkdir(parents=True, exist_ok=True)
+        secure_data_dir(settings)
         secret = load_or_create_secret(settings.token_secret_file or data / "keys" / "token.secret")
         signer = TokenSigner(
             secret, settings.token_issuer, settings.token_audience, timedelta(days=settings.token_ttl_days)
@@ -52,3 +53,29 @@ class Runtime:
 
     def close(self) -> None:
         self.db.dispose()
+
+
+def secure_data_dir(settings: Settings) -> None:
+    """The data dir, its keys and its SQLite files readable by the service user only, also
+    when an older install left them open (the database files: :mod:`evidence.db`). Keys the
+    operator keeps elsewhere are tightened where possible, else reported."""
+    data = private_dir(settings.data_path)
+    tmp = settings.effective_tmp_dir
+    if inside(tmp, data):
+        private_dir(tmp)
+    else:
+        make_dirs(tmp)  # a scratch disk of the operator's: what we put in it is ours, not the folder
+    private_tree(data / "keys")
+    for given in (settings.token_secret_file, settings.ledger_key_file):
+        if given is not None:
+            make_private(given, strict=inside(given, data))
+    links = settings.link_keys_dir
+    if links is not None and inside(links, data):
+        private_tree(links)
+    elif links is not None and links.is_dir():
+        for key in links.iterdir():
+            if key.is_file():
+                make_private(key, strict=False)
+    if not settings.broker_url:  # the embedded broker's SQLite file
+        for suffix in SQLITE_SUFFIXES:
+            make_private(Path(f"{data / 'broker.db'}{suffix}"))

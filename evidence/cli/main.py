@@ -17,6 +17,7 @@ from evidence.cli.common import err, friendly, local_runtime, settings_of
 from evidence.cli.links import links_group, share
 from evidence.cli.sizes import SizeType
 from evidence.errors import NotFound
+from evidence.filemodes import private_umask
 from evidence.models import Case, Item, User
 from evidence.settings import Settings
 from evidence.views import items_view
@@ -37,6 +38,7 @@ def main(ctx: click.Context, data_dir: str | None) -> None:
 @friendly
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Run the API, the tus endpoint and the pages (and, embedded, a worker)."""
+    private_umask()
     import uvicorn
 
     from evidence.web import create_app
@@ -92,6 +94,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 @friendly
 def worker(ctx: click.Context, queues: str, concurrency: int | None) -> None:
     """Run a Celery worker: hashing, probing, validation, working copies."""
+    private_umask()
     from transcode.app import make_celery, sweep_work_dirs
 
     settings = settings_of(ctx, worker_concurrency=concurrency)
