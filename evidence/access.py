@@ -5,21 +5,30 @@ Two kinds of token, told apart by their ``iss`` claim:
 - local tokens (``evidence users add``): HS256 JWTs signed with the server's secret. One
   algorithm only (so ``alg: none`` and algorithm confusion fail), our issuer and audience,
   and an expiry, issued-at and subject are all required. The token names a user; the
-  user's current row (role, disabled) is what counts.
+  user's current row (role, disabled, revoked) is what counts.
 - the force's identity provider (OpenID Connect, :mod:`evidence.oidc`): the account is
-  found or created from the token's subject and email, and takes the token's role.
+  found or created from the token's subject and (verified) email, and takes the token's role.
+
+Either way, a token is refused when its account is disabled or when it was issued at or
+before the account's ``tokens_valid_after`` (``evidence users revoke``). The row is read on
+every request, so a revocation takes effect on the next request on every API node. Local
+tokens carry their issue time to the microsecond (RFC 7519 allows a fractional NumericDate),
+so a token issued in the same second as a revocation, but before it, does not survive it,
+and one issued after it does. Identity-provider tokens usually carry whole seconds: one
+issued in the second of the revocation cannot be told from one issued just before, and is
+refused (sign in again a moment later).
 
 :class:`Authenticator` is the one entry point; the API and the tus hooks both use it.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 import jwt
-import logging
-
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -32,6 +41,15 @@ from evidence.oidc import Identity, OidcVerifier
 log = logging.getLogger(__name__)
 
 ALGORITHM = "HS256"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+class LocalToken(NamedTuple):
+    """A verified local token: the user it names and when it was issued (epoch seconds)."""
+
+    user_id: str
+    issued_at: float
 
 
 class TokenSigner:
@@ -42,21 +60,57 @@ class TokenSigner:
         self.ttl = ttl
 
     def issue(self, user: User, now: datetime | None = None) -> str:
-        now = now or datetime.now(UTC)
+        # Strictly after the last revocation, even on a clock that has not moved on since
+        # (or is a little behind the node that revoked): a token issued after a revocation works.
+        issued = now or datetime.now(UTC)
+        if user.tokens_valid_after is not None and issued <= user.tokens_valid_after:
+            issued = user.tokens_valid_after + _MICROSECOND
         claims = {
             "iss": self.issuer,
             "aud": self.audience,
             "sub": user.id,
             "role": user.role,
-            "iat": int(now.timestamp()),
-            "exp": int((now + self.ttl).timestamp()),
+            "iat": numeric_date(issued),
+            "exp": int((issued + self.ttl).timestamp()),
             "jti": secrets.token_hex(8),
         }
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
-    def verify(self, token: str) -> str:
-        """Return the user id a token names, or raise Unauthorized."""
-        return str(strict_claims(token, self._secret, ALGORITHM, self.audience, self.issuer)["sub"])
+    def verify(self, token: str) -> LocalToken:
+        """The user a token names and its issue time, or Unauthorized."""
+        claims = strict_claims(token, self._secret, ALGORITHM, self.audience, self.issuer)
+        return LocalToken(str(claims["sub"]), claims["iat"])
+
+
+def numeric_date(moment: datetime) -> float:
+    """``moment`` as a JWT NumericDate to the microsecond (exact: see :func:`micros_of`)."""
+    return micros(moment) / 1_000_000
+
+
+def micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def micros_of(numeric: float) -> int:
+    # Below 2**32 seconds (the year 2106) a double's step is under a microsecond, and both
+    # the division that made the NumericDate and this product are correctly rounded, so
+    # rounding gives back the microseconds issued (a property test checks it).
+    return round(numeric * 1_000_000)
+
+
+def revoked(issued_at: float, valid_after: datetime | None) -> bool:
+    """Whether a token issued at ``issued_at`` (epoch seconds) is covered by a revocation
+    at ``valid_after``. Issued at the very microsecond of the revocation counts as before it."""
+    return valid_after is not None and micros_of(issued_at) <= micros(valid_after)
+
+
+def admit(user: User, issued_at: float) -> User:
+    """``user`` if a token of theirs issued at ``issued_at`` may act now; else Unauthorized."""
+    if user.disabled_at is not None:
+        raise Unauthorized("this account is disabled")
+    if revoked(issued_at, user.tokens_valid_after):
+        raise Unauthorized("this token has been revoked; get a new one")
+    return user
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -79,14 +133,13 @@ class Authenticator:
     def authenticate(self, session: Session, authorization: str | None) -> User:
         token = bearer_token(authorization)
         if self.oidc is not None and _unverified_issuer(token) == self.oidc.issuer:
-            user = user_for(session, self.oidc.verify(token))
-        else:
-            # Anything else is a local token or nothing: the signer checks the issuer.
-            user_id = self.signer.verify(token)
-            user = session.scalar(select(User).where(User.id == user_id))
-        if user is None or user.disabled_at is not None:
+            return user_for(session, self.oidc.verify(token), self.oidc.email_verified_claim)
+        # Anything else is a local token or nothing: the signer checks the issuer.
+        presented = self.signer.verify(token)
+        user = session.get(User, presented.user_id)
+        if user is None:
             raise Unauthorized("invalid token")
-        return user
+        return admit(user, presented.issued_at)
 
 
 def authenticate(session: Session, signer: TokenSigner, authorization: str | None) -> User:
@@ -102,21 +155,31 @@ def _unverified_issuer(token: str) -> object:
         raise Unauthorized("invalid token") from None
 
 
-def user_for(session: Session, identity: Identity) -> User:
+def user_for(session: Session, identity: Identity, verified_claim: str = "email_verified") -> User:
     """The account of an identity-provider user, found by issuer and subject, else by
     email (an account added or assigned before its first sign-in), else created. The
     provider is the authority on the role: the account follows the token's. Changes are
-    committed at once, so concurrent first sign-ins find one account."""
+    committed at once, so concurrent first sign-ins find one account.
+
+    An address is bound to an account (linked, created, or changed) only when the token
+    says the provider verified it. Otherwise anyone who can type an officer's address into
+    their profile at the provider would take over the account the officer was added or
+    assigned under, or claim it before the officer's first sign-in."""
     for attempt in range(2):
         user = session.scalar(
             select(User).where(User.idp_issuer == identity.issuer, User.idp_subject == identity.subject)
         )
         if user is None:
+            if not identity.email_verified:
+                raise Forbidden(
+                    f"the identity provider has not verified {identity.email} (the token's {verified_claim!r} "
+                    "claim is not true); accounts are matched by verified addresses only"
+                )
             user = session.scalar(select(User).where(User.email == identity.email))
             if user is not None and user.idp_subject is not None:
                 raise Forbidden(f"{identity.email} is bound to another identity of the identity provider")
-            if user is not None and identity.email_verified is False:
-                raise Forbidden(f"the identity provider has not verified {identity.email}")
+        if user is not None:
+            admit(user, identity.issued_at)  # before the token may change anything
         changed = _apply(session, user, identity)
         if user is None or changed:
             try:
@@ -147,7 +210,8 @@ def _apply(session: Session, user: User | None, identity: Identity) -> bool:
         log.info("account %s: role %s -> %s (from the identity provider)", user.email, user.role, identity.role)
         user.role = identity.role
         changed = True
-    if user.email != identity.email and session.scalar(select(User.id).where(User.email == identity.email)) is None:
+    if (identity.email_verified and user.email != identity.email
+            and session.scalar(select(User.id).where(User.email == identity.email)) is None):
         user.email = identity.email
         changed = True
     return changed

@@ -1,17 +1,21 @@
 """Cases and users: the few domain operations the CLI and the API share, and who may see
-which case (officers: the cases they are assigned to; auditors and admins: all)."""
+which case (officers: the cases they are assigned to; auditors and admins: all).
+
+A case someone may not see is, to them, a case that does not exist: the same 404 with the
+same message, so case references cannot be probed."""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from evidence import custody
-from evidence.errors import Conflict, Forbidden, InvalidInput, NotFound
-from evidence.models import ROLES, Case, CaseAssignment, User
+from evidence.errors import Conflict, InvalidInput, NotFound
+from evidence.models import ROLES, Case, CaseAssignment, User, utcnow
 
 CASE_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._/\-]{0,63}")
 EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}")
@@ -59,7 +63,41 @@ def add_user(session: Session, email: str, role: str) -> User:
             assert user is not None
     if user.role != role:
         raise Conflict(f"{email} already exists with role {user.role}")
+    if user.disabled_at is not None:
+        raise Conflict(f"{email} is disabled; enable the account first (evidence users enable)")
     return user  # adding an existing user again issues a fresh token
+
+
+def user_by_email(session: Session, email: str) -> User:
+    user = session.scalar(select(User).where(User.email == email.strip().lower()).with_for_update())
+    if user is None:
+        raise NotFound(f"no account {email.strip().lower()}")
+    return user
+
+
+def revoke_tokens(session: Session, user: User, actor: str, now: datetime | None = None) -> datetime:
+    """Every token issued to ``user`` until now stops working: local tokens and the
+    identity provider's alike, by their issue time. Returns the new ``tokens_valid_after``."""
+    now = now or utcnow()
+    # Never backwards (a clock stepped back must not bring revoked tokens back to life).
+    if user.tokens_valid_after is None or now > user.tokens_valid_after:
+        user.tokens_valid_after = now
+    session.flush()
+    custody.record(session, "user.revoked", subject={"user": user.email}, actor=actor,
+                   details={"role": user.role, "tokens_valid_after": user.tokens_valid_after.isoformat()})
+    return user.tokens_valid_after
+
+
+def set_disabled(session: Session, user: User, disabled: bool, actor: str) -> bool:
+    """Shut an account (every token refused while it is) or open it again; False if it
+    already was. Disabling revokes nothing by itself: revoke too if a token may have leaked."""
+    if disabled == (user.disabled_at is not None):
+        return False
+    user.disabled_at = utcnow() if disabled else None
+    session.flush()
+    custody.record(session, "user.disabled" if disabled else "user.enabled", subject={"user": user.email},
+                   actor=actor, details={"role": user.role})
+    return True
 
 
 def officer_account(session: Session, email: str) -> User:
@@ -114,8 +152,17 @@ def may_see(session: Session, user: User, case: Case) -> bool:
 
 
 def case_for(session: Session, user: User, ref: str) -> Case:
-    """A case ``user`` may see (NotFound, or Forbidden with the way out)."""
-    case = get_case(session, ref)
-    if not may_see(session, user, case):
-        raise Forbidden(f"you are not assigned to case {ref}; an admin can assign you (evidence cases assign)")
+    """A case ``user`` may see; NotFound, the same for a case that does not exist and one
+    they may not see."""
+    case = session.scalar(select(Case).where(Case.ref == ref))
+    if case is None or not may_see(session, user, case):
+        raise NotFound(not_found_message(user, ref))
     return case
+
+
+def not_found_message(user: User, ref: str) -> str:
+    """Depends on who asks, never on whether the case exists."""
+    shown = ref[:64]
+    if user.role in SEE_ALL:
+        return f"case {shown} does not exist"
+    return f"case {shown} not found among the cases you are assigned to"

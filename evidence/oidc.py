@@ -6,6 +6,10 @@ Verification is strict: the algorithm must be one of the configured asymmetric o
 the token's ``kid`` names in the issuer's key set, and issuer, audience, expiry, issued-at
 and subject are all required. The role comes from a configurable claim.
 
+An email address is only as good as the provider's word on it: an account is bound to the
+token's address only when the token's verified-email claim (``email_verified`` by default,
+configurable) is exactly ``true`` (see :func:`evidence.access.user_for`).
+
 The key set is cached; a token signed with a key the cache has not seen (a rotation)
 fetches the set again, at most once per cooldown, so made-up ``kid`` values cannot turn
 into a flood of requests to the identity provider. When the provider cannot be reached,
@@ -44,7 +48,10 @@ class Identity:
     subject: str
     email: str
     role: str
-    email_verified: bool | None = None
+    # True only when the token's verified-email claim is exactly true.
+    email_verified: bool = False
+    # The token's `iat` (seconds since the epoch): a revocation covers tokens issued until then.
+    issued_at: float = 0.0
 
 
 def claim_at(claims: Mapping[str, Any], path: str) -> Any:
@@ -123,6 +130,7 @@ class OidcVerifier:
         role_claim: str = "roles",
         role_map: Mapping[str, str] | None = None,
         email_claim: str = "email",
+        email_verified_claim: str = "email_verified",
         leeway: float = 30,
         cache_seconds: float = 300,
         refresh_cooldown: float = 30,
@@ -138,6 +146,7 @@ class OidcVerifier:
         self.role_claim = role_claim
         self.role_map = dict(role_map or {})
         self.email_claim = email_claim
+        self.email_verified_claim = email_verified_claim
         self.leeway = leeway
         self._jwks_url = jwks_url
         self._client_options = {
@@ -163,6 +172,7 @@ class OidcVerifier:
             role_claim=settings.oidc_role_claim,
             role_map=parse_role_map(settings.oidc_role_map),
             email_claim=settings.oidc_email_claim,
+            email_verified_claim=settings.oidc_email_verified_claim,
             leeway=settings.oidc_leeway_seconds,
             cache_seconds=settings.oidc_jwks_cache_seconds,
             refresh_cooldown=settings.oidc_jwks_refresh_cooldown_seconds,
@@ -191,8 +201,9 @@ class OidcVerifier:
         email = claim_at(claims, self.email_claim)
         if not isinstance(email, str) or "@" not in email:
             raise Forbidden(f"the token has no email address in its {self.email_claim!r} claim")
-        verified = claims.get("email_verified")
-        return Identity(self.issuer, subject, email.strip().lower(), role, verified if isinstance(verified, bool) else None)
+        # Exactly true: not "true", not 1, not present-and-null.
+        verified = claim_at(claims, self.email_verified_claim) is True
+        return Identity(self.issuer, subject, email.strip().lower(), role, verified, claims["iat"])
 
     def _signing_key(self, kid: str) -> PyJWK:
         keys = self._key_set()

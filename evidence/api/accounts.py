@@ -1,4 +1,7 @@
-"""/api/v1/users and /api/v1/assignments: accounts and who works on which case (admins)."""
+"""/api/v1/users and /api/v1/assignments: accounts and who works on which case (admins).
+
+Every route authenticates its caller on every request (``role(...)``): an admin whose
+tokens were revoked, or whose account was disabled, is refused at the next request."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from sqlalchemy.orm import Session
 from evidence import access, cases
 from evidence.api.deps import role, session
 from evidence.errors import NotFound
-from evidence.models import User, utcnow
+from evidence.models import User
 
 router = APIRouter(prefix="/api/v1")
 ADMIN = ("admin",)
@@ -43,6 +46,7 @@ def user_json(user: User) -> dict[str, Any]:
         "identity_provider": user.idp_issuer,
         "created_at": user.created_at.isoformat(),
         "disabled_at": user.disabled_at.isoformat() if user.disabled_at else None,
+        "tokens_valid_after": user.tokens_valid_after.isoformat() if user.tokens_valid_after else None,
     }
 
 
@@ -61,20 +65,34 @@ def post_user(
     return {**user_json(user), "token": token}
 
 
-@router.patch("/users/{user_id}", summary="Change an account's role, or disable it (admin)")
+@router.patch("/users/{user_id}", summary="Change an account's role, or disable or enable it (admin)")
 def patch_user(
     user_id: str, body: UserChange, db: Session = Depends(session), admin: User = Depends(role(*ADMIN))
 ) -> dict[str, Any]:
-    user = db.get(User, user_id)
-    if user is None:
-        raise NotFound("user not found")
+    user = _user(db, user_id)
     if body.role is not None:
         # For an identity-provider account the next token's role wins again.
         user.role = body.role
     if body.disabled is not None:
-        user.disabled_at = utcnow() if body.disabled else None
+        cases.set_disabled(db, user, body.disabled, access.actor_of(admin))
     db.commit()
     return user_json(user)
+
+
+@router.post("/users/{user_id}/revoke-tokens",
+             summary="Revoke every token issued to an account until now, local and identity provider's (admin)")
+def revoke_tokens(user_id: str, db: Session = Depends(session), admin: User = Depends(role(*ADMIN))) -> dict[str, Any]:
+    user = _user(db, user_id)
+    cases.revoke_tokens(db, user, access.actor_of(admin))
+    db.commit()
+    return user_json(user)
+
+
+def _user(db: Session, user_id: str) -> User:
+    user = db.get(User, user_id, with_for_update=True)
+    if user is None:
+        raise NotFound("user not found")
+    return user
 
 
 @router.get("/assignments", summary="Officers assigned to a case (admin)")

@@ -122,6 +122,46 @@ def users_add(ctx: click.Context, email: str, role: str) -> None:
     click.echo(token)
 
 
+@users.command("revoke")
+@click.argument("email")
+@click.pass_context
+@friendly
+def users_revoke(ctx: click.Context, email: str) -> None:
+    """Make every token issued to EMAIL until now stop working (local and identity provider's)."""
+    rt = local_runtime(ctx)
+    with rt.db.transaction() as session:
+        user = cases.user_by_email(session, email)
+        after = cases.revoke_tokens(session, user, custody.operator_actor())
+    err.print(f"tokens of {user.email} issued until {after.isoformat()} no longer work", highlight=False)
+
+
+@users.command("disable")
+@click.argument("email")
+@click.pass_context
+@friendly
+def users_disable(ctx: click.Context, email: str) -> None:
+    """Shut the account EMAIL: every token is refused until it is enabled again."""
+    _set_disabled(ctx, email, True)
+
+
+@users.command("enable")
+@click.argument("email")
+@click.pass_context
+@friendly
+def users_enable(ctx: click.Context, email: str) -> None:
+    """Open a disabled account again (tokens revoked meanwhile stay revoked)."""
+    _set_disabled(ctx, email, False)
+
+
+def _set_disabled(ctx: click.Context, email: str, disabled: bool) -> None:
+    rt = local_runtime(ctx)
+    with rt.db.transaction() as session:
+        user = cases.user_by_email(session, email)
+        changed = cases.set_disabled(session, user, disabled, custody.operator_actor())
+    state = "disabled" if disabled else "enabled"
+    err.print(f"{user.email} {state}" if changed else f"{user.email} was already {state}", highlight=False)
+
+
 @main.group("cases")
 def cases_group() -> None:
     """Cases that items belong to."""

@@ -195,3 +195,31 @@ def test_claim_paths_and_role_maps() -> None:
         parse_role_map("x=superuser")
     with pytest.raises(ValueError):
         parse_role_map("justaname")
+
+
+@pytest.mark.parametrize(
+    ("changes", "claim", "verified"),
+    [
+        ({}, "email_verified", True),
+        ({"email_verified": None}, "email_verified", False),
+        ({"email_verified": False}, "email_verified", False),
+        ({"email_verified": "true"}, "email_verified", False),
+        ({"email_verified": 1}, "email_verified", False),
+        ({"email_verified": None, "mail_checked": True}, "mail_checked", True),
+        ({"email_verified": True}, "mail_checked", False),
+        ({"email_verified": None, "ext": {"verified": True}}, "ext.verified", True),
+    ],
+    ids=["true", "missing", "false", "string", "one", "configured", "configured-missing", "dotted"],
+)
+def test_an_email_is_verified_only_when_the_configured_claim_is_exactly_true(
+    idp: IdentityProvider, changes: dict[str, Any], claim: str, verified: bool
+) -> None:
+    identity = verifier(idp, email_verified_claim=claim).verify(idp.token(**changes))
+    assert identity.email_verified is verified
+
+
+def test_the_issue_time_is_kept_for_revocation(idp: IdentityProvider) -> None:
+    issued = int(time.time()) - 7
+    assert verifier(idp).verify(idp.token(iat=issued)).issued_at == issued
+    with pytest.raises(Unauthorized):
+        verifier(idp).verify(idp.token(iat="1700000000"))

@@ -4,12 +4,15 @@ One table says who may use each route. Every route the app has must be in it (a 
 fails this test until it is classified), every entry must still be a route, and every
 /api route's declared role dependency must agree with it. "Allowed" means the request got
 past authentication and the role check (any status but 401 and 403, and no 5xx); not
-allowed means 403 with a token and 401 without one.
+allowed means 403 with a token and 401 without one. A revoked token or a disabled account
+is refused (401) on every route that takes an account; and a case or item an officer may
+not see answers exactly like one that does not exist.
 """
 
 from __future__ import annotations
 
 import base64
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -61,6 +64,7 @@ ALLOWED: dict[tuple[str, str], frozenset[str | None]] = {
     ("GET", "/api/v1/users"): ADMIN,
     ("POST", "/api/v1/users"): ADMIN,
     ("PATCH", "/api/v1/users/{user_id}"): ADMIN,
+    ("POST", "/api/v1/users/{user_id}/revoke-tokens"): ADMIN,
     ("GET", "/api/v1/assignments"): ADMIN,
     ("POST", "/api/v1/assignments"): ADMIN,
     ("DELETE", "/api/v1/assignments"): ADMIN,
@@ -131,11 +135,18 @@ class World:
         rt = app.state.runtime
         with rt.db.transaction() as session:
             users = {name: cases.add_user(session, f"{name}@force.police.uk", name) for name in IDENTITIES}
+            # Admins (who may use every route) soon to be revoked and disabled; an officer on another case.
+            for name in ("revoked", "disabled"):
+                users[name] = cases.add_user(session, f"{name}@force.police.uk", "admin")
+            users["outsider"] = cases.add_user(session, "outsider@force.police.uk", "officer")
             colleague = cases.add_user(session, "colleague@force.police.uk", "officer")
             case = cases.create_case(session, CASE, None, "operator:test@host")
             cases.assign(session, case, users["officer"], "operator:test@host")
             cases.assign(session, case, colleague, "operator:test@host")
+            elsewhere = cases.create_case(session, "OP-ELSEWHERE", None, "operator:test@host")
+            cases.assign(session, elsewhere, users["outsider"], "operator:test@host")
             self.tokens = {name: rt.signer.issue(user) for name, user in users.items()}
+            self.ids = {name: user.id for name, user in users.items()}
             self.colleague_id = colleague.id
         officer = {"Authorization": f"Bearer {self.tokens['officer']}", "Tus-Resumable": "1.0.0"}
         done = requests.post(f"{url}/files/", headers={**officer, "Upload-Length": "5", "Upload-Metadata": self.metadata(),
@@ -157,6 +168,10 @@ class World:
             "Upload-Length": "10", "Upload-Metadata": self.metadata()}, timeout=10)
         assert response.status_code == 201, response.text
         return response.headers["Location"].rsplit("/", 1)[1]
+
+    def send(self, method: str, path: str, caller: str, **options: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.tokens[caller]}", **options.pop("headers", {})}
+        return requests.request(method, self.url + path, headers=headers, timeout=30, **options)
 
     def request(self, method: str, path: str, caller: str | None) -> requests.Response:
         self.created += 1
@@ -239,3 +254,68 @@ def test_every_route_admits_exactly_its_roles(world: World) -> None:
             if not ok:
                 wrong.append(f"{method} {path} as {caller or 'no token'}: {status}")
     assert wrong == []
+
+
+def test_revoked_tokens_and_disabled_accounts_are_refused_on_every_route(world: World) -> None:
+    for caller in ("revoked", "disabled"):
+        assert world.send("GET", "/api/v1/users", caller).status_code == 200
+    revoked = world.send("POST", f"/api/v1/users/{world.ids['revoked']}/revoke-tokens", "admin")
+    disabled = world.send("PATCH", f"/api/v1/users/{world.ids['disabled']}", "admin", json={"disabled": True})
+    assert revoked.status_code == disabled.status_code == 200
+    wrong = []
+    for (method, path) in sorted(app_routes(world.app)):
+        if ALLOWED[(method, path)] == PUBLIC:
+            continue
+        for caller in ("revoked", "disabled"):
+            status = world.request(method, path, caller).status_code
+            if status != 401:
+                wrong.append(f"{method} {path} as {caller}: {status}")
+    assert wrong == []
+
+
+def test_a_case_out_of_reach_answers_like_one_that_does_not_exist(world: World) -> None:
+    """For an officer not assigned to the case: every route that takes a case reference, an
+    item, an upload or a link gives the same status and body for the real thing as for a
+    made-up one (the probed value itself aside)."""
+    link = world.send("POST", "/api/v1/links", "officer", json={"case": CASE, "to": "cps@cps.gov.uk", "expires_in": 3600})
+    assert link.status_code == 201, link.text
+    unfinished = world.unfinished()
+    real = {"case": CASE, "item": world.item, "upload": world.finished, "link": link.json()["id"], "unfinished": unfinished}
+    made_up = {"case": "OP-NOWHERE", **{k: uuid.uuid4().hex for k in ("item", "upload", "link", "unfinished")}}
+
+    def probes(v: dict[str, str]) -> dict[str, tuple[str, str, dict[str, Any]]]:
+        share = {"to": "cps@cps.gov.uk", "expires_in": 3600}
+        return {
+            "case": ("GET", f"/api/v1/cases/{v['case']}", {}),
+            "items of a case": ("GET", "/api/v1/items", {"params": {"case": v["case"]}}),
+            "links of a case": ("GET", "/api/v1/links", {"params": {"case": v["case"]}}),
+            "share a case": ("POST", "/api/v1/links", {"json": {"case": v["case"], **share}}),
+            "share an item": ("POST", "/api/v1/links", {"json": {"case": "OP-ELSEWHERE", "items": [v["item"]], **share}}),
+            "item": ("GET", f"/api/v1/items/{v['item']}", {}),
+            "working copy": ("GET", f"/api/v1/items/{v['item']}/derivatives/proxy", {}),
+            "upload": ("GET", f"/api/v1/uploads/{v['upload']}", {}),
+            "revoke a link": ("POST", f"/api/v1/links/{v['link']}/revoke", {}),
+            "tus HEAD": ("HEAD", f"/files/{v['upload']}", {"headers": {"Tus-Resumable": "1.0.0"}}),
+            "tus PATCH": ("PATCH", f"/files/{v['unfinished']}", {"headers": {
+                "Tus-Resumable": "1.0.0", "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
+                "data": b"x"}),
+            "tus DELETE": ("DELETE", f"/files/{v['unfinished']}", {"headers": {"Tus-Resumable": "1.0.0"}}),
+        }
+
+    def answer(name: str, v: dict[str, str]) -> tuple[int, str, str]:
+        method, path, options = probes(v)[name]
+        response = world.send(method, path, "outsider", **options)
+        text = response.text
+        for value in v.values():
+            text = text.replace(value, "<probed>")
+        return response.status_code, response.headers.get("content-type", ""), text
+
+    differ = []
+    for name in probes(real):
+        seen, invented = answer(name, real), answer(name, made_up)
+        if seen != invented or seen[0] != 404:
+            differ.append(f"{name}: {seen} vs {invented}")
+    assert differ == []
+    # The officer assigned to the case still reaches all of it.
+    assert world.send("GET", f"/api/v1/cases/{CASE}", "officer").status_code == 200
+    assert world.send("HEAD", f"/files/{unfinished}", "officer", headers={"Tus-Resumable": "1.0.0"}).status_code == 200

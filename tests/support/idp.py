@@ -63,6 +63,8 @@ class IdentityProvider:
             "aud": AUDIENCE,
             "sub": "f:1b2c3d4e:pc.smith",
             "email": "pc.smith@force.police.uk",
+            # Pass email_verified=None to leave it out, as some providers do.
+            "email_verified": True,
             "roles": ["officer"],
             "iat": now,
             "exp": now + 600,
