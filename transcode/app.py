@@ -19,6 +19,7 @@ from sqlalchemy import select
 from evidence.models import Item
 from evidence.runtime import Runtime
 from evidence.settings import Settings
+from transcode import attempts
 
 INGEST = "ingest"  # hashing, probing, manifests: I/O-bound, short
 TRANSCODE = "transcode"  # validation and working copies: long, CPU-bound
@@ -89,18 +90,22 @@ def start_pipeline(app: Celery, item_id: str) -> None:
 def requeue_stalled(app: Celery, rt: Runtime, older_than_seconds: float, done: set[str]) -> list[str]:
     """Queue again, once per process, the items still ``received`` well after their upload
     finished (a lost hand-off). Once only: behind a long backlog an item also waits in
-    ``received``, and repeating would flood the queue with duplicates."""
+    ``received``, and repeating would flood the queue with duplicates. An item being hashed
+    (it shows progress) is in hand, not stalled; one started too often is failed instead."""
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
     with rt.db.sessions() as session:
         stalled = [
             item_id
-            for item_id in session.scalars(select(Item.id).where(Item.state == "received", Item.created_at < cutoff))
+            for item_id in session.scalars(
+                select(Item.id).where(Item.state == "received", Item.created_at < cutoff, Item.progress.is_(None))
+            )
             if item_id not in done
         ]
-    for item_id in stalled:
+    done.update(stalled)
+    allowed = attempts.may_restart(rt, stalled)
+    for item_id in allowed:
         start_pipeline(app, item_id)
-        done.add(item_id)
-    return stalled
+    return allowed
 
 
 def resume_interrupted(app: Celery, rt: Runtime) -> list[str]:
@@ -109,9 +114,12 @@ def resume_interrupted(app: Celery, rt: Runtime) -> list[str]:
     server, so at start nothing can legitimately be in progress."""
     with rt.db.sessions() as session:
         found = list(session.scalars(select(Item.id).where(Item.state.in_(("received", "processing")))))
-    for item_id in found:
+    # An item interrupted every time it was started (it may be what kills the worker) is
+    # failed here rather than started once more on every restart.
+    allowed = attempts.may_restart(rt, found)
+    for item_id in allowed:
         start_pipeline(app, item_id)
-    return found
+    return allowed
 
 
 def sweep_work_dirs(settings: Settings) -> int:

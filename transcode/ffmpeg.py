@@ -16,6 +16,8 @@ from typing import Any
 
 import ffmpeg
 
+from transcode import formats
+
 # The processing method is fixed (Forensic Science Regulator Code): one preset, one quality,
 # one thread count. x264 output depends on its thread count, so it is never left to the host.
 X264_PRESET = "veryfast"
@@ -41,6 +43,9 @@ HLS_SEGMENT_SECONDS = 2
 HLS_PLAYLIST = "index.m3u8"
 HLS_INIT = "init.mp4"
 HLS_SEGMENT = "segment_%05d.m4s"
+# Decoder threads for inputs opened only to take a still: one each, since a contact sheet
+# opens sixteen inputs at once and each thread reserves its stack in the address space.
+STILL_THREADS = 1
 # Raw elementary streams have no index and no timestamps of their own: they cannot seek, and
 # with keyframes-only decoding ffmpeg numbers the keyframes as if they were consecutive frames.
 UNSEEKABLE = frozenset({"h264", "hevc"})
@@ -87,12 +92,45 @@ def _tool(exe: str) -> Tool:
     return Tool(exe=exe, version=words[2])
 
 
-def _input(src: str, input_format: str | None, framerate: str | None, **options: Any) -> Any:
-    if input_format:
-        options["format"] = input_format
-    if framerate:
-        options["framerate"] = framerate
-    return ffmpeg.input(src, **options)
+@dataclass(frozen=True)
+class Input:
+    """An input as ffmpeg must open it: the vault location (a path or a presigned URL), the
+    demuxer named explicitly (never guessed, see :mod:`transcode.formats`), the rate for raw
+    streams, and the largest picture its decoders may produce.
+
+    Every input carries ``-f``, ``-format_whitelist`` (nothing nested inside it may open another
+    demuxer) and ``-protocol_whitelist`` (the vault's protocols only), so no file can make
+    ffmpeg read anything but its own bytes.
+    """
+
+    location: str
+    demuxer: str
+    framerate: str | None = None
+    max_pixels: int | None = None
+
+    def __post_init__(self) -> None:
+        formats.check_input(self.demuxer, self.protocols)
+
+    @property
+    def url(self) -> str:
+        return formats.protocols_for(self.location)[0]
+
+    @property
+    def protocols(self) -> str:
+        return formats.protocols_for(self.location)[1]
+
+    def node(self, **options: Any) -> Any:
+        bounded: dict[str, Any] = {
+            "format": self.demuxer,
+            "format_whitelist": self.demuxer,
+            "protocol_whitelist": self.protocols,
+            **options,
+        }
+        if self.framerate:
+            bounded["framerate"] = self.framerate
+        if self.max_pixels:
+            bounded["max_pixels"] = self.max_pixels
+        return ffmpeg.input(self.url, **bounded)
 
 
 def _args(output: Any) -> list[str]:
@@ -100,12 +138,10 @@ def _args(output: Any) -> list[str]:
 
 
 def proxy_args(
-    src: str,
+    src: Input,
     dst: str,
     *,
     remux: bool,
-    input_format: str | None = None,
-    framerate: str | None = None,
     has_audio: bool = True,
     threads: int = THREADS,
     keyframe_seconds: float = 2.0,
@@ -118,7 +154,7 @@ def proxy_args(
     rotation is applied to the pixels (ffmpeg's autorotate) and keyframes fall every
     ``keyframe_seconds`` so the proxy can be cut into HLS segments without re-encoding.
     """
-    source = _input(src, input_format, framerate, threads=threads)
+    source = src.node(threads=threads)
     streams = [source["v:0"]]
     if has_audio:
         streams.append(source["a:0?"])
@@ -142,10 +178,10 @@ def proxy_args(
     return _args(ffmpeg.output(*streams, dst, **options))
 
 
-def _seekable(input_format: str | None) -> None:
-    if input_format in UNSEEKABLE:
+def _seekable(src: Input) -> None:
+    if src.demuxer in UNSEEKABLE:
         raise ValueError(
-            f"a raw {input_format} stream cannot seek by time: make stills from its proxy instead"
+            f"a raw {src.demuxer} stream cannot seek by time: make stills from its proxy instead"
         )
 
 
@@ -169,21 +205,14 @@ def _fit(width: int) -> str:
     return f"scale='min({width},iw)':-2:flags={SWS_FLAGS}:out_range=full"
 
 
-def poster_args(
-    src: str,
-    dst: str,
-    *,
-    at_seconds: float,
-    input_format: str | None = None,
-    framerate: str | None = None,
-) -> list[str]:
+def poster_args(src: Input, dst: str, *, at_seconds: float) -> list[str]:
     """One JPEG: the keyframe at or before ``at_seconds``; only keyframes are decoded.
 
     Raises ``ValueError`` for raw H.264/HEVC (``UNSEEKABLE``): use the proxy as ``src``.
     """
-    _seekable(input_format)
-    source = _input(
-        src, input_format, framerate, ss=f"{max(at_seconds, 0.0):.3f}", noaccurate_seek=None, skip_frame="nokey"
+    _seekable(src)
+    source = src.node(
+        ss=f"{max(at_seconds, 0.0):.3f}", noaccurate_seek=None, skip_frame="nokey", threads=STILL_THREADS
     )
     return _args(ffmpeg.output(source["v:0"], dst, **_still(vf=_fit(STILL_WIDTH))))
 
@@ -196,15 +225,13 @@ def sheet_times(duration: float, count: int) -> list[float]:
 
 
 def contact_sheet_args(
-    src: str,
+    src: Input,
     dst: str,
     *,
     duration: float,
     columns: int = 4,
     rows: int = 4,
     tile_width: int = SHEET_TILE_WIDTH,
-    input_format: str | None = None,
-    framerate: str | None = None,
 ) -> list[str]:
     """One JPEG tiling ``columns x rows`` keyframes spread evenly over ``duration``.
 
@@ -212,12 +239,10 @@ def contact_sheet_args(
     grow with the length of the footage: hours of CCTV take as long as a minute of it. For a raw
     elementary stream (``UNSEEKABLE``: ``ValueError``), make the sheet from the proxy.
     """
-    _seekable(input_format)
+    _seekable(src)
     tiles = []
     for at in sheet_times(duration, columns * rows):
-        source = _input(
-            src, input_format, framerate, ss=f"{at:.3f}", noaccurate_seek=None, skip_frame="nokey"
-        )
+        source = src.node(ss=f"{at:.3f}", noaccurate_seek=None, skip_frame="nokey", threads=STILL_THREADS)
         tiles.append(
             source["v:0"]
             .trim(end_frame=1)
@@ -228,16 +253,16 @@ def contact_sheet_args(
     return _args(ffmpeg.output(sheet, dst, **_still()))
 
 
-def validate_args(src: str, *, input_format: str | None = None, framerate: str | None = None) -> list[str]:
+def validate_args(src: Input, *, threads: int = THREADS) -> list[str]:
     """Decode everything, write nothing: ``-progress`` reports the video frames decoded."""
-    source = _input(src, input_format, framerate)
+    source = src.node(threads=threads)
     # Errors only on stderr: whatever it says is then a decoding problem worth reporting.
     return ["-loglevel", "error", *_args(ffmpeg.output(source["v:0?"], source["a?"], "-", format="null", fps_mode="passthrough"))]
 
 
-def hls_args(proxy_path: str, out_dir: str) -> list[str]:
+def hls_args(proxy: Input, out_dir: str) -> list[str]:
     """HLS VOD with fMP4 segments cut from the proxy without re-encoding (its keyframes are 2 s apart)."""
-    source = ffmpeg.input(proxy_path)
+    source = proxy.node()
     options: dict[str, Any] = {
         "c": "copy",
         "format": "hls",
@@ -252,6 +277,7 @@ def hls_args(proxy_path: str, out_dir: str) -> list[str]:
     return _args(ffmpeg.output(source["v:0"], source["a:0?"], os.path.join(out_dir, HLS_PLAYLIST), **options))
 
 
-def thumbnail_args(src: str, dst: str) -> list[str]:
+def thumbnail_args(src: Input, dst: str) -> list[str]:
     """A JPEG of an image, at most 640 px wide (never enlarged)."""
-    return _args(ffmpeg.output(ffmpeg.input(src)["v:0"], dst, **_still(vf=_fit(THUMBNAIL_WIDTH))))
+    source = src.node(threads=STILL_THREADS)
+    return _args(ffmpeg.output(source["v:0"], dst, **_still(vf=_fit(THUMBNAIL_WIDTH))))

@@ -18,16 +18,18 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from evidence import custody
-from evidence.models import Case, Derivative, Item
+from evidence.models import Derivative, Item
 from evidence.runtime import Runtime
 from evidence.vault import ObjectExists, VaultError
-from transcode import archive, ffmpeg, probe
-from transcode.errors import MediaFailure
+from transcode import archive, budget, ffmpeg, formats, imagesize, probe, probe_child, recipes, sniff
+from transcode.errors import NOT_THE_STEPS, MediaFailure, describe
+from transcode.failing import actor as _actor
+from transcode.failing import fail
+from transcode.failing import subject as _subject
 from transcode.hashing import hash_stream
-from transcode.run import FFmpegError, run_ffmpeg
+from transcode.run import FFmpegError, RunResult, run_ffmpeg
 from transcode.seekable import RangeFile
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,10 @@ MEDIA_SUFFIXES = frozenset(
     ".mp4 .m4v .mov .avi .mkv .3gp .3g2 .mpg .mpeg .ts .m2ts .vob .wmv .flv .webm .dav .h264 .264 .h265 .265 .hevc"
     " .mp3 .m4a .wav .amr .aac .ogg .flac .wma".split()
 )
+# What a recorded command line calls its inputs (never a path or a presigned URL).
+ORIGINAL = "original"
+PROXY_INPUT = "working copy: proxy"
+PROBE_TIMEOUT = 600  # seconds of wall time for a probe (its CPU time is bounded separately)
 PLAN = {
     "video": ["validate_media", "make_proxy", "make_stills"],
     # Audio is validated and kept as it is; an audio-only working copy is still to come.
@@ -57,25 +63,6 @@ def _load(rt: Runtime, item_id: str) -> Item | None:
         if item is None:
             log.warning("item %s does not exist; nothing to do", item_id)
         return item
-
-
-def _subject(session: Session, item: Item) -> dict[str, str]:
-    case = session.get_one(Case, item.case_id)
-    return {"case": case.ref, "item": item.id}
-
-
-def _actor() -> str:
-    return custody.system_actor("worker")
-
-
-def fail(rt: Runtime, item_id: str, reason: str) -> None:
-    """The item cannot be processed: say why. Its original and hashes stay as they are."""
-    with rt.db.transaction() as session:
-        item = session.get_one(Item, item_id, with_for_update=True)
-        if item.state in ("failed", "quarantined"):
-            return
-        item.state, item.reason, item.progress = "failed", reason, None
-        custody.record(session, "item.failed", _subject(session, item), _actor(), {"reason": reason})
 
 
 def _processing(rt: Runtime, item_id: str) -> Item | None:
@@ -157,9 +144,10 @@ def _put_once(rt: Runtime, key: str, path: Path) -> None:
 
 
 def _ffmpeg_method(tool: ffmpeg.Tool, args: list[str], names: dict[str, str], work: Path | None = None) -> dict[str, Any]:
-    """How a working copy was made, with local paths and presigned URLs (which expire and
-    carry a signature) replaced by what they stand for. Anything else inside the temporary
-    ``work`` folder (HLS segment patterns, say) is recorded relative to it."""
+    """How a working copy was made, with its input named by what it is (``original``,
+    ``working copy: proxy``), never by a local path or a presigned URL (which expires and carries
+    a signature). Anything else inside the temporary ``work`` folder (HLS segment patterns, say)
+    is recorded relative to it."""
 
     def name(arg: str) -> str:
         if arg in names:
@@ -175,19 +163,76 @@ def _tool(rt: Runtime) -> ffmpeg.Tool:
     return ffmpeg.resolve_ffmpeg(rt.settings.ffmpeg_path)
 
 
-def _source(rt: Runtime, item: Item) -> tuple[str, str | None, str | None]:
-    """(ffmpeg input, raw input format, frame rate) for an item's original."""
-    raw = probe.RAW_FORMATS.get(PurePath(item.filename).suffix.lower())
-    framerate = (item.upload_metadata or {}).get("framerate") if raw else None
-    return rt.vault.tool_input(item.storage_key), raw, framerate
+def _pixel_limit(rt: Runtime, demuxer: str, kind: str | None) -> int:
+    if kind == "image" or formats.is_image(demuxer):
+        return rt.settings.max_image_pixels
+    return rt.settings.max_video_pixels
 
 
-def _run(rt: Runtime, item_id: str, tool: ffmpeg.Tool, args: list[str], *, duration: float | None, what: str) -> Any:
+def _original(rt: Runtime, item: Item) -> ffmpeg.Input:
+    """The item's original as ffmpeg must open it: the demuxer recorded when it was probed."""
+    demuxer = item.media.get("demuxer")
+    if not demuxer:
+        raise MediaFailure("no demuxer was recorded when the file was probed, so it cannot be opened safely")
+    return ffmpeg.Input(
+        rt.vault.tool_input(item.storage_key), demuxer, framerate=item.media.get("input_framerate"),
+        max_pixels=_pixel_limit(rt, demuxer, item.kind),
+    )
+
+
+def _proxy_input(rt: Runtime, proxy: Derivative) -> ffmpeg.Input:
+    """Our own proxy (always MP4), opened as carefully as an original."""
+    return ffmpeg.Input(rt.vault.tool_input(proxy.key), "mov", max_pixels=rt.settings.max_video_pixels)
+
+
+def _megapixels(count: int) -> str:
+    return f"{count / 1e6:.3g} megapixels"
+
+
+def _too_large(what: str, width: int, height: int, limit: int) -> str:
+    return (
+        f"{what} {width}x{height} pixels ({_megapixels(width * height)}), more than the {_megapixels(limit)} allowed:"
+        " not decoded"
+    )
+
+
+def _measured(rt: Runtime, item_id: str, tool: ffmpeg.Tool, args: list[str], *, duration: float | None) -> RunResult:
+    """Run ffmpeg within what is left of the item's bounds and charge it the CPU time used.
+
+    Raises MediaFailure when the bounds stopped it, or when a decoder met a picture larger than
+    allowed (its headers said otherwise); other failures are the caller's to judge."""
+    limits = budget.limits_for(rt, item_id)
     try:
-        return run_ffmpeg(
+        result = run_ffmpeg(
             tool, args, duration=duration, on_progress=_progress_writer(rt, item_id),
-            timeout=rt.settings.task_time_limit_seconds - 120,
+            timeout=rt.settings.task_time_limit_seconds - 120, limits=limits,
         )
+    except FFmpegError as error:
+        budget.charge(rt, item_id, error.cpu_seconds)
+        if error.stopped:
+            raise MediaFailure(error.stopped) from None
+        if error.over_pixels:
+            raise MediaFailure(_over_pixels(args)) from None
+        raise
+    budget.charge(rt, item_id, result.cpu_seconds)
+    if result.over_pixels:
+        raise MediaFailure(_over_pixels(args))
+    return result
+
+
+def _over_pixels(args: list[str]) -> str:
+    limit = int(args[args.index("-max_pixels") + 1]) if "-max_pixels" in args else 0
+    return (
+        f"a frame is larger than the {_megapixels(limit)} allowed, although the file's headers declared a smaller"
+        " size: it was not decoded"
+    )
+
+
+def _run(rt: Runtime, item_id: str, tool: ffmpeg.Tool, args: list[str], *, duration: float | None, what: str) -> RunResult:
+    try:
+        return _measured(rt, item_id, tool, args, duration=duration)
+    except MediaFailure as failure:
+        raise MediaFailure(f"{failure} ({what})") from None
     except FFmpegError as error:
         raise MediaFailure(f"{what} failed: ffmpeg exited {error.returncode}: {_last_line(error.stderr_tail)}") from None
 
@@ -197,7 +242,10 @@ def _last_line(text: str) -> str:
     return lines[-1][:300] if lines else "no message"
 
 
-def _media_step(rt: Runtime, item_id: str, step: Callable[[Item], None]) -> None:
+def _media_step(rt: Runtime, item_id: str, step: Callable[[Item], None], what: str) -> None:
+    """Run one step on an item still being processed. Whatever the file provokes ends the item
+    ``failed`` with a plain reason; only transient trouble (storage, database) and the task's
+    own time limit go back to the task, to be retried or reported there."""
     item = _processing(rt, item_id)
     if item is None:
         return
@@ -205,6 +253,11 @@ def _media_step(rt: Runtime, item_id: str, step: Callable[[Item], None]) -> None
         step(item)
     except MediaFailure as failure:
         fail(rt, item_id, str(failure))
+    except NOT_THE_STEPS:
+        raise
+    except Exception as error:
+        log.exception("%s: unexpected error on item %s", what, item_id)
+        fail(rt, item_id, f"{what} failed: {describe(error)}")
 
 
 # -- 1. hash ---------------------------------------------------------------------------------
@@ -218,6 +271,18 @@ def hash_original(rt: Runtime, item_id: str) -> bool:
         return False
     if item.hashes.get("sha256"):
         return item.state == "processing"
+    try:
+        return _hash(rt, item)
+    except NOT_THE_STEPS:
+        raise
+    except Exception as error:
+        log.exception("hashing: unexpected error on item %s", item_id)
+        fail(rt, item_id, f"hashing the original failed: {describe(error)}")
+        return False
+
+
+def _hash(rt: Runtime, item: Item) -> bool:
+    item_id = item.id
     with rt.vault.open(item.storage_key) as stream:
         progress = _progress_writer(rt, item_id)
         hashes, size = hash_stream(stream, rt.settings.hash_algorithms, lambda n: progress(100 * n / max(item.size, 1)))
@@ -227,10 +292,8 @@ def hash_original(rt: Runtime, item_id: str) -> bool:
             return item.state == "processing"
         subject = _subject(session, item)
         item.hashes, item.progress = hashes, None
-        custody.record(
-            session, "original.hashed", subject, _actor(),
-            {"hashes": hashes, "size": size, "storage_key": item.storage_key},
-        )
+        # Where it is stored is the server's business, not the record's: the hashes identify it.
+        custody.record(session, "original.hashed", subject, _actor(), {"hashes": hashes, "size": size})
         problems = []
         if size != item.size:
             problems.append(f"the stored original is {size} bytes, not the {item.size} received")
@@ -270,6 +333,12 @@ def probe_original(rt: Runtime, item_id: str) -> list[str] | None:
         except MediaFailure as failure:
             fail(rt, item_id, str(failure))
             return None
+        except NOT_THE_STEPS:
+            raise
+        except Exception as error:
+            log.exception("probing: unexpected error on item %s", item_id)
+            fail(rt, item_id, f"probing the file failed: {describe(error)}")
+            return None
         item = _processing(rt, item_id)
         if item is None:
             return None
@@ -279,39 +348,95 @@ def probe_original(rt: Runtime, item_id: str) -> list[str] | None:
     return steps
 
 
+def _read(rt: Runtime, item: Item, start: int, end: int) -> bytes:
+    with rt.vault.open(item.storage_key, start, min(end, item.size)) as stream:
+        return stream.read()
+
+
 def _probe(rt: Runtime, item: Item) -> None:
+    """Decide what the file is and how it may be opened, from its bytes.
+
+    Recipes that name other files (playlists, concat lists, ...) and formats off the allow-list
+    are kept as they are, kind ``other``, with a warning saying why; nothing opens them. Media
+    is probed in a bounded child process with its demuxer named; pictures over the pixel
+    limits are refused before they are decoded."""
     if item.size == 0:
         raise MediaFailure("the file is empty (0 bytes)")
-    with rt.vault.open(item.storage_key, 0, 64 * 1024) as stream:
-        head = stream.read()
+    head = _read(rt, item, 0, sniff.PROBE_BYTES)
     kind = probe.classify(head, None)
-    source, raw, framerate = _source(rt, item)
+    if kind in ("pdf", "archive"):
+        _route(rt, item, kind)
+        return
+    sniffable = head
+    tag = sniff.id3_length(head)
+    if len(head) - 4096 < tag < item.size:
+        # An ID3 tag (cover art) larger than the probing window: look at what follows it.
+        sniffable = _read(rt, item, tag, tag + sniff.PROBE_BYTES)
+    if kind == "image":
+        declared = imagesize.declared_size(head)
+        if declared and declared[0] * declared[1] > rt.settings.max_image_pixels:
+            raise MediaFailure(_too_large("the image is", *declared, rt.settings.max_image_pixels))
     suffix = PurePath(item.filename).suffix.lower()
-    found: dict[str, Any] | None = None
+    raw = probe.RAW_FORMATS.get(suffix)
+    framerate = (item.upload_metadata or {}).get("framerate") if raw else None
+    request = probe_child.Request(
+        rt.vault.tool_input(item.storage_key), head=sniffable, raw=raw, framerate=framerate,
+        max_image_pixels=rt.settings.max_image_pixels,
+        max_video_pixels=rt.settings.max_image_pixels if kind == "image" else rt.settings.max_video_pixels,
+    )
+    outcome = probe_child.run(request, limits=budget.limits_for(rt, item.id), timeout=PROBE_TIMEOUT)
+    budget.charge(rt, item.id, outcome.cpu_seconds)
+    if outcome.stopped:
+        log.warning("probe of item %s stopped: %s\n%s", item.id, outcome.stopped, outcome.log_tail)
+        raise MediaFailure(f"{outcome.stopped} (probing the file)")
+    if outcome.refusal:
+        _route(rt, item, "other", warnings=[outcome.refusal])
+        return
+    if outcome.pixels:
+        width, height, limit = outcome.pixels
+        what = "the image is" if kind == "image" or formats.is_image(outcome.demuxer or "") else "its frames are"
+        raise MediaFailure(_too_large(what, width, height, limit))
+    found = outcome.data
+    if found is None:
+        if kind == "image" or suffix in MEDIA_SUFFIXES or raw:
+            if recipes.names_other_files(head):
+                # Named like media, but a list of other files or locations: kept, never opened.
+                what = "a text file that names other files or locations"
+                _route(rt, item, "other", warnings=[formats.no_working_copy(what, refers=True)])
+                return
+            reason = outcome.error or "not readable as media: no demuxer recognises it"
+            # The message may quote the input, which can be a presigned URL: name the file.
+            raise MediaFailure(reason.replace(request.location, item.filename))
+        _route(rt, item, "other")
+        return
+    kind = probe.classify(head, found)
+    summary = probe.summarise(found)
+    limit = rt.settings.max_image_pixels if kind == "image" else rt.settings.max_video_pixels
+    if kind in ("video", "image") and (summary.get("width") or 0) * (summary.get("height") or 0) > limit:
+        what = "the image is" if kind == "image" else "its frames are"
+        raise MediaFailure(_too_large(what, summary["width"], summary["height"], limit))
     warnings: list[str] = []
-    if kind in ("other", "image"):
-        try:
-            found = probe.probe(source, input_format=raw, framerate=framerate)
-        except probe.ProbeError as error:
-            if kind == "other" and (suffix in MEDIA_SUFFIXES or raw):
-                # The message may quote the input, which can be a presigned URL: name the file.
-                raise MediaFailure(str(error).replace(source, item.filename)) from None
-        kind = probe.classify(head, found)
-    summary = probe.summarise(found) if found else {}
     if summary.get("frame_rate_assumed") and kind == "video":
         warnings.append(
             f"frame rate assumed {summary.get('frame_rate') or probe.ASSUMED_FRAME_RATE:g}: the stream carries no timing;"
             " give the recorder's rate as 'framerate' upload metadata"
         )
-    if found is not None:
-        with _workdir(rt) as work:
-            path = work / "probe.json"
-            path.write_bytes(probe.probe_json(found, filename=item.filename))
-            _store_derivative(rt, item.id, "probe", path, "probe.json", "application/json", probe.method())
+    with _workdir(rt) as work:
+        path = work / "probe.json"
+        path.write_bytes(probe.probe_json(found, filename=item.filename))
+        _store_derivative(rt, item.id, "probe", path, "probe.json", "application/json", probe.method())
+    summary.update({"demuxer": outcome.demuxer, "input_framerate": framerate})
+    _route(rt, item, kind, summary, warnings)
+
+
+def _route(
+    rt: Runtime, item: Item, kind: str, summary: dict[str, Any] | None = None, warnings: list[str] | None = None
+) -> None:
+    """Record what the file is (``kind``, the media summary) and any warnings about it."""
     with rt.db.transaction() as session:
         row = session.get_one(Item, item.id, with_for_update=True)
-        row.kind, row.media = kind, summary
-        row.warnings = [*row.warnings, *[w for w in warnings if w not in row.warnings]]
+        row.kind, row.media = kind, summary or {}
+        row.warnings = [*row.warnings, *[w for w in warnings or [] if w not in row.warnings]]
 
 
 # -- 3. validate ----------------------------------------------------------------------------
@@ -322,12 +447,10 @@ def validate_media(rt: Runtime, item_id: str) -> None:
         if item.media.get("validated"):
             return
         tool = _tool(rt)
-        source, raw, framerate = _source(rt, item)
-        args = ffmpeg.validate_args(source, input_format=raw, framerate=framerate)
+        args = ffmpeg.validate_args(_original(rt, item), threads=rt.settings.ffmpeg_threads)
         warnings = []
         try:
-            result = run_ffmpeg(tool, args, duration=item.media.get("duration"),
-                                on_progress=_progress_writer(rt, item_id), timeout=rt.settings.task_time_limit_seconds - 120)
+            result = _measured(rt, item_id, tool, args, duration=item.media.get("duration"))
             decoded, complaint = result.frame, _last_line(result.stderr_tail) if result.stderr_tail.strip() else None
         except FFmpegError as error:
             decoded, complaint = None, _last_line(error.stderr_tail)
@@ -345,7 +468,7 @@ def validate_media(rt: Runtime, item_id: str) -> None:
             row.warnings = [*row.warnings, *[w for w in warnings if w not in row.warnings]]
             row.progress = None
 
-    _media_step(rt, item_id, validate)
+    _media_step(rt, item_id, validate, "validating the media")
 
 
 # -- 4. working copies ----------------------------------------------------------------------
@@ -356,52 +479,61 @@ def make_proxy(rt: Runtime, item_id: str) -> None:
         if _has(rt, item_id, "proxy"):
             return
         tool = _tool(rt)
-        source, raw, framerate = _source(rt, item)
-        remux = not raw and probe.is_browser_playable(item.media)
+        source = _original(rt, item)
+        remux = source.demuxer not in probe.RAW_FORMATS.values() and probe.is_browser_playable(item.media)
         with _workdir(rt) as work:
             out = work / "proxy.mp4"
             args = ffmpeg.proxy_args(
-                source, str(out), remux=remux, input_format=raw, framerate=framerate,
-                has_audio=bool(item.media.get("audio_codec")), threads=rt.settings.ffmpeg_threads,
+                source, str(out), remux=remux, has_audio=bool(item.media.get("audio_codec")),
+                threads=rt.settings.ffmpeg_threads,
             )
             _run(rt, item_id, tool, args, duration=item.media.get("duration"), what="making the proxy")
-            method = _ffmpeg_method(tool, args, {source: f"vault:{item.storage_key}", str(out): "proxy.mp4"})
+            method = _ffmpeg_method(tool, args, {source.url: ORIGINAL, str(out): "proxy.mp4"})
             method["remux"] = remux
             _store_derivative(rt, item_id, "proxy", out, "proxy.mp4", "video/mp4", method)
 
-    _media_step(rt, item_id, proxy)
+    _media_step(rt, item_id, proxy, "making the proxy")
 
 
 def make_stills(rt: Runtime, item_id: str) -> None:
     def stills(item: Item) -> None:
         tool = _tool(rt)
-        source, raw, framerate = _source(rt, item)
+        source = _original(rt, item)
         duration = float(item.media.get("duration") or 0)
-        names = {source: f"vault:{item.storage_key}"}
-        if raw in ffmpeg.UNSEEKABLE:
+        names = {source.url: ORIGINAL}
+        if source.demuxer in ffmpeg.UNSEEKABLE:
             # A raw elementary stream cannot be seeked: take the stills from its proxy,
             # which has real timestamps and a keyframe every 2 s.
             proxy = _derivative(rt, item_id, "proxy")
             if proxy is None:
                 raise MediaFailure("no proxy to take stills from")
-            source, raw, framerate = rt.vault.tool_input(proxy.key), None, None
-            names = {source: f"vault:{proxy.key}"}
-            duration = float(probe.summarise(probe.probe(source)).get("duration") or 0)
+            source = _proxy_input(rt, proxy)
+            names = {source.url: PROXY_INPUT}
+            duration = _proxy_duration(rt, item_id, source)
         with _workdir(rt) as work:
             if not _has(rt, item_id, "poster"):
                 out = work / "poster.jpg"
-                args = ffmpeg.poster_args(source, str(out), at_seconds=duration * 0.1, input_format=raw, framerate=framerate)
+                args = ffmpeg.poster_args(source, str(out), at_seconds=duration * 0.1)
                 _run(rt, item_id, tool, args, duration=None, what="making the poster")
                 _store_derivative(rt, item_id, "poster", out, "poster.jpg", "image/jpeg",
                                   _ffmpeg_method(tool, args, {**names, str(out): "poster.jpg"}))
             if duration > 0 and not _has(rt, item_id, "contact_sheet"):
                 out = work / "contact-sheet.jpg"
-                args = ffmpeg.contact_sheet_args(source, str(out), duration=duration, input_format=raw, framerate=framerate)
+                args = ffmpeg.contact_sheet_args(source, str(out), duration=duration)
                 _run(rt, item_id, tool, args, duration=None, what="making the contact sheet")
                 _store_derivative(rt, item_id, "contact_sheet", out, "contact-sheet.jpg", "image/jpeg",
                                   _ffmpeg_method(tool, args, {**names, str(out): "contact-sheet.jpg"}))
 
-    _media_step(rt, item_id, stills)
+    _media_step(rt, item_id, stills, "making the stills")
+
+
+def _proxy_duration(rt: Runtime, item_id: str, proxy: ffmpeg.Input) -> float:
+    request = probe_child.Request(proxy.location, demuxer=proxy.demuxer, max_video_pixels=proxy.max_pixels)
+    outcome = probe_child.run(request, limits=budget.limits_for(rt, item_id), timeout=PROBE_TIMEOUT)
+    budget.charge(rt, item_id, outcome.cpu_seconds)
+    if outcome.data is None:
+        raise MediaFailure(f"the proxy could not be read back: {outcome.stopped or outcome.error or 'no answer'}")
+    return float(probe.summarise(outcome.data).get("duration") or 0)
 
 
 def make_hls(rt: Runtime, item_id: str) -> None:
@@ -413,7 +545,7 @@ def make_hls(rt: Runtime, item_id: str) -> None:
         if proxy is None or _has(rt, item_id, "hls"):
             return
         tool = _tool(rt)
-        source = rt.vault.tool_input(proxy.key)
+        source = _proxy_input(rt, proxy)
         with _workdir(rt) as work:
             out = work / "hls"
             out.mkdir()
@@ -426,13 +558,13 @@ def make_hls(rt: Runtime, item_id: str) -> None:
                     files[path.name] = hash_stream(stream)[0]["sha256"]
                 if path.name != "index.m3u8":
                     _put_once(rt, f"{prefix}/{path.name}", path)
-            method = _ffmpeg_method(tool, args, {source: f"vault:{proxy.key}"}, work)
+            method = _ffmpeg_method(tool, args, {source.url: PROXY_INPUT}, work)
             method["segments"] = files
             # The playlist is the derivative; its segments sit beside it under the same prefix.
             _store_derivative(rt, item_id, "hls", out / "index.m3u8", "index.m3u8", "application/vnd.apple.mpegurl",
                               method, key=f"{prefix}/index.m3u8")
 
-    _media_step(rt, item_id, hls)
+    _media_step(rt, item_id, hls, "making HLS")
 
 
 def make_thumbnail(rt: Runtime, item_id: str) -> None:
@@ -440,15 +572,15 @@ def make_thumbnail(rt: Runtime, item_id: str) -> None:
         if _has(rt, item_id, "thumbnail"):
             return
         tool = _tool(rt)
-        source = rt.vault.tool_input(item.storage_key)
+        source = _original(rt, item)
         with _workdir(rt) as work:
             out = work / "thumbnail.jpg"
             args = ffmpeg.thumbnail_args(source, str(out))
             _run(rt, item_id, tool, args, duration=None, what="making the thumbnail")
             _store_derivative(rt, item_id, "thumbnail", out, "thumbnail.jpg", "image/jpeg",
-                              _ffmpeg_method(tool, args, {source: f"vault:{item.storage_key}", str(out): "thumbnail.jpg"}))
+                              _ffmpeg_method(tool, args, {source.url: ORIGINAL, str(out): "thumbnail.jpg"}))
 
-    _media_step(rt, item_id, thumbnail)
+    _media_step(rt, item_id, thumbnail, "making the thumbnail")
 
 
 def make_manifest(rt: Runtime, item_id: str) -> None:
@@ -473,7 +605,7 @@ def make_manifest(rt: Runtime, item_id: str) -> None:
                 row = session.get_one(Item, item_id, with_for_update=True)
                 row.warnings = [*row.warnings, *[w for w in warnings if w not in row.warnings]]
 
-    _media_step(rt, item_id, manifest)
+    _media_step(rt, item_id, manifest, "listing the archive")
 
 
 def _our_version() -> str:

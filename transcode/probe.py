@@ -19,6 +19,8 @@ from typing import Any
 
 import av
 
+from transcode import formats, recipes, sniff
+
 RAW_FORMATS = {
     ".h264": "h264",
     ".264": "h264",
@@ -42,16 +44,37 @@ class ProbeError(Exception):
     """The file is not media that ffmpeg can read (or is empty, or is cut off before its index)."""
 
 
+class TooManyPixels(ProbeError):
+    """A picture larger than the decoding limit: refused before it is decoded."""
+
+    def __init__(self, width: int, height: int, limit: int) -> None:
+        self.width, self.height, self.limit = width, height, limit
+        super().__init__(f"{width}x{height} pixels is more than the {limit} allowed")
+
+
+def choose_demuxer(head: bytes, *, raw: str | None = None) -> formats.Choice:
+    """The demuxer for a file that starts with ``head``, from its bytes (see :mod:`transcode.formats`)."""
+    found = recipes.recipe(head)
+    if found:
+        return formats.Choice(refusal=formats.no_working_copy(found, refers=True))
+    skip = sniff.id3_length(head)
+    sniffed = sniff.sniff(head[skip:] if skip and skip < len(head) else head)
+    return formats.choose(sniffed.name if sniffed else None, sniffed.long_name if sniffed else None, raw=raw)
+
+
 def probe(
     path_or_url: str,
     *,
     input_format: str | None = None,
     framerate: str | None = None,
+    max_pixels: int | None = None,
 ) -> dict[str, Any]:
     """ffprobe-style ``{"format", "streams", "chapters"}`` for a local path or an http(s) URL.
 
-    ``input_format``/``framerate`` are the demuxer and rate for raw streams (see ``RAW_FORMATS``);
-    they are recorded under ``"input"`` so the JSON says how it was made.
+    ``input_format`` is the demuxer, which must be allowed (:data:`formats.ALLOWED`); when
+    omitted, a local file's first bytes choose it. ``framerate`` is the rate for raw streams
+    (see ``RAW_FORMATS``); both are recorded under ``"input"`` so the JSON says how it was made.
+    Video streams larger than ``max_pixels`` raise :class:`TooManyPixels` before any decoding.
     """
     if "://" not in path_or_url:
         try:
@@ -59,7 +82,15 @@ def probe(
                 raise ProbeError("empty file (0 bytes): nothing to probe")
         except OSError as exc:
             raise ProbeError(f"cannot read {path_or_url}: {exc.strerror or exc}") from exc
-    result = _pyav(path_or_url, input_format, framerate)
+        if input_format is None:
+            with open(path_or_url, "rb") as stream:
+                choice = choose_demuxer(stream.read(sniff.PROBE_BYTES))
+            if choice.demuxer is None:
+                raise ProbeError(choice.refusal or "not readable as media: no demuxer recognises it")
+            input_format = choice.demuxer
+    if input_format is None:
+        raise ProbeError("a remote input needs its demuxer named")
+    result = _pyav(path_or_url, input_format, framerate, max_pixels)
     result["input"] = {"format": input_format, "framerate": framerate}
     if "://" in path_or_url:
         # A presigned URL's query is a credential (and expires): never keep it.
@@ -112,10 +143,16 @@ def _display_matrix(raw: bytes) -> dict[str, Any]:
     return {"side_data_type": "Display Matrix", "displaymatrix": text, "rotation": int(rotation) or 0}
 
 
-def _first_frames(container: Any, streams: list[Any]) -> dict[int, Any]:
-    """The first decoded frame of each video stream (for rotation and the real pixel format)."""
+def _first_frames(container: Any, streams: list[Any], max_pixels: int | None) -> dict[int, Any]:
+    """The first decoded frame of each video stream (for rotation and the real pixel format).
+
+    The decoders get ``max_pixels``: a frame larger than its headers said is not decoded."""
     found: dict[int, Any] = {}
     wanted = {s.index for s in streams}
+    for stream in streams:
+        stream.codec_context.thread_count = 1
+        if max_pixels:
+            stream.codec_context.options = {**stream.codec_context.options, "max_pixels": str(max_pixels)}
     for count, packet in enumerate(container.demux(streams)):
         if count >= DECODE_PACKET_LIMIT or wanted <= found.keys():
             break
@@ -123,15 +160,34 @@ def _first_frames(container: Any, streams: list[Any]) -> dict[int, Any]:
             continue
         try:
             frames = packet.decode()
+        except MemoryError:
+            raise  # over the address-space limit: the probe must fail, not carry on
         except av.FFmpegError:
-            continue  # a damaged packet: try the next
+            continue  # a damaged packet (or a frame over max_pixels): try the next
         if frames:
             found[packet.stream.index] = frames[0]
     return found
 
 
+def _side_data(frame: Any | None) -> list[Any]:
+    if frame is None:
+        return []
+    try:
+        return list(frame.side_data)
+    except ValueError:  # a side-data type newer than this PyAV (TIFF's EXIF, say): none usable
+        return []
+
+
 def _stream(stream: Any, first_frame: Any | None, bitstream_rate: Fraction | None) -> dict[str, Any]:
     ctx = stream.codec_context
+    if ctx is None:  # no decoder for it in this build: say what little is known
+        return {
+            "index": stream.index,
+            "codec_type": stream.type,
+            "codec_tag_string": stream.codec_tag or None,
+            "time_base": _ratio(stream.time_base),
+            "tags": dict(stream.metadata),
+        }
     out: dict[str, Any] = {
         "index": stream.index,
         "codec_name": ctx.codec.canonical_name if stream.type in ("video", "audio", "subtitle") else None,
@@ -180,26 +236,42 @@ def _stream(stream: Any, first_frame: Any | None, bitstream_rate: Fraction | Non
         # VUI timing). ffmpeg uses it for raw streams; without it, it assumes 25 fps.
         out["bitstream_frame_rate"] = _ratio(bitstream_rate) if bitstream_rate else None
         side = []
-        if first_frame is not None:
-            for data in first_frame.side_data:
-                if data.type.name == "DISPLAYMATRIX":
-                    side.append(_display_matrix(bytes(data)))
+        for data in _side_data(first_frame):
+            if data.type.name == "DISPLAYMATRIX":
+                side.append(_display_matrix(bytes(data)))
         if side:
             out["side_data_list"] = side
     return {key: value for key, value in out.items() if value is not None}
 
 
-def _pyav(target: str, input_format: str | None, framerate: str | None) -> dict[str, Any]:
-    options = {"framerate": framerate} if framerate else {}
+def _pyav(target: str, input_format: str, framerate: str | None, max_pixels: int | None) -> dict[str, Any]:
+    url, protocols = formats.protocols_for(target)
+    formats.check_input(input_format, protocols)
+    # Only this demuxer, only the vault's protocols: nothing in the file can open another.
+    container_options = {"protocol_whitelist": protocols, "format_whitelist": input_format}
+    if framerate:
+        container_options["framerate"] = framerate
+    # Per-stream decoder options, used while libavformat looks for the streams' parameters.
+    options = {"threads": "1", **({"max_pixels": str(max_pixels)} if max_pixels else {})}
     try:
-        container = av.open(target, format=input_format, options=options, timeout=60)
+        container = av.open(url, format=input_format, options=options, container_options=container_options, timeout=60)
+    except MemoryError:
+        raise
     except (av.FFmpegError, OSError, ValueError) as exc:
-        raise ProbeError(f"not readable as media: {getattr(exc, 'strerror', None) or exc}") from exc
+        message = str(getattr(exc, "strerror", None) or exc).replace(url, "the file")
+        raise ProbeError(f"not readable as media: {message}") from exc
     try:
+        if max_pixels:
+            for stream in container.streams.video:
+                ctx = stream.codec_context
+                if ctx is not None and (ctx.width or 0) * (ctx.height or 0) > max_pixels:
+                    raise TooManyPixels(ctx.width, ctx.height, max_pixels)
         # Rates before decoding: decoding can fill in the codec context's rate.
-        rates = {s.index: s.codec_context.framerate for s in container.streams.video}
+        rates = {s.index: s.codec_context.framerate for s in container.streams.video if s.codec_context}
         try:
-            frames = _first_frames(container, list(container.streams.video))
+            frames = _first_frames(container, [s for s in container.streams.video if s.codec_context], max_pixels)
+        except MemoryError:
+            raise
         except (av.FFmpegError, OSError):
             frames = {}
         streams = [_stream(s, frames.get(s.index), rates.get(s.index)) for s in container.streams]
@@ -213,7 +285,7 @@ def _pyav(target: str, input_format: str | None, framerate: str | None) -> dict[
                 for key, value in {
                     "filename": target,
                     "nb_streams": len(streams),
-                    "format_name": fmt.name,
+                    "format_name": sniff.full_name(fmt.name),
                     "format_long_name": fmt.long_name,
                     "start_time": _seconds(container.start_time, Fraction(1, av.time_base)),
                     "duration": _seconds(container.duration, Fraction(1, av.time_base)),

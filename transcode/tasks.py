@@ -2,26 +2,52 @@
 
 Every task goes through :func:`step`, the project-wide decorator: keyword-only options with
 typed defaults (a misspelt option is a TypeError at import, not a silently ignored
-setting), late acknowledgement, retries with back-off for transient failures only.
+setting), late acknowledgement, retries with back-off for transient failures only, and a
+failure handler that settles the item: whatever ends a task without settling its item (retries
+exhausted, the time limit, an error no step expected) fails the item with a plain reason, so
+nothing is left ``processing`` for ever.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
 from celery import Task, shared_task
 from celery.canvas import Signature
 
-from transcode import pipeline
+from transcode import attempts, pipeline
 from transcode.app import INGEST, TRANSCODE
-from transcode.errors import TRANSIENT
+from transcode.errors import TRANSIENT, describe
+from transcode.failing import fail
+
+log = logging.getLogger(__name__)
+
+
+class ItemTask(Task):  # type: ignore[misc]
+    """A task whose first argument is an item id."""
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        item_id = args[0] if args else kwargs.get("item_id")
+        if not item_id:
+            return
+        tries = self.request.retries + 1
+        if isinstance(exc, TRANSIENT):
+            reason = f"processing stopped after {tries} attempt{'s' if tries > 1 else ''}: {describe(exc)}"
+        else:
+            reason = f"processing stopped: {describe(exc)}"
+        try:
+            fail(self.app.runtime(), item_id, reason)
+        except Exception:  # the database itself may be what failed: the next start settles it
+            log.exception("could not record the failure of item %s (%s)", item_id, reason)
 
 
 def step(*, queue: Literal["ingest", "transcode"], max_retries: int = 8) -> Callable[[Callable[..., Any]], Task]:
     def register(function: Callable[..., Any]) -> Task:
         return shared_task(  # type: ignore[no-any-return]
             name=f"evidence.{function.__name__}",
+            base=ItemTask,
             bind=True,
             queue=queue,
             acks_late=True,
@@ -42,6 +68,10 @@ def _rt(task: Task) -> Any:
 
 @step(queue=INGEST)
 def hash_original(self: Task, item_id: str) -> None:
+    # Each delivery of the first step is a start of the item's processing (a retry after a
+    # transient error is not): an item started too often is failed here instead.
+    if self.request.retries == 0 and not attempts.start(_rt(self), item_id):
+        return
     if pipeline.hash_original(_rt(self), item_id):
         self.app.send_task("evidence.probe_original", args=[item_id], queue=INGEST)
 

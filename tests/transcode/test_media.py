@@ -14,6 +14,7 @@ from tests.support.media import CREATION_TIME, RAW_RATE, MediaLibrary, library
 from transcode.ffmpeg import (
     HLS_INIT,
     HLS_PLAYLIST,
+    Input,
     Tool,
     contact_sheet_args,
     hls_args,
@@ -23,7 +24,7 @@ from transcode.ffmpeg import (
     thumbnail_args,
     validate_args,
 )
-from transcode.probe import RAW_FORMATS, classify, is_browser_playable, probe, summarise
+from transcode.probe import RAW_FORMATS, choose_demuxer, classify, is_browser_playable, probe, summarise
 from transcode.run import FFmpegError, RunResult, run_ffmpeg
 
 # name: (video codec, audio codec or None, container, remux?)
@@ -70,10 +71,17 @@ def input_of(path: Path) -> str | None:
     return RAW_FORMATS.get(path.suffix.lower())
 
 
-def make_proxy(tool: Tool, src: Path, dst: Path, summary: dict[str, Any], *, remux: bool, **kw: Any) -> RunResult:
-    args = proxy_args(
-        str(src), str(dst), remux=remux, input_format=input_of(src), has_audio=bool(summary["audio_codec"]), **kw
-    )
+def opened(path: Path, framerate: str | None = None) -> Input:
+    """The file as the pipeline opens it: with the demuxer its bytes (or raw extension) name."""
+    choice = choose_demuxer(path.read_bytes()[: 1 << 20], raw=input_of(path))
+    assert choice.demuxer, choice
+    return Input(str(path.resolve()), choice.demuxer, framerate=framerate)
+
+
+def make_proxy(
+    tool: Tool, src: Path, dst: Path, summary: dict[str, Any], *, remux: bool, framerate: str | None = None, **kw: Any
+) -> RunResult:
+    args = proxy_args(opened(src, framerate), str(dst), remux=remux, has_audio=bool(summary["audio_codec"]), **kw)
     return run_ffmpeg(tool, args, duration=summary["duration"], timeout=60)
 
 
@@ -108,7 +116,7 @@ def test_probe_and_proxy(name: str, media: MediaLibrary, tool: Tool, tmp_path: P
     proxy = check_proxy(tmp_path / "proxy.mp4")
     assert (proxy["audio_codec"] == "aac") is (audio_codec is not None)
 
-    decoded = run_ffmpeg(tool, validate_args(str(src), input_format=input_of(src)), timeout=60)
+    decoded = run_ffmpeg(tool, validate_args(opened(src)), timeout=60)
     assert proxy["frames"] == decoded.frame == run.frame  # not one frame gained or lost
     assert proxy["frames"] == media.frames(name)  # as generated
     duration = summary["duration"] or decoded.out_time
@@ -208,8 +216,8 @@ def test_poster_and_contact_sheet(name: str, media: MediaLibrary, tool: Tool, tm
         make_proxy(tool, src, tmp_path / "proxy.mp4", summary, remux=False)
         src = tmp_path / "proxy.mp4"
         summary = summarise(probe(str(src)))
-    run_ffmpeg(tool, poster_args(str(src), str(tmp_path / "poster.jpg"), at_seconds=1.0))
-    run_ffmpeg(tool, contact_sheet_args(str(src), str(tmp_path / "sheet.jpg"), duration=summary["duration"]))
+    run_ffmpeg(tool, poster_args(opened(src), str(tmp_path / "poster.jpg"), at_seconds=1.0))
+    run_ffmpeg(tool, contact_sheet_args(opened(src), str(tmp_path / "sheet.jpg"), duration=summary["duration"]))
     for still in ("poster.jpg", "sheet.jpg"):
         head = (tmp_path / still).read_bytes()[:3]
         assert head == b"\xff\xd8\xff", still
@@ -227,13 +235,13 @@ def test_poster_and_contact_sheet(name: str, media: MediaLibrary, tool: Tool, tm
 def test_thumbnail_of_a_photo(media: MediaLibrary, tool: Tool, tmp_path: Path) -> None:
     src = media.path("photo_jpg")
     assert classify(src.read_bytes()[:16], None) == "image"
-    run_ffmpeg(tool, thumbnail_args(str(src), str(tmp_path / "thumb.jpg")))
+    run_ffmpeg(tool, thumbnail_args(opened(src), str(tmp_path / "thumb.jpg")))
     thumb = summarise(probe(str(tmp_path / "thumb.jpg")))
     assert (thumb["width"], thumb["height"]) == (640, 480)
 
 
 def test_validation_counts_what_decodes(media: MediaLibrary, tool: Tool) -> None:
-    whole = run_ffmpeg(tool, validate_args(str(media.path("h264_aac_mp4"))))
+    whole = run_ffmpeg(tool, validate_args(opened(media.path("h264_aac_mp4"))))
     assert whole.frame == 50 and whole.out_time == pytest.approx(2.0)
 
 
@@ -242,7 +250,7 @@ def test_truncated_mp4_decodes_fewer_frames_than_declared(media: MediaLibrary, t
     summary = summarise(probe(str(src)))
     assert summary["frames"] == 50  # the index (moov first) survived the cut
     try:
-        result = run_ffmpeg(tool, validate_args(str(src)), timeout=60)
+        result = run_ffmpeg(tool, validate_args(opened(src)), timeout=60)
     except FFmpegError as exc:  # also acceptable: a clear error, not a crash
         assert exc.stderr_tail
     else:
@@ -255,7 +263,7 @@ def test_truncated_mp4_decodes_fewer_frames_than_declared(media: MediaLibrary, t
 
 def test_mp4_cut_before_its_index_fails_clearly(media: MediaLibrary, tool: Tool) -> None:
     with pytest.raises(FFmpegError) as caught:
-        run_ffmpeg(tool, validate_args(str(media.path("truncated_moov_last_mp4"))), timeout=60)
+        run_ffmpeg(tool, validate_args(opened(media.path("truncated_moov_last_mp4"))), timeout=60)
     assert "moov atom not found" in caught.value.stderr_tail
 
 
@@ -265,7 +273,7 @@ def test_hls_from_the_proxy(media: MediaLibrary, tool: Tool, tmp_path: Path) -> 
     make_proxy(tool, src, tmp_path / "proxy.mp4", summary, remux=False, keyframe_seconds=0.5)
     out = tmp_path / "hls"
     out.mkdir()
-    run_ffmpeg(tool, hls_args(str(tmp_path / "proxy.mp4"), str(out)))
+    run_ffmpeg(tool, hls_args(opened(tmp_path / "proxy.mp4"), str(out)))
     playlist = (out / HLS_PLAYLIST).read_text()
     assert "#EXT-X-PLAYLIST-TYPE:VOD" in playlist and "#EXT-X-ENDLIST" in playlist
     assert f'#EXT-X-MAP:URI="{HLS_INIT}"' in playlist

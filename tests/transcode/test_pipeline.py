@@ -30,7 +30,7 @@ from tusclient.client import TusClient
 from tests.support.files import sha256_of
 from tests.support.media import RAW_RATE, VFR_FRAMES, library
 from tests.support.server import EVIDENCE, Server
-from transcode import pipeline
+from transcode import formats, pipeline
 from transcode.app import make_celery
 from transcode.ffmpeg import resolve_ffmpeg
 from transcode.probe import probe, summarise
@@ -173,6 +173,7 @@ def assert_custody(server: Server, item: dict[str, Any]) -> None:
     assert actions["integrity.verified"] == 1
     hashed = next(e for e in found if e["action"] == "original.hashed")
     assert hashed["details"]["hashes"] == item["hashes"]
+    assert "storage_key" not in hashed["details"]  # where it is stored is not the record's business
     created = {e["details"]["kind"]: e["details"] for e in found if e["action"] == "derivative.created"}
     assert actions["derivative.created"] == len(created) == len(item["derivatives"])
     version = resolve_ffmpeg().version
@@ -183,13 +184,33 @@ def assert_custody(server: Server, item: dict[str, Any]) -> None:
         if made["kind"] in FFMPEG_KINDS:
             assert method["tool"] == "ffmpeg" and method["version"] == version
             argv = method["argv"]
-            # Inputs are named by their vault keys (the original, or the proxy they were cut from).
-            assert argv[0] == "ffmpeg" and any(arg.startswith("vault:") for arg in argv), argv
+            assert argv[0] == "ffmpeg"
+            assert_inputs_fenced(argv)
             for arg in argv:
                 # Nothing that only existed on one worker, nothing that expires or signs.
                 assert str(server.root) not in arg and "/tmp" not in arg and "work-" not in arg, argv
                 assert "X-Amz" not in arg and "Signature" not in arg and "://" not in arg, argv
     assert_no_duplicates(found)
+
+
+def assert_inputs_fenced(argv: list[str]) -> None:
+    """Every input of a recorded command is named by what it is (the original, or the proxy a
+    still or HLS was cut from), with its demuxer named from the allow-list and only the vault's
+    protocols allowed."""
+    begin, inputs = 0, 0
+    for i, arg in enumerate(argv):
+        if arg != "-i":
+            continue
+        inputs += 1
+        options = argv[begin:i]
+        assert argv[i + 1] in (pipeline.ORIGINAL, pipeline.PROXY_INPUT), argv
+        demuxer = options[options.index("-f") + 1]
+        assert demuxer in formats.ALLOWED, argv
+        assert options[options.index("-format_whitelist") + 1] == demuxer, argv
+        assert options[options.index("-protocol_whitelist") + 1] == "file", argv
+        assert "-max_pixels" in options, argv
+        begin = i + 2
+    assert inputs >= 1, argv
 
 
 def assert_no_duplicates(found: list[dict[str, Any]]) -> None:
