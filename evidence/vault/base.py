@@ -111,7 +111,8 @@ class Vault(Protocol):
         tags are not content. Best effort where the storage has no tags."""
 
     def describe(self) -> dict[str, Any]:
-        """Where objects live, for the custody record (no secrets)."""
+        """The kind of storage, for the custody record: no paths, buckets, hosts or keys
+        (the record reaches courts and reviewers; server internals stay on the server)."""
 
     def write_once_description(self) -> str:
         """How originals are protected, for the custody record."""

@@ -25,6 +25,7 @@ from transfer.store import Store
 
 # The tus store's working files, inside the root so the final rename stays on one disk.
 UPLOADS_DIR = ".uploads"
+SEALED_MODE = 0o400
 
 
 class LocalVault:
@@ -64,8 +65,10 @@ class LocalVault:
 
     def seal(self, key: str) -> None:
         path = self._path(key)
-        os.chmod(path, 0o444)
-        if path.stat().st_mode & 0o222:
+        # Read-only, and readable by the service account alone: originals are evidence,
+        # not for other local users to read.
+        os.chmod(path, SEALED_MODE)
+        if stat_mode.S_IMODE(path.stat().st_mode) != SEALED_MODE:
             raise OSError(f"could not make {key} read-only")
 
     def put(self, key: str, fileobj: BinaryIO) -> ObjectInfo:
@@ -123,7 +126,10 @@ class LocalVault:
                 return
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": "local", "root": str(self.root)}
+        return {"backend": "local"}
 
     def write_once_description(self) -> str:
-        return "local file made read-only (mode 0444); not protected from the machine's administrator"
+        return (
+            "local file made read-only for the service account alone (mode 0400); not protected from the"
+            " machine's administrator"
+        )

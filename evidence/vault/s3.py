@@ -225,7 +225,7 @@ class S3Vault:
             self.client.put_object_tagging(Bucket=self.bucket, Key=key, Tagging={"TagSet": tag_set})
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": "s3", "bucket": self.bucket, "endpoint": self.endpoint_url or "aws"}
+        return {"backend": "s3"}
 
     def write_once_description(self) -> str:
         return f"S3 Object Lock, compliance mode, retained {self.retention_days} days"

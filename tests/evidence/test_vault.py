@@ -172,9 +172,21 @@ def test_local_seal_makes_the_file_read_only(local_vault: LocalVault) -> None:
     put_original(local_vault, "originals/item-4/phone.zip", b"extract")
     local_vault.seal("originals/item-4/phone.zip")
     mode = (local_vault.root / "originals/item-4/phone.zip").stat().st_mode
-    assert stat.S_IMODE(mode) == 0o444
+    assert stat.S_IMODE(mode) == 0o400  # read-only, and for the service account alone
     info = local_vault.stat("originals/item-4/phone.zip")
     assert info is not None and info.sealed
+    local_vault.seal("originals/item-4/phone.zip")  # again: nothing changes
+    assert stat.S_IMODE((local_vault.root / "originals/item-4/phone.zip").stat().st_mode) == 0o400
+
+
+def test_the_custody_description_names_no_server_internals(vault: Vault) -> None:
+    described = repr(vault.describe()) + vault.write_once_description()
+    assert vault.describe()["backend"] in ("local", "s3")
+    if isinstance(vault, LocalVault):
+        assert str(vault.root) not in described and "/" not in repr(vault.describe())
+    else:
+        assert isinstance(vault, S3Vault)
+        assert vault.bucket not in described and "127.0.0.1" not in described and "http" not in described
 
 
 # --- readiness and wiring ---------------------------------------------------------------------
