@@ -18,6 +18,7 @@ from sqlalchemy import text
 from evidence import custody, ledger, migrate, reviewer
 from evidence.api import accounts, audit, cases, links, uploads
 from evidence.errors import EvidenceError
+from evidence.http_limits import HeaderLimitMiddleware, HeaderLimits
 from evidence.keys import load_or_create_secret
 from evidence.link_access import Gate
 from evidence.link_token import keyring_for
@@ -73,6 +74,8 @@ def create_app(settings: Settings) -> FastAPI:
             rt.close()
 
     app = FastAPI(title="Evidence transfer", version="0.1.0", lifespan=lifespan)
+    # Oversized request headers are refused before routing, authentication or the database.
+    app.add_middleware(HeaderLimitMiddleware, limits=HeaderLimits.from_settings(settings))
     app.state.runtime = rt
     app.state.tus = tus
     app.state.upload_hooks = hooks

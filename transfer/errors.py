@@ -35,6 +35,9 @@ UnsupportedMediaType = _error(
     "UnsupportedMediaType", 415, "Content-Type must be application/offset+octet-stream"
 )
 Locked = _error("Locked", 423, "upload is busy with another request; retry shortly")
+HeadersTooLarge = _error(
+    "HeadersTooLarge", 431, "request header fields too large"
+)
 ChecksumMismatch = _error("ChecksumMismatch", 460, "checksum mismatch: the chunk was not stored")
 StorageUnavailable = _error(
     "StorageUnavailable", 503, "storage is unavailable; nothing past the reported offset was kept"

@@ -41,6 +41,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     private_umask()
     import uvicorn
 
+    from evidence.http_limits import uvicorn_options
     from evidence.web import create_app
 
     settings = settings_of(ctx, host=host, port=port)
@@ -48,7 +49,10 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     worker = _start_embedded_worker(settings) if settings.embedded_worker else None
     err.print(f"evidence server on http://{settings.host}:{settings.port} (data in {settings.data_path})")
     try:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", proxy_headers=True)
+        # httptools sets no limit on a request's head: the bounded protocol refuses one that
+        # grows past what the header limits allow (evidence.http_limits).
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", proxy_headers=True,
+                    **uvicorn_options(settings))
     finally:
         if worker is not None:
             _stop(worker)
