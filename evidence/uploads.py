@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from evidence import access, cases, custody
@@ -37,8 +37,17 @@ class UploadRegistry:
             row = session.get(Upload, upload_id)
             return None if row is None else _info(row)
 
+    def load_many(self, upload_ids: Sequence[str]) -> dict[str, UploadInfo]:
+        if not upload_ids:
+            return {}
+        with self.db.sessions() as session:
+            rows = session.scalars(select(Upload).where(Upload.id.in_(list(upload_ids))))
+            return {row.id: _info(row) for row in rows}
+
     def add(self, info: UploadInfo) -> None:
         with self.db.transaction() as session:
+            if info.concat == "final":
+                _consume(session, info)
             case = _case_of(session, info)
             session.add(
                 Upload(
@@ -92,6 +101,7 @@ class UploadRegistry:
             if row.finished_at is not None:
                 return
             row.offset, row.size, row.store_state = info.offset, info.size, dict(info.store_state)
+            row.expires_at = info.expires_at  # a finished partial upload waits this long to be used
             row.finished_at = utcnow()
             case = _case_of(session, info)
             actor = _actor(session, info.owner)
@@ -120,8 +130,9 @@ class UploadRegistry:
                 "original.stored",
                 subject={**subject, "item": item.id},
                 actor=custody.system_actor("transfer"),
+                # What a court needs: the kind of storage and its protection. Keys, paths,
+                # buckets and hosts are server internals and stay out of the record.
                 details={
-                    "storage_key": info.storage_key,
                     "storage": self.vault.describe(),
                     "size": info.size,
                     "filename": item.filename,
@@ -135,22 +146,32 @@ class UploadRegistry:
             row = session.get_one(Upload, info.id, with_for_update=True)
             if row.terminated_at is not None:
                 return
-            row.terminated_at = utcnow()
-            expired = row.expires_at is not None and row.expires_at <= utcnow()
-            custody.record(
-                session,
-                "upload.expired" if expired else "upload.terminated",
-                subject=_subject(info, _case_of(session, info)),
-                actor=custody.system_actor("transfer") if expired else _actor(session, info.owner),
-                details={"offset": info.offset, "size": info.size},
-            )
+            now = utcnow()
+            row.terminated_at = now
+            details: dict[str, object] = {"offset": info.offset, "size": info.size}
+            if row.consumed_at is not None:
+                # Its bytes live on in the final upload that took them.
+                action, actor = "upload.terminated", custody.system_actor("transfer")
+                details["reason"] = "partial upload used in a final upload; its own copy removed"
+            elif row.expires_at is not None and row.expires_at <= now:
+                action, actor = "upload.expired", custody.system_actor("transfer")
+                if row.finished_at is not None:
+                    details["reason"] = "partial upload never used in a final upload"
+            else:
+                action, actor = "upload.terminated", _actor(session, info.owner)
+            custody.record(session, action, subject=_subject(info, _case_of(session, info)), actor=actor,
+                           details=details)
 
     def expired(self, now: datetime) -> list[UploadInfo]:
         with self.db.sessions() as session:
+            unfinished = Upload.finished_at.is_(None) & (Upload.expires_at <= now)
+            spent_partial = (
+                (Upload.concat == "partial")
+                & Upload.finished_at.is_not(None)
+                & (Upload.consumed_at.is_not(None) | (Upload.expires_at <= now))
+            )
             rows = session.scalars(
-                select(Upload).where(
-                    Upload.finished_at.is_(None), Upload.terminated_at.is_(None), Upload.expires_at <= now
-                )
+                select(Upload).where(Upload.terminated_at.is_(None), or_(unfinished, spent_partial))
             )
             return [_info(row) for row in rows]
 
@@ -177,27 +198,51 @@ class UploadHooks:
         except EvidenceError as error:
             raise _TUS_ERRORS.get(error.status, tus.Unauthorized)(error.message) from None
 
-    def prepare(self, info: UploadInfo) -> None:
-        # Keys are ours alone: nothing the client sent becomes part of a path.
-        if info.concat == "partial":
-            info.storage_key = f"uploads/partials/{info.id}"
-            return
+    def prepare(self, info: UploadInfo, partials: Sequence[UploadInfo]) -> None:
         metadata = info.metadata
-        for required in ("filename", "case"):
-            if not metadata.get(required, "").strip():
-                raise tus.BadRequest(f"Upload-Metadata must include {required!r}")
+        # Partial uploads are pieces, not evidence yet, but they belong to a case too.
+        required = ("case",) if info.concat == "partial" else ("filename", "case")
+        for name in required:
+            if not metadata.get(name, "").strip():
+                raise tus.BadRequest(f"Upload-Metadata must include {name!r}")
         sha256 = metadata.get("sha256")
         if sha256 is not None and not SHA256_HEX.fullmatch(sha256):
             raise tus.BadRequest("Upload-Metadata 'sha256' must be 64 hexadecimal characters")
         with self.db.sessions() as session:
-            case = session.scalar(select(Case).where(Case.ref == metadata["case"]))
-            if case is None:
-                raise tus.BadRequest(f"case {metadata['case'][:64]!r} does not exist; create it first")
-            # Officers upload only into the cases they are assigned to.
             owner = session.get(User, info.owner)
-            if owner is None or not cases.may_see(session, owner, case):
-                raise tus.Forbidden(f"you are not assigned to case {case.ref!r}; an admin can assign you")
-        info.storage_key = f"originals/{info.id}"
+            case = session.scalar(select(Case).where(Case.ref == metadata["case"]))
+            # A case the officer is not assigned to answers exactly like one that does not
+            # exist: nobody learns which case references are real by trying them.
+            if owner is None or case is None or not cases.may_see(session, owner, case):
+                raise tus.NotFound(
+                    f"case {metadata['case'][:64]!r} is not one of your cases (no such case, or you are not"
+                    " assigned to it)"
+                )
+        for partial in partials:
+            if partial.metadata.get("case") != case.ref:
+                raise tus.BadRequest(f"partial upload {partial.id} was made for another case")
+        # Keys are ours alone: nothing the client sent becomes part of a path.
+        prefix = "uploads/partials" if info.concat == "partial" else "originals"
+        info.storage_key = f"{prefix}/{info.id}"
+
+    def authorize(self, owner: str, info: UploadInfo) -> None:
+        """:class:`transfer.handler.Authorizer`: on every request, the owner must still be
+        allowed into the upload's case (taken off the case: 403). A disabled account or a
+        revoked token never gets here: :meth:`authenticate` refuses it first (401)."""
+        with self.db.sessions() as session:
+            user = session.get(User, owner)
+            row = session.get(Upload, info.id)
+            case = None if row is None or row.case_id is None else session.get(Case, row.case_id)
+            if user is None:
+                raise tus.Unauthorized("invalid token")
+            if case is None:
+                if user.role == "admin":
+                    return
+                raise tus.Forbidden("this upload belongs to no case; start it again with 'case' in Upload-Metadata")
+            if not cases.may_see(session, user, case):
+                raise tus.Forbidden(
+                    f"you are no longer assigned to case {case.ref!r}; an admin can assign you again to continue"
+                )
 
     def completed(self, info: UploadInfo) -> None:
         if info.concat == "partial":
@@ -210,6 +255,32 @@ class UploadHooks:
                 callback(item_id)
             except Exception:  # one failing consumer must not starve the others
                 log.exception("item-received hook %r failed for item %s", callback, item_id)
+
+
+def _consume(session: Session, final: UploadInfo) -> None:
+    """Take a final upload's partial uploads, in the transaction that records it. One
+    conditional update: of two final uploads naming the same partial upload at once, one
+    takes it and the other is refused (its transaction, and so its record, rolls back)."""
+    now = utcnow()
+    taken = session.execute(
+        update(Upload)
+        .where(
+            Upload.id.in_(final.partials),
+            Upload.owner_id == final.owner,
+            Upload.concat == "partial",
+            Upload.finished_at.is_not(None),
+            Upload.consumed_at.is_(None),
+            Upload.terminated_at.is_(None),
+            or_(Upload.expires_at.is_(None), Upload.expires_at > now),
+        )
+        .values(consumed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount != len(final.partials):  # type: ignore[attr-defined]
+        raise tus.BadRequest(
+            "a partial upload was used in another final upload, or expired, while this one was being"
+            " assembled; nothing was recorded"
+        )
 
 
 def _info(row: Upload) -> UploadInfo:
@@ -227,6 +298,7 @@ def _info(row: Upload) -> UploadInfo:
         store_state=dict(row.store_state),
         finished=row.finished_at is not None,
         terminated=row.terminated_at is not None,
+        consumed=row.consumed_at is not None,
     )
 
 

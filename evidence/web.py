@@ -47,6 +47,8 @@ def build_tus(rt: Runtime) -> tuple[TusApp, UploadHooks]:
         max_size=settings.max_upload_size,
         expiry=timedelta(hours=settings.upload_expiry_hours),
         tmp_dir=settings.effective_tmp_dir,
+        max_lifetime=timedelta(hours=settings.upload_max_lifetime_hours),
+        max_partials=settings.max_concat_partials,
     )
     return TusApp(rt.vault.tus_store(), registry, locker, hooks, config), hooks
 

@@ -8,6 +8,7 @@ never replaced.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -81,14 +82,29 @@ class FileStore:
         _fsync_dir(final.parent)
 
     async def terminate(self, info: UploadInfo) -> None:
-        def terminate() -> None:
-            self._working(info).unlink(missing_ok=True)
+        await anyio.to_thread.run_sync(self._terminate, info)
 
-        await anyio.to_thread.run_sync(terminate)
+    def _terminate(self, info: UploadInfo) -> None:
+        self._working(info).unlink(missing_ok=True)
+        if not info.storage_key:
+            return
+        # A finished partial upload also has its final file. A sealed file is evidence:
+        # refuse, whatever the caller thought it was removing.
+        final = self.final_path(info)
+        try:
+            mode = final.stat().st_mode
+        except FileNotFoundError:
+            return
+        if not mode & stat.S_IWUSR:
+            raise PermissionError(f"refusing to remove the sealed file at {info.storage_key}")
+        final.unlink()
+        _fsync_dir(final.parent)
 
     async def concatenate(self, final: UploadInfo, partials: Sequence[UploadInfo]) -> None:
         def concatenate() -> None:
-            with open(self._working(final), "wb") as out:
+            # Private to the service user, like every working file, until it is sealed.
+            fd = os.open(self._working(final), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with open(fd, "wb") as out:
                 for partial in partials:
                     with open(self.final_path(partial), "rb") as src:
                         while block := src.read(COPY_BLOCK):

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import anyio
 from starlette.requests import Request
@@ -23,6 +23,8 @@ from starlette.routing import Route, Router
 
 from transfer import errors
 from transfer.body import VerifiedBody, received, verified
+from transfer.creation import OCTET_STREAM, Creation, CreationLimits, parse_creation, usable_partials
+from transfer.expiry import Expiry, removable
 from transfer.headers import (
     Checksum,
     CHECKSUM_ALGORITHMS,
@@ -30,16 +32,13 @@ from transfer.headers import (
     encode_metadata,
     is_upload_id,
     parse_checksum,
-    parse_concat,
     parse_length,
-    parse_metadata,
 )
 from transfer.info import UploadInfo
 from transfer.lock import Locker
 from transfer.store import Concater, LengthDeferrer, Registry, Store, Terminater
 
 log = logging.getLogger(__name__)
-OCTET_STREAM = "application/offset+octet-stream"
 
 
 class Hooks(Protocol):
@@ -48,11 +47,23 @@ class Hooks(Protocol):
     def authenticate(self, authorization: str | None) -> str:
         """Return the owner id for a request's ``Authorization`` header, or raise Unauthorized."""
 
-    def prepare(self, info: UploadInfo) -> None:
-        """Check a new upload's metadata and set its ``storage_key``; raise a TusError to refuse."""
+    def prepare(self, info: UploadInfo, partials: Sequence[UploadInfo]) -> None:
+        """Check a new upload's metadata (and a final upload's ``partials``, already
+        checked to be the owner's, finished and unused) and set its ``storage_key``;
+        raise a TusError to refuse."""
 
     def completed(self, info: UploadInfo) -> None:
         """Called after the registry has recorded a finished upload (e.g. to queue work)."""
+
+
+@runtime_checkable
+class Authorizer(Protocol):
+    """Optional hook: may this owner still act on this upload? Called on every request
+    that names an existing upload (HEAD, PATCH, DELETE), after it is loaded, so that
+    rights taken away since the upload was created take effect at the next request."""
+
+    def authorize(self, owner: str, info: UploadInfo) -> None:
+        """Return to allow; raise a TusError (Forbidden, NotFound, ...) to refuse."""
 
 
 @dataclass
@@ -60,6 +71,14 @@ class TusConfig:
     max_size: int
     expiry: timedelta | None = timedelta(days=7)
     tmp_dir: Path | None = None
+    # However often it is touched, an unfinished upload expires this long after it began.
+    max_lifetime: timedelta | None = None
+    # Upload-Concat: final names at most this many partial uploads.
+    max_partials: int = 1000
+
+    @property
+    def lifetimes(self) -> Expiry:
+        return Expiry(idle=self.expiry, lifetime=self.max_lifetime)
 
 
 class TusApp:
@@ -85,7 +104,7 @@ class TusApp:
     @property
     def extensions(self) -> list[str]:
         found = ["creation", "creation-with-upload", "checksum"]
-        if self.config.expiry is not None:
+        if self.config.expiry is not None or self.config.max_lifetime is not None:
             found.append("expiration")
         if isinstance(self.store, LengthDeferrer):
             found.append("creation-defer-length")
@@ -111,22 +130,36 @@ class TusApp:
                 return self._options()
             if request.headers.get("tus-resumable", "").strip() != TUS_VERSION:
                 raise errors.UnsupportedVersion()
-            owner = await anyio.to_thread.run_sync(self.hooks.authenticate, request.headers.get("authorization"))
             if upload_id is None:
                 if method != "POST":
                     raise errors.MethodNotAllowed()
-                return await self._post(request, owner)
+                # Whatever the headers alone decide is refused before any database work,
+                # authentication included.
+                creation = parse_creation(request.headers, request.url.path, self._creation_limits)
+                return await self._post(request, await self._authenticate(request), creation)
             if not is_upload_id(upload_id):
                 raise errors.NotFound()
             handler = {"HEAD": self._head, "PATCH": self._patch, "DELETE": self._delete}.get(method)
             if handler is None:
                 raise errors.MethodNotAllowed()
-            return await handler(request, owner, upload_id)
+            return await handler(request, await self._authenticate(request), upload_id)
         except errors.TusError as error:
             if error.status >= 500:
                 log.warning("tus %s %s: %s", method, upload_id or "", error.message)
             headers = {"Tus-Version": TUS_VERSION} if isinstance(error, errors.UnsupportedVersion) else {}
             return self._response(error.status, {**headers, **error.headers}, error.message + "\n", method)
+
+    async def _authenticate(self, request: Request) -> str:
+        return await anyio.to_thread.run_sync(self.hooks.authenticate, request.headers.get("authorization"))
+
+    @property
+    def _creation_limits(self) -> CreationLimits:
+        return CreationLimits(
+            max_size=self.config.max_size,
+            max_partials=self.config.max_partials,
+            can_defer_length=isinstance(self.store, LengthDeferrer),
+            can_concatenate=isinstance(self.store, Concater),
+        )
 
     def _response(self, status: int, headers: dict[str, str] | None = None, body: str = "", method: str = "") -> Response:
         headers = {"Tus-Resumable": TUS_VERSION, "Cache-Control": "no-store", **(headers or {})}
@@ -152,116 +185,104 @@ class TusApp:
         # Someone else's upload answers exactly like one that does not exist.
         if info is None or info.owner != owner:
             raise errors.NotFound()
+        # Rights can be taken away after creation (an officer taken off the case): the
+        # application decides again on every request.
+        if isinstance(self.hooks, Authorizer):
+            await anyio.to_thread.run_sync(self.hooks.authorize, owner, info)
         if info.terminated:
             raise errors.Gone()
-        if self._expired(info):
+        if self.config.lifetimes.expired(info, _now()):
             raise errors.Gone("upload expired before it was finished; start it again")
         return info
 
-    def _expired(self, info: UploadInfo) -> bool:
-        return not info.finished and info.expires_at is not None and info.expires_at <= _now()
-
     def _touch(self, info: UploadInfo) -> None:
-        if self.config.expiry is not None and not info.finished:
-            info.expires_at = _now() + self.config.expiry
+        if not info.finished:
+            info.expires_at = self.config.lifetimes.next_expiry(info, _now())
 
     def _state_headers(self, info: UploadInfo) -> dict[str, str]:
         headers = {"Upload-Offset": str(info.offset)}
-        if info.expires_at is not None and not info.finished:
+        # A finished partial upload expires too, unless a final upload takes it first.
+        may_expire = not info.finished or (info.concat == "partial" and not info.consumed)
+        if info.expires_at is not None and may_expire:
             headers["Upload-Expires"] = format_datetime(info.expires_at, usegmt=True)
         return headers
 
     # -- POST: creation, creation-with-upload, defer-length, concatenation --------------
 
-    async def _post(self, request: Request, owner: str) -> Response:
-        headers = request.headers
-        concat = parse_concat(headers.get("upload-concat"), request.url.path)
-        length = parse_length(headers.get("upload-length"), "Upload-Length")
-        deferred = headers.get("upload-defer-length")
-        if deferred is not None and deferred.strip() != "1":
-            raise errors.BadRequest("Upload-Defer-Length must be 1")
-        if deferred is not None and not isinstance(self.store, LengthDeferrer):
-            raise errors.BadRequest("this server cannot defer the upload length")
-        if concat is not None and not isinstance(self.store, Concater):
-            raise errors.BadRequest("this server does not support concatenation")
-
+    async def _post(self, request: Request, owner: str, creation: Creation) -> Response:
+        length = creation.length
         partials: list[UploadInfo] = []
-        if concat is not None and concat.kind == "final":
-            if length is not None or deferred is not None:
-                raise errors.BadRequest("a final upload takes its length from its partial uploads")
-            partials = [await self._final_partial(pid, owner) for pid in concat.partial_ids]
+        if creation.is_final:
+            assert creation.concat is not None
+            ids = creation.concat.partial_ids
+            found = await anyio.to_thread.run_sync(self.registry.load_many, ids)
+            partials = usable_partials(ids, found, owner, self.config.lifetimes, _now())
             length = sum(p.size or 0 for p in partials)
-        elif length is None and deferred is None:
-            raise errors.BadRequest("Upload-Length or Upload-Defer-Length: 1 is required")
-        elif length is not None and deferred is not None:
-            raise errors.BadRequest("send Upload-Length or Upload-Defer-Length, not both")
-        if length is not None and length > self.config.max_size:
-            raise errors.TooLarge(f"upload of {length} bytes exceeds the maximum of {self.config.max_size}")
-
-        body_length = parse_length(headers.get("content-length"), "Content-Length") or 0
-        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        with_upload = content_type == OCTET_STREAM
-        if body_length and not with_upload:
-            raise errors.UnsupportedMediaType()
-        if with_upload and concat is not None and concat.kind == "final":
-            raise errors.Forbidden("a final upload cannot carry data")
+            if length > self.config.max_size:
+                raise errors.TooLarge(f"upload of {length} bytes exceeds the maximum of {self.config.max_size}")
 
         info = UploadInfo(
             id=secrets.token_hex(16),
             owner=owner,
             storage_key="",
             size=length,
-            metadata=parse_metadata(headers.get("upload-metadata")),
+            metadata=creation.metadata,
             created_at=_now(),
-            concat=concat.kind if concat else None,
-            partials=list(concat.partial_ids) if concat else [],
+            concat=creation.concat.kind if creation.concat else None,  # type: ignore[arg-type]
+            partials=list(creation.concat.partial_ids) if creation.concat else [],
         )
         self._touch(info)
-        checksum = parse_checksum(headers.get("upload-checksum")) if with_upload else None
-        await anyio.to_thread.run_sync(self.hooks.prepare, info)
+        await anyio.to_thread.run_sync(self.hooks.prepare, info, partials)
         if not info.storage_key:
             raise errors.TusError("the application gave the upload no storage key")
 
-        # A body that is too long or fails its checksum is refused before the upload exists:
-        # the client gets no Location, so an upload created first could never be resumed.
+        # A body that fails its checksum is refused before the upload exists: the client
+        # gets no Location, so an upload created first could never be resumed.
         limit = length if length is not None else self.config.max_size
-        if with_upload and body_length > limit:
-            raise errors.TooLarge(f"the body of {body_length} bytes goes past the upload's length")
-        verified = VerifiedBody(self.config.tmp_dir) if with_upload and checksum is not None else None
+        checksum = creation.checksum
+        spooled = VerifiedBody(self.config.tmp_dir) if creation.with_upload and checksum is not None else None
         try:
-            if verified is not None and checksum is not None:
-                await verified.spool(received(request.stream(), limit), checksum)
+            if spooled is not None and checksum is not None:
+                await spooled.spool(received(request.stream(), limit), checksum)
             async with self.locker.lock(info.id):
                 if partials:
-                    await self.store.concatenate(info, partials)  # type: ignore[attr-defined]
-                    info.offset = info.size or 0
-                    await anyio.to_thread.run_sync(self.registry.add, info)
+                    await self._assemble(info, partials)
                 else:
                     await self.store.create(info)
                     await anyio.to_thread.run_sync(self.registry.add, info)
-                    if verified is not None:
-                        await self._store(info, verified.blocks())
-                    elif with_upload:
+                    if spooled is not None:
+                        await self._store(info, spooled.blocks())
+                    elif creation.with_upload:
                         await self._store(info, received(request.stream(), limit))
                 if info.is_complete:
                     await self._finish(info)
         finally:
-            if verified is not None:
-                verified.close()
+            if spooled is not None:
+                spooled.close()
 
         location = str(request.url.replace(query=None)).rstrip("/") + "/" + info.id
         return self._response(201, {"Location": location, **self._state_headers(info)})
 
-    async def _final_partial(self, upload_id: str, owner: str) -> UploadInfo:
+    async def _assemble(self, info: UploadInfo, partials: list[UploadInfo]) -> None:
+        """A final upload: its partial uploads' bytes, then its record, which also takes
+        the partial uploads (or refuses, if another final upload took one meanwhile)."""
         try:
-            partial = await self._load(upload_id, owner)
-        except (errors.NotFound, errors.Gone):
-            raise errors.BadRequest(f"partial upload {upload_id} does not exist") from None
-        if partial.concat != "partial":
-            raise errors.BadRequest(f"upload {upload_id} is not a partial upload")
-        if not partial.finished:
-            raise errors.BadRequest(f"partial upload {upload_id} is not finished")
-        return partial
+            await self.store.concatenate(info, partials)  # type: ignore[attr-defined]
+            info.offset = info.size or 0
+            await anyio.to_thread.run_sync(self.registry.add, info)
+        except BaseException:
+            # Never recorded: nobody could resume or finish it, so its bytes go.
+            with anyio.CancelScope(shield=True):
+                await self._discard(info)
+            raise
+
+    async def _discard(self, info: UploadInfo) -> None:
+        if not isinstance(self.store, Terminater):
+            return
+        try:
+            await self.store.terminate(info)
+        except Exception:  # the original error is the one to report
+            log.exception("could not discard the stored bytes of unrecorded upload %s", info.id)
 
     # -- HEAD ---------------------------------------------------------------------------
 
@@ -356,7 +377,14 @@ class TusApp:
     async def _finish(self, info: UploadInfo) -> None:
         await self.store.finish(info)
         info.finished = True
-        await anyio.to_thread.run_sync(self.registry.complete, info)
+        if info.concat == "partial":
+            # A fresh wait for the final upload that is to use it, whatever its lifetime.
+            info.expires_at = self.config.lifetimes.next_expiry(info, _now())
+        try:
+            await anyio.to_thread.run_sync(self.registry.complete, info)
+        except BaseException:
+            info.finished = False  # not recorded: a retry (HEAD, PATCH, cleanup) finishes it
+            raise
         try:
             await anyio.to_thread.run_sync(self.hooks.completed, info)
         except Exception:  # the upload is safe and recorded; a failed hook must not undo that
@@ -371,6 +399,9 @@ class TusApp:
             info = await self._load(upload_id, owner)
             if info.finished:
                 raise errors.Forbidden("a finished upload is kept as received and cannot be deleted")
+            if info.is_complete:
+                # Every byte arrived; only its completion record is missing (HEAD makes it).
+                raise errors.Forbidden("this upload has all its bytes and is kept as received; it cannot be deleted")
             await self.store.terminate(info)
             await anyio.to_thread.run_sync(self.registry.remove, info)
         return self._response(204)
@@ -378,25 +409,35 @@ class TusApp:
     # -- expiry -------------------------------------------------------------------------
 
     async def cleanup_expired(self) -> list[str]:
-        """Terminate every unfinished upload past its expiry; return their ids."""
+        """Remove what has expired: unfinished uploads past their expiry, and finished
+        partial uploads that a final upload consumed or that were never used in time;
+        return their ids. An upload whose bytes have all arrived is finished instead."""
         removed = []
-        for info in await anyio.to_thread.run_sync(self.registry.expired, _now()):
+        for listed in await anyio.to_thread.run_sync(self.registry.expired, _now()):
             try:
-                async with self.locker.lock(info.id):
+                async with self.locker.lock(listed.id):
                     # Re-read under the lock: a chunk that was being written when the list
                     # was made has moved the expiry on (or finished the upload).
-                    current = await anyio.to_thread.run_sync(self.registry.load, info.id)
-                    if current is None or current.finished or current.terminated or not self._expired(current):
+                    info = await anyio.to_thread.run_sync(self.registry.load, listed.id)
+                    if info is None or info.terminated:
+                        continue
+                    if info.is_complete and not info.finished:
+                        await self._finish(info)  # all received: keep it, never discard it
+                        continue
+                    if not removable(info, self.config.lifetimes, _now()):
                         continue
                     if isinstance(self.store, Terminater):
-                        await self.store.terminate(current)
-                    await anyio.to_thread.run_sync(self.registry.remove, current)
+                        await self.store.terminate(info)
+                    await anyio.to_thread.run_sync(self.registry.remove, info)
                 removed.append(info.id)
             except errors.Locked:
                 continue  # in use right now: not abandoned after all
+            except errors.TusError as error:  # storage down, say: the next run tries again
+                log.warning("cleanup of upload %s: %s", listed.id, error.message)
+            except Exception:  # one bad upload must not stop the cleanup of the others
+                log.exception("cleanup of upload %s failed", listed.id)
         return removed
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-

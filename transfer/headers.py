@@ -105,11 +105,14 @@ class ConcatRequest:
     partial_ids: tuple[str, ...] = ()
 
 
-def parse_concat(header: str | None, collection_path: str) -> ConcatRequest | None:
+def parse_concat(header: str | None, collection_path: str, max_partials: int | None = None) -> ConcatRequest | None:
     """``Upload-Concat: partial`` or ``final;<url> <url> ...``.
 
     Partial URLs may be absolute or absolute paths; each must point into this server's
-    upload collection, and only the trailing id is used.
+    upload collection, and only the trailing id is used. A final upload names at most
+    ``max_partials`` partial uploads, each once: the header alone decides, so a list of
+    thousands, or one upload named thousands of times, is refused before anything is
+    looked up.
     """
     if header is None:
         return None
@@ -121,13 +124,20 @@ def parse_concat(header: str | None, collection_path: str) -> ConcatRequest | No
     urls = header[len("final;") :].split()
     if not urls:
         raise BadRequest("Upload-Concat final lists no partial uploads")
-    ids = []
+    if max_partials is not None and len(urls) > max_partials:
+        raise BadRequest(
+            f"Upload-Concat final lists {len(urls)} partial uploads; this server takes at most {max_partials}"
+        )
+    ids: dict[str, None] = {}  # ordered, and a repeat is found in constant time
     prefix = collection_path.rstrip("/") + "/"
     for url in urls:
         path = re.sub(r"^[a-zA-Z][a-zA-Z0-9+.\-]*://[^/]+", "", url)
-        if not path.startswith(prefix) or not _UPLOAD_ID.fullmatch(path[len(prefix) :]):
+        upload_id = path[len(prefix) :]
+        if not path.startswith(prefix) or not _UPLOAD_ID.fullmatch(upload_id):
             raise BadRequest(f"Upload-Concat names an upload that is not on this server: {url[:200]!r}")
-        ids.append(path[len(prefix) :])
+        if upload_id in ids:
+            raise BadRequest(f"Upload-Concat names partial upload {upload_id} more than once; list each once")
+        ids[upload_id] = None
     return ConcatRequest("final", tuple(ids))
 
 

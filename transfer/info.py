@@ -28,6 +28,9 @@ class UploadInfo:
     store_state: dict[str, Any] = field(default_factory=dict)
     finished: bool = False
     terminated: bool = False
+    # A finished partial upload whose bytes a final upload has taken: it cannot be used
+    # again, and its own stored copy is removed by the cleanup.
+    consumed: bool = False
 
     @property
     def size_is_deferred(self) -> bool:

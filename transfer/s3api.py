@@ -65,6 +65,11 @@ class S3Api(Protocol):
 
     def delete_object(self, key: str) -> None: ...
 
+    def delete_versions(self, key: str) -> None:
+        """Delete every version of ``key`` (and its delete markers): in a versioned bucket,
+        as Object Lock buckets are, a plain DELETE only hides the bytes. S3 refuses for a
+        version under retention."""
+
 
 @contextmanager
 def _s3_errors() -> Iterator[None]:
@@ -178,3 +183,11 @@ class BotoS3:
     def delete_object(self, key: str) -> None:
         with _s3_errors():
             self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    def delete_versions(self, key: str) -> None:
+        with _s3_errors():
+            pages = self.client.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=key)
+            for page in pages:
+                for entry in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                    if entry["Key"] == key:  # the prefix also matches longer keys
+                        self.client.delete_object(Bucket=self.bucket, Key=key, VersionId=entry["VersionId"])

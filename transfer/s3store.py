@@ -330,6 +330,10 @@ class S3Store:
                 except NoSuchUpload:
                     pass
             await self._delete_pending(info)
+            if info.store_state.get("completed"):
+                # A finished partial upload (or a final upload that was never recorded) has
+                # an object. An original under retention cannot go: S3 itself refuses.
+                await _thread(self.api.delete_versions, info.storage_key)
         except S3Unavailable as exc:
             raise StorageUnavailable() from exc
 

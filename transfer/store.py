@@ -36,7 +36,10 @@ class Store(Protocol):
 @runtime_checkable
 class Terminater(Protocol):
     async def terminate(self, info: UploadInfo) -> None:
-        """Discard an unfinished upload and everything stored for it."""
+        """Discard everything stored for an upload the application no longer keeps: an
+        unfinished upload, or a finished partial upload (used up by a final upload, or
+        never used). Idempotent. It must never remove a sealed (write-once) object, and the
+        handler never asks it to remove a finished upload that is not a partial one."""
 
 
 @runtime_checkable
@@ -56,7 +59,15 @@ class Registry(Protocol):
 
     def load(self, upload_id: str) -> UploadInfo | None: ...
 
-    def add(self, info: UploadInfo) -> None: ...
+    def load_many(self, upload_ids: Sequence[str]) -> dict[str, UploadInfo]:
+        """The uploads among ``upload_ids`` that exist, by id, in one round trip (a final
+        upload may name a thousand partial uploads)."""
+
+    def add(self, info: UploadInfo) -> None:
+        """Record a new upload. For a final upload, in the same transaction, mark its
+        partial uploads consumed, and raise :class:`~transfer.errors.BadRequest` (recording
+        nothing) if one was consumed, terminated or expired meanwhile: each partial upload
+        ends up in at most one final upload."""
 
     def save(self, info: UploadInfo) -> None: ...
 
@@ -64,6 +75,9 @@ class Registry(Protocol):
         """Record that ``info`` is finished (with whatever the application does with it)."""
 
     def remove(self, info: UploadInfo) -> None:
-        """Forget a terminated or expired upload (the row may be kept, marked terminated)."""
+        """Forget a terminated or expired upload, or a finished partial upload that was
+        consumed or expired (the row may be kept, marked terminated)."""
 
-    def expired(self, now: datetime) -> list[UploadInfo]: ...
+    def expired(self, now: datetime) -> list[UploadInfo]:
+        """Candidates for the cleanup: unfinished uploads whose expiry has passed, and
+        finished partial uploads that were consumed or whose expiry has passed."""

@@ -313,7 +313,8 @@ def uploads_group() -> None:
 @click.pass_context
 @friendly
 def uploads_cleanup(ctx: click.Context) -> None:
-    """Remove unfinished uploads past their expiry (the server also does this on a schedule)."""
+    """Remove unfinished uploads past their expiry, and partial uploads used up or never used
+    in time (the server also does this on a schedule)."""
     import anyio
 
     from evidence.web import build_tus

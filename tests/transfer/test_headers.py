@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 
 import pytest
 
@@ -25,6 +26,7 @@ from transfer.headers import (
 
 UID = "0123456789abcdef0123456789abcdef"
 UID2 = "fedcba9876543210fedcba9876543210"
+UID3 = "00000000000000000000000000000003"
 
 
 def b64(data: bytes | str) -> str:
@@ -210,9 +212,32 @@ def test_concat_partial() -> None:
 
 
 def test_concat_final_takes_paths_and_absolute_urls_in_order() -> None:
-    header = f"final;/files/{UID} http://127.0.0.1:8000/files/{UID2}  HTTPS://evidence.example/files/{UID}"
-    assert parse_concat(header, "/files/") == ConcatRequest("final", (UID, UID2, UID))
+    header = f"final;/files/{UID2} http://127.0.0.1:8000/files/{UID}  HTTPS://evidence.example/files/{UID3}"
+    assert parse_concat(header, "/files/") == ConcatRequest("final", (UID2, UID, UID3))
     assert parse_concat(f"final;/files/{UID}", "/files") == ConcatRequest("final", (UID,))
+
+
+@pytest.mark.parametrize("second", [f"/files/{UID}", f"http://127.0.0.1:8000/files/{UID}", f"HTTPS://x/files/{UID}"])
+def test_concat_final_refuses_an_upload_named_twice_in_any_form(second: str) -> None:
+    refused(parse_concat, f"final;/files/{UID} /files/{UID2} {second}", "/files/",
+            match=f"names partial upload {UID} more than once")
+
+
+def test_concat_final_takes_at_most_max_partials() -> None:
+    ids = [f"{n:032x}" for n in range(1001)]
+    assert parse_concat("final;" + " ".join(f"/files/{i}" for i in ids[:1000]), "/files/", 1000) == \
+        ConcatRequest("final", tuple(ids[:1000]))
+    refused(parse_concat, "final;" + " ".join(f"/files/{i}" for i in ids), "/files/", 1000,
+            match="lists 1001 partial uploads; this server takes at most 1000")
+
+
+def test_concat_final_counts_before_it_parses() -> None:
+    """The 50,000-fold list of the report: refused on its count alone, in far less time
+    than parsing it would take."""
+    header = "final;" + " ".join([f"/files/{UID}"] * 50_000)
+    started = time.perf_counter()
+    refused(parse_concat, header, "/files/", 1000, match="lists 50000 partial uploads")
+    assert time.perf_counter() - started < 0.5
 
 
 @pytest.mark.parametrize(

@@ -356,6 +356,31 @@ async def test_terminate_leaves_nothing_behind(
     await store.terminate(info)  # again: nothing to do, no error
 
 
+def versions(client: Any, bucket: str, key: str) -> list[str]:
+    listed = client.list_object_versions(Bucket=bucket, Prefix=key)
+    return [v["VersionId"] for v in [*listed.get("Versions", []), *listed.get("DeleteMarkers", [])] if v["Key"] == key]
+
+
+async def test_terminate_removes_a_finished_partial_upload_with_every_version(
+    make_store: Callable[..., S3Store], client: Any, bucket: S3Bucket
+) -> None:
+    """The cleanup's way to drop a partial upload a final upload used up (or nobody used):
+    in an Object Lock bucket (versioned), a plain DELETE would only hide its bytes."""
+    data = Data(6 * MiB + 11)
+    info = new_info(data.size, key="uploads/partials/p1")
+    neighbour = new_info(3, key="uploads/partials/p10")  # shares the prefix, must stay
+    for upload, content in ((info, data), (neighbour, Data(3, seed=2))):
+        await make_store().create(upload)
+        await write(make_store(), upload, content, content.size)
+        await make_store().finish(reload(upload))
+    assert exists(client, bucket.bucket, info.storage_key)
+    await make_store().terminate(reload(info))
+    assert versions(client, bucket.bucket, info.storage_key) == []
+    assert stored_sha256(client, bucket.bucket, neighbour.storage_key)[0] == 3
+    await make_store().terminate(info)  # again: nothing to do, no error
+    assert client.list_multipart_uploads(Bucket=bucket.bucket).get("Uploads", []) == []
+
+
 async def test_concatenate_streams_the_partials_in_order(
     make_store: Callable[..., S3Store], client: Any, bucket: S3Bucket
 ) -> None:

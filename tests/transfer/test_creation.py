@@ -1,0 +1,118 @@
+"""transfer.creation: the rules a creation request's headers alone decide, and the checks
+on the partial uploads a final upload names. Pure: no server, no database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from transfer import errors
+from transfer.creation import CreationLimits, parse_creation, usable_partials
+from transfer.expiry import Expiry
+from transfer.info import UploadInfo
+
+LIMITS = CreationLimits(max_size=1000, max_partials=3, can_defer_length=True, can_concatenate=True)
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+IDS = tuple(f"{n:032x}" for n in range(1, 5))
+
+
+def parse(limits: CreationLimits = LIMITS, **headers: str):  # type: ignore[no-untyped-def]
+    return parse_creation({k.replace("_", "-").lower(): v for k, v in headers.items()}, "/files/", limits)
+
+
+def refused(status: int, match: str, limits: CreationLimits = LIMITS, **headers: str) -> None:
+    with pytest.raises(errors.TusError, match=match) as caught:
+        parse(limits, **headers)
+    assert caught.value.status == status
+
+
+def final_header(*ids: str) -> str:
+    return "final;" + " ".join(f"/files/{i}" for i in ids)
+
+
+def test_a_plain_creation() -> None:
+    creation = parse(Upload_Length="10", Upload_Metadata="filename YS5iaW4=")
+    assert (creation.length, creation.deferred, creation.concat, creation.with_upload) == (10, False, None, False)
+    assert creation.metadata == {"filename": "a.bin"}
+
+
+def test_creation_with_upload_and_checksum() -> None:
+    creation = parse(Upload_Length="10", Content_Type="application/offset+octet-stream; x=1",
+                     Content_Length="4", Upload_Checksum="sha1 AAAA")
+    assert creation.with_upload and creation.body_length == 4
+    assert creation.checksum is not None and creation.checksum.algorithm == "sha1"
+
+
+def test_a_checksum_without_a_body_is_ignored() -> None:
+    assert parse(Upload_Length="10", Upload_Checksum="nonsense").checksum is None
+
+
+@pytest.mark.parametrize(("status", "match", "headers"), [
+    (400, "Upload-Length or Upload-Defer-Length", {}),
+    (400, "not both", {"Upload_Length": "5", "Upload_Defer_Length": "1"}),
+    (400, "must be 1", {"Upload_Defer_Length": "yes"}),
+    (400, "non-negative integer", {"Upload_Length": "-5"}),
+    (413, "maximum of 1000", {"Upload_Length": "1001"}),
+    (413, "past the upload's length", {"Upload_Length": "5", "Content_Length": "6",
+                                       "Content_Type": "application/offset+octet-stream"}),
+    (415, "Content-Type", {"Upload_Length": "5", "Content_Length": "5", "Content_Type": "text/plain"}),
+    (400, "'partial' or 'final", {"Upload_Length": "5", "Upload_Concat": "whole"}),
+])
+def test_refusals(status: int, match: str, headers: dict[str, str]) -> None:
+    refused(status, match, **headers)
+
+
+def test_what_the_store_cannot_do_is_refused() -> None:
+    plain = CreationLimits(max_size=1000, max_partials=3, can_defer_length=False, can_concatenate=False)
+    refused(400, "cannot defer", plain, Upload_Defer_Length="1")
+    refused(400, "does not support concatenation", plain, Upload_Length="5", Upload_Concat="partial")
+
+
+def test_a_final_upload_takes_its_length_from_its_partials() -> None:
+    creation = parse(Upload_Concat=final_header(*IDS[:3]))
+    assert creation.is_final and creation.length is None and creation.concat is not None
+    assert creation.concat.partial_ids == IDS[:3]
+    refused(400, "takes its length", Upload_Concat=final_header(IDS[0]), Upload_Length="5")
+    refused(400, "takes its length", Upload_Concat=final_header(IDS[0]), Upload_Defer_Length="1")
+    refused(403, "cannot carry data", Upload_Concat=final_header(IDS[0]),
+            Content_Type="application/offset+octet-stream", Content_Length="3")
+
+
+def test_a_final_upload_names_at_most_max_partials_each_once() -> None:
+    refused(400, "lists 4 partial uploads; this server takes at most 3", Upload_Concat=final_header(*IDS))
+    refused(400, f"names partial upload {IDS[1]} more than once", Upload_Concat=final_header(IDS[0], IDS[1], IDS[1]))
+
+
+# -- the partial uploads a final upload names ------------------------------------------
+
+
+def partial(upload_id: str, **state: object) -> UploadInfo:
+    fields: dict[str, object] = {"owner": "me", "concat": "partial", "finished": True, "size": 3, "offset": 3,
+                                 "expires_at": NOW + timedelta(hours=1)}
+    fields.update(state)
+    return UploadInfo(id=upload_id, storage_key=f"uploads/partials/{upload_id}", **fields)  # type: ignore[arg-type]
+
+
+def test_usable_partials_come_back_in_the_order_named() -> None:
+    found = {i: partial(i) for i in IDS[:3]}
+    assert [p.id for p in usable_partials((IDS[2], IDS[0], IDS[1]), found, "me", Expiry(), NOW)] == \
+        [IDS[2], IDS[0], IDS[1]]
+
+
+@pytest.mark.parametrize(("state", "message"), [
+    (None, "does not exist"),
+    ({"owner": "someone else"}, "does not exist"),  # exactly like a missing one
+    ({"concat": None}, "is not a partial upload"),
+    ({"concat": "final"}, "is not a partial upload"),
+    ({"consumed": True}, "already used in another final upload"),
+    ({"terminated": True}, "has expired or was terminated"),
+    ({"expires_at": NOW}, "has expired or was terminated"),
+    ({"finished": False, "offset": 1, "expires_at": NOW + timedelta(hours=1)}, "is not finished"),
+])
+def test_unusable_partials_are_refused(state: dict[str, object] | None, message: str) -> None:
+    found = {IDS[0]: partial(IDS[0])}
+    if state is not None:
+        found[IDS[1]] = partial(IDS[1], **state)
+    with pytest.raises(errors.BadRequest, match=message):
+        usable_partials(IDS[:2], found, "me", Expiry(), NOW)

@@ -1,0 +1,76 @@
+"""FileStore on a real folder: what termination removes, and what it never removes."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from transfer.filestore import FileStore
+from transfer.info import UploadInfo
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> FileStore:
+    return FileStore(tmp_path / "vault", tmp_path / "vault" / ".uploads")
+
+
+async def body(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def finished(store: FileStore, upload_id: str, key: str, data: bytes) -> UploadInfo:
+    info = UploadInfo(id=upload_id, owner="officer", storage_key=key, size=len(data))
+    await store.create(info)
+    info.offset = await store.write_chunk(info, body(data))
+    await store.finish(info)
+    return info
+
+
+async def test_terminate_removes_a_finished_partial_upload(store: FileStore) -> None:
+    info = await finished(store, "p1", "uploads/partials/p1", b"piece")
+    assert store.final_path(info).read_bytes() == b"piece"
+    await store.terminate(info)
+    assert not store.final_path(info).exists()
+    assert not (store.uploads_dir / "p1.bin").exists()
+    await store.terminate(info)  # again: nothing to do, no error
+
+
+async def test_terminate_never_removes_a_sealed_file(store: FileStore) -> None:
+    info = await finished(store, "o1", "originals/o1", b"evidence")
+    os.chmod(store.final_path(info), 0o400)  # sealed, as the vault does
+    with pytest.raises(PermissionError, match="sealed"):
+        await store.terminate(info)
+    assert store.final_path(info).read_bytes() == b"evidence"
+
+
+async def test_terminate_of_an_unfinished_upload_removes_its_working_file(store: FileStore) -> None:
+    info = UploadInfo(id="u1", owner="officer", storage_key="originals/u1", size=10)
+    await store.create(info)
+    info.offset = await store.write_chunk(info, body(b"abc"))
+    await store.terminate(info)
+    assert not (store.uploads_dir / "u1.bin").exists()
+    assert not store.final_path(info).exists()
+
+
+async def test_concatenation_is_private_until_sealed(store: FileStore) -> None:
+    umask = os.umask(0o022)  # a permissive umask: the file is 0600 all the same
+    try:
+        parts = [await finished(store, f"p{n}", f"uploads/partials/p{n}", bytes([65 + n]) * 3) for n in range(3)]
+        final = UploadInfo(id="f1", owner="officer", storage_key="originals/f1", size=9)
+        await store.concatenate(final, parts)
+        working = store.uploads_dir / "f1.bin"
+        assert working.read_bytes() == b"AAABBBCCC"
+        assert stat.S_IMODE(working.stat().st_mode) == 0o600
+    finally:
+        os.umask(umask)
