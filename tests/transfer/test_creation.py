@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from transfer import errors
 from transfer.creation import CreationLimits, parse_creation, usable_partials
@@ -116,3 +118,30 @@ def test_unusable_partials_are_refused(state: dict[str, object] | None, message:
         found[IDS[1]] = partial(IDS[1], **state)
     with pytest.raises(errors.BadRequest, match=message):
         usable_partials(IDS[:2], found, "me", Expiry(), NOW)
+
+
+# -- anything at all ---------------------------------------------------------------------
+
+HEADER_NAMES = ["upload-length", "upload-defer-length", "upload-concat", "upload-metadata", "upload-checksum",
+                "content-type", "content-length"]
+PIECES = st.sampled_from(["", " ", "1", "0", "-1", "99999999999999999999999", "final;", "partial", "/files/",
+                          "0" * 32, "f" * 32, "application/offset+octet-stream", "sha1 AAAA", "filename YQ==",
+                          ",", ";", "\x00", "é"])
+
+
+@settings(max_examples=400, derandomize=True, database=None, deadline=None)
+@given(st.dictionaries(st.sampled_from(HEADER_NAMES), st.one_of(st.text(max_size=80),
+                                                             st.lists(PIECES, max_size=8).map("".join))))
+def test_any_headers_parse_or_are_refused_with_a_tus_error(headers: dict[str, str]) -> None:
+    try:
+        creation = parse_creation(headers, "/files/", LIMITS)
+    except errors.TusError as error:
+        assert 400 <= error.status < 500
+        return
+    assert creation.length is None or 0 <= creation.length <= LIMITS.max_size
+    assert creation.is_final == (creation.length is None and not creation.deferred)
+    assert not (creation.is_final and creation.with_upload)
+    if creation.is_final:
+        assert creation.concat is not None
+        ids = creation.concat.partial_ids
+        assert 0 < len(ids) <= LIMITS.max_partials and len(set(ids)) == len(ids)
