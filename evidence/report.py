@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from audit import Entry, NoteVerifier, VerificationError, canonical, format_time, merkle, open_note, verify_inclusion
 from evidence import custody, ledger
+from evidence.disclosure import Internals, scrub, withheld_because
 from evidence.errors import InvalidInput, NotFound
 from evidence.models import Case, CustodyEvent, Derivative, Item, utcnow
 from evidence.report_case import to_case
@@ -32,13 +33,22 @@ _SIGNED = "evidence custody report v1\n{digest}\n"
 _CASE_ACTIONS = ("case.created",)
 
 
-def build(session: Session, keys: ledger.Keys, item_id: str, actor: str) -> dict[str, Any]:
+def build(session: Session, keys: ledger.Keys, item_id: str, actor: str,
+          reviewer: Internals | None = None) -> dict[str, Any]:
     """The report for an item, proven against a checkpoint that covers all its entries
-    (signed now if the latest does not). Runs in the caller's transaction."""
+    (signed now if the latest does not). Runs in the caller's transaction.
+
+    With ``reviewer`` (the server's internals), the reviewer's copy: entries that name an
+    internal are withheld whole, leaving their leaf hash and proof (see
+    :mod:`evidence.disclosure`), and the item's summary leaves internals out."""
     item = session.get(Item, item_id)
     if item is None:
         raise NotFound(f"item {item_id} does not exist")
     case = session.get_one(Case, item.case_id)
+    derivatives = list(session.scalars(
+        select(Derivative).where(Derivative.item_id == item.id).order_by(Derivative.kind)))
+    if reviewer is not None:
+        reviewer = reviewer.with_([item.storage_key, item.upload_id, *(d.key for d in derivatives)])
     ledger.sign_checkpoint(session, keys, actor)
     session.flush()
     checkpoint = ledger.latest_checkpoint(session)
@@ -54,52 +64,57 @@ def build(session: Session, keys: ledger.Keys, item_id: str, actor: str) -> dict
         )
         .order_by(CustodyEvent.seq)
     )
-    entries = []
+    entries, withheld = [], []
     for row in rows:
         subject = row.subject or {}
         # Of the case's other entries, keep the case's creation and this item's upload.
         if row.item_id is None and row.action not in _CASE_ACTIONS and subject.get("upload") != item.upload_id \
                 and not _shares(row, item.id):
             continue
-        proof = ledger.inclusion_proof(session, row.seq, checkpoint.size)
-        entries.append(
-            {
-                "seq": row.seq,
-                "entry": json.loads(row.body),
-                "body": row.body.decode(),
-                "leaf_hash": row.leaf_hash.hex(),
-                "proof": [base64.b64encode(p).decode() for p in proof],
-            }
-        )
-    derivatives = session.scalars(select(Derivative).where(Derivative.item_id == item.id).order_by(Derivative.kind))
-    content = {
+        proof = [base64.b64encode(p).decode() for p in ledger.inclusion_proof(session, row.seq, checkpoint.size)]
+        entry = json.loads(row.body)
+        reason = withheld_because(entry, reviewer) if reviewer is not None else None
+        if reason is not None:
+            withheld.append({"seq": row.seq, "action": row.action, "reason": reason,
+                             "leaf_hash": row.leaf_hash.hex(), "proof": proof})
+            continue
+        entries.append({"seq": row.seq, "entry": entry, "body": row.body.decode(), "leaf_hash": row.leaf_hash.hex(),
+                        "proof": proof})
+    item_facts: dict[str, Any] = {
+        "id": item.id,
+        "case": case.ref,
+        "exhibit": item.exhibit,
+        "filename": item.filename,
+        "size": item.size,
+        "hashes": dict(item.hashes or {}),
+        "client_sha256": item.client_sha256,
+        "state": item.state,
+        "reason": item.reason,
+        "kind": item.kind,
+        "media": custody.portable(dict(item.media or {})),
+        "warnings": list(item.warnings or []),
+        "storage_key": item.storage_key,
+    }
+    copies = [{"kind": d.kind, "sha256": d.sha256, "size": d.size, "content_type": d.content_type, "method": d.method}
+              for d in derivatives]
+    if reviewer is not None:
+        # Not ledger entries (the report's signature alone covers these): leave internals out.
+        item_facts = scrub({k: v for k, v in item_facts.items() if k != "storage_key"}, reviewer)
+        copies = scrub(copies, reviewer)
+    content: dict[str, Any] = {
         "format": FORMAT,
         "generated_at": format_time(utcnow()),
         "ledger": {"origin": keys.origin, "public_key": keys.signer.verifier_key()},
         "checkpoint": checkpoint.note,
         "tree_size": checkpoint.size,
         "root": base64.b64encode(checkpoint.root).decode(),
-        "item": {
-            "id": item.id,
-            "case": case.ref,
-            "exhibit": item.exhibit,
-            "filename": item.filename,
-            "size": item.size,
-            "hashes": dict(item.hashes or {}),
-            "client_sha256": item.client_sha256,
-            "state": item.state,
-            "reason": item.reason,
-            "kind": item.kind,
-            "media": custody.portable(dict(item.media or {})),
-            "warnings": list(item.warnings or []),
-            "storage_key": item.storage_key,
-        },
-        "derivatives": [
-            {"kind": d.kind, "sha256": d.sha256, "size": d.size, "content_type": d.content_type, "method": d.method}
-            for d in derivatives
-        ],
+        "item": item_facts,
+        "derivatives": copies,
         "entries": entries,
     }
+    if reviewer is not None:
+        content["copy"] = "reviewer"
+        content["withheld"] = withheld
     return {**content, "signature": keys.signer.sign(_SIGNED.format(digest=_digest(content)))}
 
 
@@ -145,6 +160,8 @@ def verify_report(data: bytes, verifier: NoteVerifier) -> dict[str, Any]:
         raise VerificationError("the report's tree size or root differs from its signed checkpoint")
     for proven in report["entries"]:
         _verify_entry(proven, checkpoint.size, checkpoint.root)
+    for kept_back in report.get("withheld", []):
+        _verify_withheld(kept_back, checkpoint.size, checkpoint.root)
     _verify_item_facts(report)
     return report
 
@@ -162,6 +179,22 @@ def _verify_entry(proven: dict[str, Any], size: int, root: bytes) -> None:
         verify_inclusion(entry.seq, size, leaf, proof, root)
     except VerificationError as error:
         raise VerificationError(f"entry {entry.seq} is not in the signed ledger: {error}") from None
+
+
+def _verify_withheld(kept_back: dict[str, Any], size: int, root: bytes) -> None:
+    """A withheld entry cannot be read, but its leaf is proven to sit at its place in the log."""
+    seq = kept_back["seq"]
+    try:
+        leaf = bytes.fromhex(kept_back["leaf_hash"])
+        proof = [base64.b64decode(p, validate=True) for p in kept_back["proof"]]
+    except (TypeError, ValueError):
+        raise VerificationError(f"withheld entry {seq}: its leaf hash or proof is damaged") from None
+    if type(seq) is not int or len(leaf) != 32:
+        raise VerificationError(f"withheld entry {seq}: not a sequence number and leaf hash")
+    try:
+        verify_inclusion(seq, size, leaf, proof, root)
+    except VerificationError as error:
+        raise VerificationError(f"withheld entry {seq} is not in the signed ledger: {error}") from None
 
 
 def _verify_item_facts(report: dict[str, Any]) -> None:
@@ -211,20 +244,27 @@ def sign_html(page: str, keys: ledger.Keys) -> bytes:
 FORMATS = {"json": "application/json", "html": "text/html; charset=utf-8", "case": "application/ld+json"}
 
 
-def export(session: Session, keys: ledger.Keys, item_id: str, fmt: str, actor: str) -> bytes:
-    """The report in ``fmt``, with its export recorded in the ledger (after the entries it
-    proves, so the file's own export is in the next report)."""
+def export(session: Session, keys: ledger.Keys, item_id: str, fmt: str, actor: str, *,
+           reviewer: Internals | None = None, record: bool = True, note: dict[str, Any] | None = None,
+           link: str | None = None) -> bytes:
+    """The report in ``fmt`` (the reviewer's copy with ``reviewer``), with its export
+    recorded in the ledger (after the entries it proves, so the file's own export is in the
+    next report) unless ``record`` is false: the caller has already counted this export
+    into a window that the ledger tells of (:mod:`evidence.link_record`). ``note`` adds to
+    the entry's details; ``link`` names the link it was served through."""
     if fmt not in FORMATS:
         raise InvalidInput(f"report format must be one of {', '.join(FORMATS)}")
-    report = build(session, keys, item_id, actor)
+    report = build(session, keys, item_id, actor, reviewer)
     if fmt == "json":
         data = to_json(report)
     elif fmt == "html":
         data = sign_html(render(report), keys)
     else:
         data = json.dumps(to_case(report), indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n"
-    custody.record(
-        session, "report.exported", {"case": report["item"]["case"], "item": item_id}, actor,
-        {"format": fmt, "sha256": hashlib.sha256(data).hexdigest(), "tree_size": report["tree_size"]},
-    )
+    if record:
+        details = {"format": fmt, "sha256": hashlib.sha256(data).hexdigest(), "tree_size": report["tree_size"]}
+        if reviewer is not None:
+            details["copy"] = "reviewer"
+        subject = {"case": report["item"]["case"], "item": item_id, **({"link": link} if link else {})}
+        custody.record(session, "report.exported", subject, actor, {**details, **(note or {})})
     return data

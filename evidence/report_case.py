@@ -207,7 +207,8 @@ class _Graph:
         })
 
     def actor(self, actor: str) -> dict[str, str]:
-        """A person's account is an Identity; ``system:<component>@<host>`` is software, so a Tool."""
+        """A person's account is an Identity; ``system:<component>`` (``system:<component>@<host>`` in
+        older entries) is software, so a Tool."""
         if actor.startswith("system:"):
             return self.add({
                 "@id": self.iri("Tool", ("actor", actor)),

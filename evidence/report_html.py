@@ -52,8 +52,8 @@ def render(report: dict[str, Any]) -> str:
     ]
     facts = "".join(f"<tr><th scope=row>{e(k)}</th><td class=hash>{e(str(v))}</td></tr>" for k, v in rows)
     warnings = "".join(f"<li>{e(w)}</li>" for w in item["warnings"])
-    events = "".join(
-        "<tr><td>{seq}</td><td>{time}</td><td>{who}</td><td>{what}</td><td><code>{details}</code></td></tr>".format(
+    rows_by_seq = {
+        p["seq"]: "<tr><td>{seq}</td><td>{time}</td><td>{who}</td><td>{what}</td><td><code>{details}</code></td></tr>".format(
             seq=p["seq"],
             time=e(p["entry"]["time"]),
             who=e(p["entry"]["actor"]),
@@ -61,6 +61,19 @@ def render(report: dict[str, Any]) -> str:
             details=e(json.dumps(p["entry"]["details"], ensure_ascii=False, sort_keys=True)),
         )
         for p in report["entries"]
+    }
+    withheld = report.get("withheld", [])
+    for w in withheld:
+        rows_by_seq[w["seq"]] = (
+            "<tr><td>{seq}</td><td colspan=2>withheld from this copy</td><td>{what}</td>"
+            "<td>Not shown: {why}. Its leaf hash <code>{leaf}</code> is proven to be in the ledger.</td></tr>"
+        ).format(seq=w["seq"], what=e(_ACTIONS.get(w["action"], w["action"])), why=e(w["reason"]), leaf=e(w["leaf_hash"]))
+    events = "".join(rows_by_seq[seq] for seq in sorted(rows_by_seq))
+    copy_note = (
+        f"<p>This is the reviewer's copy. {len(withheld)} event(s) naming server internals (storage locations, "
+        "upload identifiers, host names) are withheld: each is listed with its ledger hash and inclusion proof, so "
+        "the record shows no gap; auditors hold the full report.</p>"
+        if report.get("copy") == "reviewer" else ""
     )
     copies = "".join(
         "<tr><td>{kind}</td><td class=hash>{sha}</td><td>{size:,}</td><td><code>{how}</code></td></tr>".format(
@@ -80,6 +93,7 @@ def render(report: dict[str, Any]) -> str:
 <p>Generated {e(report['generated_at'])} from the custody ledger <code>{e(report['ledger']['origin'])}</code>.
 Every event below is proven to be in the ledger by an inclusion proof against the signed checkpoint at the end;
 <code>evidence audit verify-report</code> checks this file with the ledger's public key alone.</p>
+{copy_note}
 <h2>The original</h2><table>{facts}</table>
 {f"<h2>Warnings</h2><ul>{warnings}</ul>" if warnings else ""}
 <h2>Chain of custody</h2>
