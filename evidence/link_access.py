@@ -1,10 +1,16 @@
-"""The gate every reviewer request passes: token, then row, then item; and the record of it.
+"""The gate every reviewer request passes: token, rate, row, item, use; and the record of it.
 
 Order matters. The token's signature is checked first, with no database access, so
-forged or guessed URLs cost nothing and learn nothing. Then the row decides (revoked,
-expired, locked, used up: 410) and the item must be one the link covers (else 404).
-Refusals of genuine tokens are recorded, at most once per identical refusal per window;
-accesses once per item, client and kind per window, full downloads every time.
+forged or guessed URLs cost nothing and learn nothing. Then the request rate of this
+client on this link (429, in memory: a refusal costs no write). Then the row decides
+(revoked, expired, locked: 410; a token that no longer matches what the link shares: 404),
+the item must be one the link covers (else 404), and a client without a view session
+spends one use of the link, unless it already spent one in the last session length.
+
+What the gate lets through or refuses is recorded per link, client and kind of access in
+windows (:mod:`evidence.link_record`): one ledger entry for the first request of a window,
+one summary when it closes if more followed. HEAD requests (mail scanners prefetching a
+link) spend no use and record nothing.
 """
 
 from __future__ import annotations
@@ -12,22 +18,26 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import secrets
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, update
+from sqlalchemy.orm import Session
 
-from evidence import custody
+from evidence import custody, link_record
 from evidence.link_token import LINK_ID, Claims, InvalidToken, KeyRing
-from evidence.links import check_passcode, covers, link_scope_hash
+from evidence.link_window import PAGE, PASSCODE, Range, clean, denied_key, item_key, viewer_of, window_of
+from evidence.links import check_passcode, covers, link_actor, link_scope_hash
 from evidence.models import Case, Item, Link
+from evidence.ratelimit import RateLimiter
 from evidence.runtime import Runtime
 
 COOKIE = "evidence_link"
+_MAX_COOKIE = 512
 
 
 class Denied(Exception):
@@ -42,49 +52,54 @@ class PasscodeRequired(Exception):
     pass
 
 
-@dataclass
+class TooMany(Exception):
+    """This client is asking too fast on this link: 429, and when to try again."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("too many requests")
+        self.retry_after = max(1, math.ceil(retry_after))
+
+
+@dataclass(frozen=True)
 class Client:
+    """Who is asking, as the request says: the address (behind a proxy, the forwarded one
+    the server trusts), the user agent (cleaned and cut), the view-session cookie."""
+
     ip: str
     agent: str
     cookie: str | None
+
+    @classmethod
+    def of(cls, ip: str, agent: str, cookie: str | None) -> Client:
+        return cls(clean(ip, 64), clean(agent), cookie[:_MAX_COOKIE] if cookie else None)
+
+    @property
+    def viewer(self) -> str:
+        return viewer_of(self.ip)
 
 
 @dataclass
 class Access:
     link: Link
     case_ref: str
-    session: str  # the view session: the cookie's, or one just started
+    session: str  # the view session: the cookie's, or one just started ("" for a HEAD)
     new_cookie: str | None = None
     item: Item | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class Throttle:
-    """Remembers keys for ``window`` seconds: ``first`` is true once per key per window.
-    Per process: with several API processes a window may be recorded once by each."""
-
-    def __init__(self, limit: int = 100_000) -> None:
-        self._seen: dict[Any, datetime] = {}
-        self._limit = limit
-        self._lock = threading.Lock()
-
-    def first(self, key: Any, now: datetime, window: float) -> bool:
-        with self._lock:
-            last = self._seen.get(key)
-            if last is not None and now - last < timedelta(seconds=window):
-                return False
-            if len(self._seen) >= self._limit:
-                cutoff = now - timedelta(seconds=window)
-                self._seen = {k: t for k, t in self._seen.items() if t > cutoff}
-            self._seen[key] = now
-            return True
+class _UsedUp(Exception):
+    pass
 
 
 class Gate:
     def __init__(self, rt: Runtime, keys: KeyRing, cookie_secret: bytes, clock: Callable[[], datetime]) -> None:
         self.rt, self.keys, self._secret, self.clock = rt, keys, cookie_secret, clock
-        self.settings = rt.settings
-        self._records, self._attempts = Throttle(), Throttle()
+        self.settings = settings = rt.settings
+        # Players seek with bursts of Range requests: a whole minute's allowance may come at once.
+        self._requests = RateLimiter(settings.link_requests_per_minute, 60.0)
+        interval = settings.link_passcode_interval_seconds
+        self._passcodes = RateLimiter(1, interval) if interval > 0 else None
 
     # -- the view-session cookie ------------------------------------------------------------
 
@@ -116,24 +131,29 @@ class Gate:
         except InvalidToken:
             raise Denied(404, "invalid token") from None
 
-    def check(self, token: str, client: Client, item_id: str | None = None, download: bool = False) -> Access:
-        """Admit a request or raise Denied / PasscodeRequired. A request without a view
-        session starts one, which counts as one use of the link."""
+    def _pace(self, claims: Claims, client: Client, now: datetime) -> None:
+        wait = self._requests.wait((claims.link_id, client.viewer), now.timestamp())
+        if wait:
+            raise TooMany(wait)
+
+    def check(self, token: str, client: Client, item_id: str | None = None, download: bool = False,
+              head: bool = False) -> Access:
+        """Admit a request or raise Denied / PasscodeRequired / TooMany. A GET from a client
+        without a view session starts one, which spends a use of the link unless this
+        client spent one within the session length; a HEAD never does."""
         now = self.clock()
         claims = self._claims(token, now)  # before any database access
+        self._pace(claims, client, now)
         refusal: tuple[int, str] | None = None
-        # Only reads here: refusals are recorded after this session ends (on SQLite, an
-        # open session holds the write lock that recording needs).
+        # Only reads here: refusals and uses are written after this session ends (on
+        # SQLite, an open session holds the write lock that they need).
         with self.rt.db.sessions() as session:
             link = session.get(Link, claims.link_id)
             if link is None:
                 raise Denied(404, "no such link")
             access = Access(link, session.get_one(Case, link.case_id).ref, "")
             viewing = self._read_cookie(client.cookie, link.id, now)
-            if link_scope_hash(link) != claims.scope_hash:
-                refusal = (404, "token does not match the link's scope")
-            else:
-                refusal = self._refusal(link, now, has_session=viewing is not None)
+            refusal = self._refusal(link, claims, now)
             if refusal is None and link.passcode_hash is not None and not (viewing and viewing[1]):
                 raise PasscodeRequired()
             if refusal is None and item_id is not None:
@@ -144,52 +164,72 @@ class Gate:
                     access.item = item
                     if download and link.permission != "download":
                         refusal = (404, "download not permitted")
+            if refusal is None and viewing is None and self._used_up(session, link, client, now):
+                refusal = (410, "uses exhausted")
         if refusal is not None:
-            self._deny(access, client, *refusal, item_id)
+            self._deny(access, client, *refusal, head=head)
         if viewing is not None:
             access.session = viewing[0]
-            return access
-        self._start_session(access, client, now, passcode_ok=False)
+        elif not head:  # a HEAD is answered without a session: no use, no cookie
+            self._start_session(access, client, now, passcode_ok=False)
         return access
 
     @staticmethod
-    def _refusal(link: Link, now: datetime, has_session: bool) -> tuple[int, str] | None:
+    def _refusal(link: Link, claims: Claims, now: datetime) -> tuple[int, str] | None:
+        if link_scope_hash(link) != claims.scope_hash:
+            return 404, "token does not match the link's scope"
         if link.revoked_at is not None:
             return 410, "revoked"
         if now >= link.expires_at:
             return 410, "expired"
         if link.locked_at is not None:
             return 410, "locked after wrong passcodes"
-        if not has_session and link.max_uses is not None and link.uses >= link.max_uses:
-            return 410, "uses exhausted"
         return None
 
+    def _since(self, now: datetime) -> datetime:
+        return now - timedelta(minutes=self.settings.link_session_minutes)
+
+    def _used_up(self, session: Session, link: Link, client: Client, now: datetime) -> bool:
+        return link.max_uses is not None and link.uses >= link.max_uses and \
+            not link_record.has_use(session, link.id, client.viewer, self._since(now))
+
     def _start_session(self, access: Access, client: Client, now: datetime, passcode_ok: bool) -> None:
+        """A new view session (cookie). It spends a use unless this client spent one within
+        the session length: dropping the cookie does not burn the link's uses."""
         link = access.link
-        with self.rt.db.transaction() as session:
-            # Atomic, so two reviewers opening the last use at once cannot both get it.
-            counted = session.execute(
-                update(Link).where(Link.id == link.id, or_(Link.max_uses.is_(None), Link.uses < Link.max_uses))
-                .values(uses=Link.uses + 1)
-            ).rowcount
-        if not counted:
-            self._deny(access, client, 410, "uses exhausted", None)
+        try:
+            with self.rt.db.transaction() as session:
+                if not link_record.has_use(session, link.id, client.viewer, self._since(now)) and \
+                        link_record.claim_use(session, link.id, client.viewer,
+                                              window_of(now, self.settings.link_session_minutes * 60), now, client.agent):
+                    # Atomic, so two reviewers opening the last use at once cannot both get it.
+                    spent = session.execute(
+                        update(Link).where(Link.id == link.id, or_(Link.max_uses.is_(None), Link.uses < Link.max_uses))
+                        .values(uses=Link.uses + 1)
+                    ).rowcount
+                    if not spent:
+                        raise _UsedUp()  # rolls the claimed use back
+        except _UsedUp:
+            self._deny(access, client, 410, "uses exhausted")
         access.session = secrets.token_hex(16)
         access.new_cookie = self._cookie(link.id, access.session, passcode_ok, now)
 
-    def _deny(self, access: Access, client: Client, status: int, reason: str, item_id: str | None) -> None:
-        item = (item_id or "")[:64]
-        if self._records.first(("denied", access.link.id, reason, item, client.ip), self.clock(),
-                               self.settings.link_record_window_seconds):
-            subject = {"case": access.case_ref, "link": access.link.id}
-            if access.item is not None:  # a covered item (never one of another case)
-                subject["item"] = access.item.id
-            details: dict[str, Any] = {"outcome": "denied", "reason": reason, "requested_item": item or None,
-                                       **_who(client)}
-            if access.item is None:  # about the link as a whole: it shows in its items' reports
-                details["items"] = sorted(access.link.item_ids)
+    def _deny(self, access: Access, client: Client, status: int, reason: str, head: bool = False) -> None:
+        """Record the refusal (the first of its kind from this client on this link in the
+        window; nothing for a HEAD), then raise it. Nothing taken from the URL is recorded
+        or keyed on: only the refusal reason and, for a covered item, its id."""
+        if not head:
+            now, link = self.clock(), access.link
+            window = window_of(now, self.settings.link_record_window_seconds)
             with self.rt.db.transaction() as session:
-                custody.record(session, "link.accessed", subject, _actor(access.link), details)
+                if link_record.tally(session, link.id, client.viewer, denied_key(reason), None, window, now,
+                                     client.agent):
+                    details: dict[str, Any] = {"outcome": "denied", "reason": reason, **_who(client, window),
+                                               "items": sorted(link.item_ids)}
+                    if access.item is not None:  # a covered item (never one of another case)
+                        details["requested_item"] = access.item.id
+                    custody.record(session, "link.accessed", {"case": access.case_ref, "link": link.id},
+                                   link_actor(link), details)
         raise Denied(status, reason)
 
     # -- passcodes ----------------------------------------------------------------------------
@@ -200,21 +240,26 @@ class Gate:
         too fast, 410 locked)."""
         now = self.clock()
         claims = self._claims(token, now)
+        self._pace(claims, client, now)
         with self.rt.db.sessions() as session:
             link = session.get(Link, claims.link_id)
-            if link is None or link.passcode_hash is None or link_scope_hash(link) != claims.scope_hash:
+            if link is None or link.passcode_hash is None:
                 raise Denied(404, "no passcode for this link")
             access = Access(link, session.get_one(Case, link.case_id).ref, "")
-        refusal = self._refusal(link, now, has_session=False)
+            used_up = self._used_up(session, link, client, now)
+        refusal = self._refusal(link, claims, now) or ((410, "uses exhausted") if used_up else None)
         if refusal is not None:
-            self._deny(access, client, *refusal, None)
-        if not self._attempts.first(link.id, now, self.settings.link_passcode_interval_seconds):
+            self._deny(access, client, *refusal)
+        # Per link, not per client: guesses from many addresses share one pace.
+        if self._passcodes is not None and self._passcodes.wait(link.id, now.timestamp()):
             raise Denied(429, "too many attempts")
         if check_passcode(link.passcode_hash, given):
+            window = window_of(now, self.settings.link_record_window_seconds)
             with self.rt.db.transaction() as session:
                 session.execute(update(Link).where(Link.id == link.id).values(failed_attempts=0))
-                custody.record(session, "link.accessed", {"case": access.case_ref, "link": link.id}, _actor(link),
-                               {"outcome": "granted", "kind": "passcode", **_who(client)})
+                if link_record.tally(session, link.id, client.viewer, PASSCODE, None, window, now, client.agent):
+                    custody.record(session, "link.accessed", {"case": access.case_ref, "link": link.id},
+                                   link_actor(link), {"outcome": "granted", "kind": "passcode", **_who(client, window)})
             self._start_session(access, client, now, passcode_ok=True)
             return access
         limit = self.settings.link_passcode_attempts
@@ -224,9 +269,10 @@ class Gate:
             locked = row.failed_attempts >= limit and row.locked_at is None
             if locked:
                 row.locked_at = now
-            custody.record(session, "link.accessed", {"case": access.case_ref, "link": link.id}, _actor(link), {
+            # Every wrong guess is recorded: there are at most a few before the link locks.
+            custody.record(session, "link.accessed", {"case": access.case_ref, "link": link.id}, link_actor(link), {
                 "outcome": "denied", "reason": "wrong passcode", "attempt": row.failed_attempts,
-                "locked": row.locked_at is not None, **_who(client),
+                "locked": row.locked_at is not None, "client_ip": client.ip, "user_agent": client.agent,
             })
         if locked:
             raise Denied(410, "locked after wrong passcodes")
@@ -234,29 +280,45 @@ class Gate:
 
     # -- the record of what was seen --------------------------------------------------------
 
-    def record(self, access: Access, client: Client, kind: str, byte_range: tuple[int, int] | None = None,
-               always: bool = False) -> None:
-        """``kind``: page, view (a working copy) or download (the original). Windowed per
-        view session, item and kind unless ``always`` (full downloads)."""
-        link, item = access.link, access.item
-        key = ("ok", link.id, item.id if item else None, kind, access.session or client.ip)
-        if not always and not self._records.first(key, self.clock(), self.settings.link_record_window_seconds):
-            return
-        subject = {"case": access.case_ref, "link": link.id}
-        if item is not None:
-            subject["item"] = item.id
-        details: dict[str, Any] = {"outcome": "granted", "kind": kind, **_who(client), **access.extra}
-        if item is None:
-            details["items"] = sorted(link.item_ids)
-        if byte_range is not None:
-            details["range"] = {"first": byte_range[0], "last": byte_range[1]}
+    def record(self, access: Access, client: Client, kind: str, sent: Range | None = None,
+               size: int | None = None) -> None:
+        """``kind``: page, view (a working copy) or download (the original, ``sent`` the
+        bytes being served of ``size``). The first request of a window is an entry now;
+        the rest of the window goes into one summary when it closes."""
+        now, link, item = self.clock(), access.link, access.item
+        window = window_of(now, self.settings.link_record_window_seconds)
+        key = PAGE if kind == "page" else item_key(kind, item.id if item else "")
         with self.rt.db.transaction() as session:
-            custody.record(session, "link.accessed", subject, _actor(link), details)
+            if not link_record.tally(session, link.id, client.viewer, key, item.id if item else None, window, now,
+                                     client.agent, sent):
+                return
+            subject = {"case": access.case_ref, "link": link.id}
+            details: dict[str, Any] = {"outcome": "granted", "kind": kind, **_who(client, window), **access.extra}
+            if item is None:  # about the link as a whole: it shows in the reports of every item it shares
+                details["items"] = sorted(link.item_ids)
+            else:
+                subject["item"] = item.id
+            if sent is not None:
+                details["range"] = {"first": sent[0], "last": sent[1]}
+                if size is not None:
+                    details["whole_file"] = sent == (0, size - 1)
+            custody.record(session, "link.accessed", subject, link_actor(link), details)
+
+    def count_report(self, session: Session, access: Access, client: Client) -> bool:
+        """Count a custody report served through the link, in the caller's transaction
+        (the one that exports it); true when the export is the first of its window, and so
+        to be recorded (``report.exported``) there."""
+        assert access.item is not None
+        now = self.clock()
+        window = window_of(now, self.settings.link_record_window_seconds)
+        return link_record.tally(session, access.link.id, client.viewer, item_key("report", access.item.id),
+                                 access.item.id, window, now, client.agent)
+
+    def report_note(self, client: Client) -> dict[str, Any]:
+        """What the ``report.exported`` entry of a report served through a link adds."""
+        return _who(client, window_of(self.clock(), self.settings.link_record_window_seconds))
 
 
-def _who(client: Client) -> dict[str, str]:
-    return {"client_ip": client.ip, "user_agent": client.agent[:300]}
+def _who(client: Client, window: Any) -> dict[str, Any]:
+    return {"client_ip": client.ip, "user_agent": client.agent, "window": window.as_details()}
 
-
-def _actor(link: Link) -> str:
-    return f"link:{link.id} ({link.recipient})"

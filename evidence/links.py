@@ -106,6 +106,11 @@ def covers(link: Link, item: Item) -> bool:
     return item.id in link.item_ids or (link.include_future and link.scope == "case")
 
 
+def link_actor(link: Link) -> str:
+    """Who the ledger says acted through a link: the link, and whom it was sent to."""
+    return f"link:{link.id} ({link.recipient})"
+
+
 def token_of(keys: KeyRing, link: Link) -> str:
     return keys.issue(link.id, link.created_at, link.expires_at, link_scope_hash(link), link.kid)
 

@@ -269,10 +269,10 @@ class LinkAccess(Base):
 
     ``key`` says what: ``use`` (a counted use of the link), ``page``, ``view:<item>``,
     ``download:<item>``, ``report:<item>`` or ``denied:<reason>``; never anything taken from
-    the URL. ``viewer`` is the client (its address), not a cookie it can drop. Windows start
-    on a fixed grid, so every API process agrees on them. The first request of a window is
-    recorded at once; what followed (more requests, more byte ranges) is recorded once when
-    the window closes.
+    the URL. ``viewer`` is the client (its address, an IPv6 client by its /64), not a cookie
+    it can drop. Windows start on a fixed grid, so every API process agrees on them. The
+    first request of a window is recorded at once; what followed (more requests, more byte
+    ranges) is recorded once when the window closes, by whichever process gets there.
     """
 
     __tablename__ = "link_access"
@@ -289,8 +289,13 @@ class LinkAccess(Base):
     last_at: Mapped[datetime] = mapped_column(default=utcnow)
     requests: Mapped[int] = mapped_column(Integer, default=1)
     bytes_sent: Mapped[int] = mapped_column(BigInteger, default=0)
-    # Byte ranges served, coalesced: [[first, last], ...] (inclusive, as Content-Range counts).
+    # Byte ranges served, coalesced: [[first, last], ...] (inclusive, as Content-Range counts);
+    # ``ranges_exact`` false once too many separate ranges were merged across gaps (the
+    # ranges then cover more than was served, never less).
     ranges: Mapped[list[Any]] = mapped_column(default=list)
+    ranges_exact: Mapped[bool] = mapped_column(default=True)
     user_agent: Mapped[str] = mapped_column(String(200), default="")
-    # When the window's summary went into the ledger (null: not yet, or nothing to add).
+    # How many of ``requests`` the ledger already tells of (the first entry tells of one), and
+    # when the last summary went in: a closed window with more requests than that is summarised.
+    reported_requests: Mapped[int] = mapped_column(Integer, default=1)
     summarised_at: Mapped[datetime | None]

@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from evidence import reviewer_html as pages
 from evidence.byteranges import content_disposition
-from evidence.link_access import COOKIE, Access, Client, Denied, Gate, PasscodeRequired
+from evidence.link_access import COOKIE, Access, Client, Denied, Gate, PasscodeRequired, TooMany
+from evidence.links import link_actor
 from evidence.models import Derivative, Item
 from evidence.report import export
 from evidence.streaming import stream_object
@@ -32,16 +33,23 @@ def _gate(request: Request) -> Gate:
 
 
 def _client(request: Request) -> Client:
+    # Behind a proxy, uvicorn has already put the forwarded address here (proxy_headers),
+    # trusting it only from the proxies it is told of.
     host = request.client.host if request.client else ""
-    return Client(host, request.headers.get("user-agent", ""), request.cookies.get(COOKIE))
+    return Client.of(host, request.headers.get("user-agent", ""), request.cookies.get(COOKIE))
 
 
 def _html(body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(body, status, headers={**_COMMON, "Content-Security-Policy": pages.CSP})
 
 
-def _refused(error: Denied) -> HTMLResponse:
-    return _html(pages.gone() if error.status == 410 else pages.not_found(), 410 if error.status == 410 else 404)
+def _refused(error: Exception) -> HTMLResponse:
+    if isinstance(error, TooMany):
+        response = _html(pages.too_many(), 429)
+        response.headers["Retry-After"] = str(error.retry_after)
+        return response
+    status = error.status if isinstance(error, Denied) else 404
+    return _html(pages.gone() if status == 410 else pages.not_found(), 410 if status == 410 else 404)
 
 
 def _with_cookie(response: Response, request: Request, token: str, access: Access) -> Response:
@@ -54,11 +62,12 @@ def _with_cookie(response: Response, request: Request, token: str, access: Acces
 @router.api_route("/{token}", methods=["GET", "HEAD"])
 def shared(token: str, request: Request) -> Response:
     gate, client = _gate(request), _client(request)
+    head = request.method == "HEAD"
     try:
-        access = gate.check(token, client)
+        access = gate.check(token, client, head=head)
     except PasscodeRequired:
         return _html(pages.passcode_form(f"/s/{token}"))
-    except Denied as error:
+    except (Denied, TooMany) as error:
         return _refused(error)
     link = access.link
     with gate.rt.db.sessions() as session:
@@ -75,7 +84,7 @@ def shared(token: str, request: Request) -> Response:
             i.id, i.filename, i.exhibit, i.size, dict(i.hashes or {}), i.state, proxy is not None,
             proxy.content_type if proxy else "", "contact_sheet" in kinds, "poster" in kinds,
         ))
-    if request.method == "GET":
+    if not head:
         gate.record(access, client, "page")
     expires = link.expires_at.strftime("%d %B %Y at %H:%M UTC")
     body = pages.shared_page(access.case_ref, f"/s/{token}", exhibits, link.permission == "download", expires)
@@ -89,6 +98,8 @@ async def passcode(token: str, request: Request) -> Response:
     gate, client = _gate(request), _client(request)
     try:
         access = await run_in_threadpool(gate.try_passcode, token, client, given)
+    except TooMany as error:
+        return _refused(error)
     except Denied as error:
         if error.status == 403:
             return _html(pages.passcode_form(f"/s/{token}", "That passcode is not right."), 403)
@@ -105,18 +116,17 @@ async def passcode(token: str, request: Request) -> Response:
 def original(token: str, item_id: str, request: Request) -> Response:
     gate, client = _gate(request), _client(request)
     try:
-        access = gate.check(token, client, item_id, download=True)
-    except (Denied, PasscodeRequired) as error:
-        return _refused(error if isinstance(error, Denied) else Denied(404, "passcode"))
+        access = gate.check(token, client, item_id, download=True, head=request.method == "HEAD")
+    except (Denied, PasscodeRequired, TooMany) as error:
+        return _refused(error)
     item = access.item
     assert item is not None
     if item.state == "uploading":
         return _refused(Denied(404, "not stored yet"))
     response, sent = stream_object(request, gate.rt.vault, _COMMON, item.storage_key, item.size, "application/octet-stream",
-                             (item.hashes or {}).get("sha256"), content_disposition(item.filename))
-    if request.method == "GET" and sent is not None:
-        full = sent == (0, item.size - 1)
-        gate.record(access, client, "download", sent, always=full)
+                                   (item.hashes or {}).get("sha256"), content_disposition(item.filename))
+    if sent is not None:  # on the record before the first byte goes out (never for a HEAD)
+        gate.record(access, client, "download", sent, item.size)
     return _with_cookie(response, request, token, access)
 
 
@@ -125,10 +135,14 @@ def report(token: str, item_id: str, request: Request) -> Response:
     gate, client = _gate(request), _client(request)
     try:
         access = gate.check(token, client, item_id)
-    except (Denied, PasscodeRequired) as error:
-        return _refused(error if isinstance(error, Denied) else Denied(404, "passcode"))
+    except (Denied, PasscodeRequired, TooMany) as error:
+        return _refused(error)
     with gate.rt.db.transaction() as session:
-        data = export(session, gate.rt.ledger_keys, item_id, "html", f"link:{access.link.id} ({access.link.recipient})")
+        # Recorded once per client and window like any access, however often it is asked for.
+        first = gate.count_report(session, access, client)
+        data = export(session, gate.rt.ledger_keys, item_id, "html", link_actor(access.link),
+                      reviewer=request.app.state.internals, record=first, note=gate.report_note(client),
+                      link=access.link.id)
     headers = {**_COMMON, "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"}
     return _with_cookie(Response(data, media_type="text/html; charset=utf-8", headers=headers), request, token, access)
 
@@ -139,16 +153,18 @@ def working_copy(token: str, item_id: str, name: str, request: Request) -> Respo
     if name not in MEDIA:
         return _refused(Denied(404, "no such page"))
     try:
-        access = gate.check(token, client, item_id)
-    except (Denied, PasscodeRequired) as error:
-        return _refused(error if isinstance(error, Denied) else Denied(404, "passcode"))
+        access = gate.check(token, client, item_id, head=request.method == "HEAD")
+    except (Denied, PasscodeRequired, TooMany) as error:
+        return _refused(error)
     with gate.rt.db.sessions() as session:
         found = session.scalar(select(Derivative).where(Derivative.item_id == item_id, Derivative.kind == MEDIA[name]))
     if found is None:
         return _refused(Denied(404, "no working copy"))
     response, sent = stream_object(request, gate.rt.vault, _COMMON, found.key, found.size, found.content_type, found.sha256, None)
-    if request.method == "GET" and sent is not None:
-        gate.record(access, client, "view")  # one per item per view session, however many Range requests
+    if sent is not None:
+        # One entry per item per client and window, however many Range requests a player makes.
+        access.extra["copy"] = MEDIA[name]
+        gate.record(access, client, "view", sent)
     return _with_cookie(response, request, token, access)
 
 

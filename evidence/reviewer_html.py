@@ -58,6 +58,10 @@ def gone() -> str:
                 "<h1>This link is no longer valid</h1><p>Ask the person who shared it with you for a new link.</p>")
 
 
+def too_many() -> str:
+    return _doc("Too many requests", "<h1>Too many requests</h1><p>Wait a moment, then try again.</p>")
+
+
 def passcode_form(action: str, message: str | None = None) -> str:
     note = f'<p role="alert"><strong>{escape(message)}</strong></p>' if message else ""
     return _doc("Passcode needed", f"""<h1>Passcode needed</h1>

@@ -15,13 +15,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from evidence import custody, ledger, migrate, reviewer
+from evidence import custody, ledger, link_record, migrate, reviewer
+from evidence.access_log import AccessLog, LinkIds
 from evidence.api import accounts, audit, cases, links, uploads
+from evidence.disclosure import Internals
 from evidence.errors import EvidenceError
 from evidence.http_limits import HeaderLimitMiddleware, HeaderLimits
 from evidence.keys import load_or_create_secret
 from evidence.link_access import Gate
-from evidence.link_token import keyring_for
+from evidence.link_token import InvalidToken, KeyRing, keyring_for
 from evidence.locks import PostgresLocker
 from evidence.models import utcnow
 from evidence.runtime import Runtime
@@ -86,6 +88,12 @@ def create_app(settings: Settings) -> FastAPI:
     link_keys = keyring_for(settings)
     cookie_secret = load_or_create_secret(link_keys.folder / "session.secret")
     app.state.link_gate = Gate(rt, link_keys, cookie_secret, utcnow)
+    # What reviewers' copies of custody reports leave out (evidence.disclosure).
+    app.state.internals = Internals.of_server(str(settings.data_path), str(settings.effective_tmp_dir),
+                                              settings.effective_storage_url)
+    # Outermost: every request is logged, with link tokens replaced by link ids (uvicorn's
+    # own access log, which prints tokens, is off in `evidence serve`).
+    app.add_middleware(AccessLog, link_of=LinkIds(lambda token: _link_id(link_keys, token)))
 
     @app.exception_handler(EvidenceError)
     async def _evidence_error(request: Request, error: EvidenceError) -> JSONResponse:
@@ -139,8 +147,17 @@ async def _maintain(rt: Runtime, tus: TusApp, celery: Celery) -> None:
                 removed = await tus.cleanup_expired()
                 if removed:
                     log.info("removed %d expired uploads", len(removed))
+            # Link-access windows that have ended: one summary entry each where more happened.
+            await anyio.to_thread.run_sync(link_record.upkeep, rt.db, settings, utcnow())
         except Exception:
             log.exception("background upkeep failed; will try again")
+
+
+def _link_id(keys: KeyRing, token: str) -> str | None:
+    try:
+        return keys.verify(token, utcnow()).link_id
+    except InvalidToken:
+        return None
 
 
 def _sign_checkpoint(rt: Runtime) -> None:

@@ -41,6 +41,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     private_umask()
     import uvicorn
 
+    from evidence.access_log import uvicorn_log_config
     from evidence.http_limits import uvicorn_options
     from evidence.web import create_app
 
@@ -52,6 +53,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
         # httptools sets no limit on a request's head: the bounded protocol refuses one that
         # grows past what the header limits allow (evidence.http_limits).
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", proxy_headers=True,
+                    # Our access log (evidence.access_log) names links by id; uvicorn's prints their tokens.
+                    access_log=False, log_config=uvicorn_log_config(),
                     **uvicorn_options(settings))
     finally:
         if worker is not None:
