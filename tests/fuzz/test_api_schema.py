@@ -457,20 +457,6 @@ def run(request: pytest.FixtureRequest, api: Api) -> Run:
     return found
 
 
-lazy_schema = schemathesis.pytest.from_fixture("api_schema")
-
-
-@lazy_schema.parametrize()
-# schemathesis' wrapper hides the test's own arguments from pytest: the database and the
-# caller reach the `api` and `run` fixtures by indirect parametrization.
-@pytest.mark.usefixtures("api", "run")
-@pytest.mark.parametrize("run", CALLERS, ids=[c.name for c in CALLERS], indirect=True)
-@pytest.mark.parametrize("api", ["sqlite", "postgres"], indirect=True)
-@settings(max_examples=EXAMPLES, suppress_health_check=list(HealthCheck))
-def test_api(case: schemathesis.Case, run: Run) -> None:
-    run.exercise(case)
-
-
 # -- the checks can fail -----------------------------------------------------------------
 
 # The same servers as the fuzz runs (same parameter, same fixture instance).
@@ -552,3 +538,20 @@ def test_the_public_key_is_served_as_documented(api: Api) -> None:
     documented = spec["paths"]["/api/v1/audit/public-key"]["get"]["responses"]["200"]["content"]
     served = response.headers["content-type"].split(";")[0]
     assert served in documented, (served, sorted(documented))
+
+
+# -- the fuzz runs (after the tests above: the admin's run changes the world) -------------
+
+
+lazy_schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@lazy_schema.parametrize()
+# schemathesis' wrapper hides the test's own arguments from pytest: the database and the
+# caller reach the `api` and `run` fixtures by indirect parametrization.
+@pytest.mark.usefixtures("api", "run")
+@pytest.mark.parametrize("run", CALLERS, ids=[c.name for c in CALLERS], indirect=True)
+@pytest.mark.parametrize("api", ["sqlite", "postgres"], indirect=True)
+@settings(max_examples=EXAMPLES, suppress_health_check=list(HealthCheck))
+def test_api(case: schemathesis.Case, run: Run) -> None:
+    run.exercise(case)
