@@ -9,7 +9,10 @@ import unicodedata
 from dataclasses import dataclass
 from urllib.parse import quote
 
-_SPEC = re.compile(r"\s*(\d*)\s*-\s*(\d*)\s*")
+_SPEC = re.compile(r"\s*([0-9]*)\s*-\s*([0-9]*)\s*")
+# More than any representation we serve has bytes (sizes are below 2**63). A longer number is
+# read as this: int() refuses more than 4,300 digits, and a client may send 16 KB of them.
+_BEYOND = 10**19
 
 
 @dataclass(frozen=True)
@@ -52,18 +55,29 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
         parsed.append((match.group(1), match.group(2)))
     for first, last in parsed:
         if first == "":  # suffix: the last N bytes
-            count = int(last)
+            count = _number(last)
             if count == 0 or size == 0:
                 continue
             return ByteRange(max(size - count, 0), size - 1)
-        start = int(first)
-        if last != "" and int(last) < start:
+        if last != "" and _less(last, first):
             return None  # invalid syntax: ignore the whole header
+        start = _number(first)
         if start >= size:
             continue
-        end = size - 1 if last == "" else min(int(last), size - 1)
+        end = size - 1 if last == "" else min(_number(last), size - 1)
         return ByteRange(start, end)
     raise Unsatisfiable(f"bytes */{size}")
+
+
+def _number(digits: str) -> int:
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) < len(str(_BEYOND)) else _BEYOND
+
+
+def _less(a: str, b: str) -> bool:
+    """Whether the number ``a`` is less than ``b``, exactly, however many digits either has."""
+    a, b = a.lstrip("0"), b.lstrip("0")
+    return (len(a), a) < (len(b), b)
 
 
 def content_disposition(filename: str, disposition: str = "attachment") -> str:

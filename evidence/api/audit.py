@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -18,6 +18,8 @@ from evidence.models import CustodyEvent, User
 
 router = APIRouter(prefix="/api/v1/audit")
 AUDIT = ("auditor", "admin")
+# Sequence numbers and tree sizes are BIGINT: a larger query value would be a 500, not a 422.
+SEQ_MAX = 2**63 - 1
 
 
 def _b64(data: bytes) -> str:
@@ -36,7 +38,7 @@ def checkpoint(request: Request, db: Session = Depends(session), _: User = Depen
 @router.get("/entries", summary="Ledger entries, all or about one item (auditor, admin)")
 def entries(
     item: str | None = None,
-    after: int = Query(default=-1, ge=-1),
+    after: int = Query(default=-1, ge=-1, le=SEQ_MAX),
     limit: int = Query(default=500, ge=1, le=5000),
     db: Session = Depends(session),
     _: User = Depends(role(*AUDIT)),
@@ -51,7 +53,7 @@ def entries(
 
 @router.get("/proof/inclusion", summary="Inclusion proof of entry `seq` in the tree of `size` (auditor, admin)")
 def inclusion(
-    seq: int = Query(ge=0), size: int | None = Query(default=None, ge=1),
+    seq: int = Query(ge=0, le=SEQ_MAX), size: int | None = Query(default=None, ge=1, le=SEQ_MAX),
     db: Session = Depends(session), _: User = Depends(role(*AUDIT)),
 ) -> dict[str, Any]:
     tree_size = size if size is not None else ledger.size(db)
@@ -68,7 +70,7 @@ def inclusion(
 
 @router.get("/proof/consistency", summary="Consistency proof between two tree sizes (auditor, admin)")
 def consistency(
-    first: int = Query(alias="from", ge=0), second: int | None = Query(default=None, alias="to", ge=0),
+    first: int = Query(alias="from", ge=0, le=SEQ_MAX), second: int | None = Query(default=None, alias="to", ge=0, le=SEQ_MAX),
     db: Session = Depends(session), _: User = Depends(role(*AUDIT)),
 ) -> dict[str, Any]:
     size2 = second if second is not None else ledger.size(db)
@@ -82,9 +84,9 @@ def consistency(
     }
 
 
-@router.get("/public-key", summary="The ledger's verifier key (auditor, admin)")
-def public_key(request: Request, _: User = Depends(role(*AUDIT))) -> Response:
-    return Response(request.app.state.runtime.ledger_keys.signer.verifier_key() + "\n", media_type="text/plain")
+@router.get("/public-key", summary="The ledger's verifier key (auditor, admin)", response_class=PlainTextResponse)
+def public_key(request: Request, _: User = Depends(role(*AUDIT))) -> PlainTextResponse:
+    return PlainTextResponse(request.app.state.runtime.ledger_keys.signer.verifier_key() + "\n")
 
 
 @router.get("/report/{item_id}", summary="An item's custody report: json, html or case (auditor, admin)")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
@@ -14,7 +14,7 @@ from evidence.api.deps import role, session
 from evidence.cases import case_for, may_see
 from evidence.errors import NotFound
 from evidence.link_access import Gate
-from evidence.links import Share, create_link, link_json, list_links, revoke_link
+from evidence.links import MAX_LIFETIME, Share, create_link, link_json, list_links, revoke_link
 from evidence.models import Case, Link, User
 
 router = APIRouter(prefix="/api/v1")
@@ -22,14 +22,16 @@ SHARERS = ("officer", "admin")
 
 
 class NewLink(BaseModel):
+    # Every number bounded: past timedelta's or the database's range a value would be a 500.
     case: str = Field(max_length=64)
     to: str = Field(max_length=320)
-    expires_in: int = Field(description="Seconds until the link expires (60 to 366 days)", ge=60)
-    items: list[str] = Field(default_factory=list, max_length=10_000,
-                             description="Item ids; empty shares every item the case has now")
+    expires_in: int = Field(description="Seconds until the link expires (60 to 366 days)", ge=60,
+                            le=int(MAX_LIFETIME.total_seconds()))
+    items: list[Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=list, max_length=10_000, description="Item ids; empty shares every item the case has now")
     download: bool = False
     passcode: bool = False
-    max_uses: int | None = Field(default=None, ge=1)
+    max_uses: int | None = Field(default=None, ge=1, le=1_000_000)
     include_future: bool = Field(default=False, description="A case-wide share also shows items added later")
 
 

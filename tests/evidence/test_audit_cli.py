@@ -111,3 +111,10 @@ def test_audit_api_serves_proofs_to_auditors_only(uploaded: tuple[Server, str, s
     verify_consistency(1, grown["to"], [base64.b64decode(p) for p in grown["proof"]],
                        base64.b64decode(grown["root1"]), base64.b64decode(grown["root2"]))
     assert get("proof/inclusion?seq=999999", auditor).status_code == 400
+    # Numbers past the database's BIGINT are refused as input, not a 500.
+    for path in (f"entries?after={2**63}", f"proof/inclusion?seq=0&size={10**30}", f"proof/consistency?from={2**63}"):
+        assert get(path, auditor).status_code == 422, path
+    key = get("public-key", auditor)
+    assert key.headers["content-type"].startswith("text/plain") and key.text.strip() == checkpoint["public_key"]
+    documented = requests.get(f"{server.url}/openapi.json", timeout=30).json()["paths"]["/api/v1/audit/public-key"]
+    assert list(documented["get"]["responses"]["200"]["content"]) == ["text/plain"]

@@ -47,6 +47,21 @@ def test_unsatisfiable(header: str, size: int) -> None:
         parse_range(header, size)
 
 
+@pytest.mark.parametrize("header, expected", [
+    ("bytes=0-" + "9" * 5_000, ByteRange(0, 99)),  # past int()'s 4,300 digits: clipped like any other
+    ("bytes=-" + "9" * 5_000, ByteRange(0, 99)),
+    ("bytes=-" + "0" * 5_000 + "1", ByteRange(99, 99)),  # leading zeros count for int(), not for the value
+    ("bytes=" + "0" * 5_000 + "7-" + "0" * 5_000 + "9", ByteRange(7, 9)),
+    ("bytes=" + "9" * 5_000 + "-" + "8" * 5_000, None),  # last before first, exactly: ignored
+    ("bytes=" + "9" * 5_000 + "-,5-9", ByteRange(5, 9)),
+    ("bytes=٣-٩", None),  # digits are ASCII digits only
+])
+def test_numbers_of_any_length(header: str, expected: ByteRange | None) -> None:
+    assert parse_range(header, 100) == expected
+    with pytest.raises(Unsatisfiable):
+        parse_range("bytes=" + "1" * 4_301 + "-", 100)
+
+
 def test_content_range() -> None:
     assert ByteRange(10, 19).content_range(100) == "bytes 10-19/100"
     assert ByteRange(10, 19).length == 10

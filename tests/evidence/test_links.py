@@ -362,6 +362,11 @@ def test_the_api_shares_lists_and_revokes(world: World) -> None:
     assert next(x for x in listed if x["id"] == link["id"])["url"] == link["url"]  # the same URL, shown again
     bad = world.api("POST", "/api/v1/links", json={**body, "items": [world.other["id"]]})
     assert bad.status_code == 404
+    for absurd in ({"expires_in": 86_400_000_000_000}, {"expires_in": 367 * 86400}, {"max_uses": 10**12},
+                   {"items": ["x" * 100_000]}):  # refused as input, never a 500
+        assert world.api("POST", "/api/v1/links", json={**body, **absurd}).status_code == 422, absurd
+    assert world.server.cli("share", "--case", CASE, "--to", REVIEWER, "--expires", "1000000000d",
+                            check=False).returncode == 2
     revoked = world.api("POST", f"/api/v1/links/{link['id']}/revoke")
     assert revoked.status_code == 200 and revoked.json()["revoked_at"]
     assert requests.get(link["url"], timeout=10).status_code == 410
