@@ -21,9 +21,10 @@ from typing import Any
 
 HD_PIXELS = 1920 * 1080
 # Footage is credited at most size / this many seconds when its CPU budget is worked out: a
-# header may declare any duration, but a real recording needs bytes for each second (1 kB/s is
-# below any CCTV or phone codec's bit rate).
-DATA_RATE_FLOOR = 1000
+# header may declare any duration, but a real recording needs bytes for each second. 4 kB/s
+# (32 kbit/s) is below what CCTV or phone video is recorded at; slower audio (AMR at 600 B/s)
+# is credited less than its length, but decodes hundreds of times faster than real time.
+DATA_RATE_FLOOR = 4000
 # Soft CPU limit -> SIGXCPU (ffmpeg stops, writing nothing more); this much later, SIGKILL.
 CPU_GRACE_SECONDS = 2
 # Messages meaning an allocation failed under the address-space limit.

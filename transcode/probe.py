@@ -12,12 +12,16 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import struct
 import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from typing import Any
 
 import av
+import av.logging
 
 from transcode import formats, recipes, sniff
 
@@ -38,6 +42,8 @@ KINDS = ("video", "audio", "image", "pdf", "archive", "other")
 IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "gif", "tiff_pipe", "webp_pipe", "bmp_pipe", "heif"}
 HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis"}
 DECODE_PACKET_LIMIT = 256  # packets read looking for the first frame of each video stream
+# What libavutil logs when a decoder refuses a picture over ``max_pixels``.
+_OVER_PIXELS = re.compile(r"Picture size (\d+)x(\d+) exceeds specified max pixel count (\d+)")
 
 
 class ProbeError(Exception):
@@ -253,14 +259,22 @@ def _pyav(target: str, input_format: str, framerate: str | None, max_pixels: int
         container_options["framerate"] = framerate
     # Per-stream decoder options, used while libavformat looks for the streams' parameters.
     options = {"threads": "1", **({"max_pixels": str(max_pixels)} if max_pixels else {})}
+    with _libav_errors() as logged:
+        try:
+            container = av.open(
+                url, format=input_format, options=options, container_options=container_options, timeout=60
+            )
+        except MemoryError:
+            raise
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            _refuse_oversized(logged)
+            message = str(getattr(exc, "strerror", None) or exc).replace(url, "the file")
+            raise ProbeError(f"not readable as media: {message}") from exc
     try:
-        container = av.open(url, format=input_format, options=options, container_options=container_options, timeout=60)
-    except MemoryError:
-        raise
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        message = str(getattr(exc, "strerror", None) or exc).replace(url, "the file")
-        raise ProbeError(f"not readable as media: {message}") from exc
-    try:
+        # libavformat decodes a frame or two while it looks for the streams' parameters; a
+        # decoder that refused a picture over max_pixels says how large it was, and a refused
+        # picture leaves the stream's size unknown, so the log is the place to find it.
+        _refuse_oversized(logged)
         if max_pixels:
             for stream in container.streams.video:
                 ctx = stream.codec_context
@@ -301,6 +315,28 @@ def _pyav(target: str, input_format: str, framerate: str | None, max_pixels: int
         return result
     finally:
         container.close()
+
+
+@contextmanager
+def _libav_errors() -> Iterator[list[Any]]:
+    """libav's error messages, as (level, name, text), while the block runs (PyAV forwards
+    none unless asked); the list fills as they come."""
+    previous = av.logging.get_level()
+    if previous is None or previous < av.logging.ERROR:
+        av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture(local=False) as captured:
+            yield captured
+    finally:
+        av.logging.set_level(previous)
+
+
+def _refuse_oversized(messages: list[Any]) -> None:
+    for entry in messages:
+        found = _OVER_PIXELS.search(str(entry[-1]))
+        if found:
+            width, height, limit = map(int, found.groups())
+            raise TooManyPixels(width, height, limit)
 
 
 def _chapter(number: int, chapter: Any) -> dict[str, Any]:

@@ -89,6 +89,8 @@ def run(request: Request, *, limits: Limits | None, timeout: float) -> Outcome:
     returncode, cpu_seconds = bounds.reap(process)
     for reader in readers:
         reader.join(5)
+    process.stdout.close()
+    process.stderr.close()
     tail = b"".join(log)[-LOG_TAIL:].decode("utf-8", "replace")
     if timed_out:
         return Outcome(stopped=f"stopped: probing took longer than {timeout:.0f} s", cpu_seconds=cpu_seconds, log_tail=tail)

@@ -35,7 +35,7 @@ _MARKUP: list[tuple[re.Pattern[str], str]] = [
 # Anything in a text file that points elsewhere: a URL or protocol prefix ffmpeg understands,
 # an absolute path, or a vault key.
 _REFERENCE = re.compile(
-    r"(\b[a-z][a-z0-9+.-]{1,20}://)|(\b(concat|subfile|data|pipe|crypto|cache|async|tee|fd):)"
+    r"(\b[a-z][a-z0-9+.-]{1,20}://)|(\b(concat|subfile|data|pipe|crypto|cache|async|tee|fd):)|\bsubfile,"
     r"|(^|[\s'\"=(])/[^\s/]+/|\boriginals/[0-9a-f]{32}\b",
     re.MULTILINE,
 )

@@ -10,6 +10,7 @@ nothing is left ``processing`` for ever.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any, Literal
@@ -43,8 +44,23 @@ class ItemTask(Task):  # type: ignore[misc]
             log.exception("could not record the failure of item %s (%s)", item_id, reason)
 
 
-def step(*, queue: Literal["ingest", "transcode"], max_retries: int = 8) -> Callable[[Callable[..., Any]], Task]:
+def step(
+    *, queue: Literal["ingest", "transcode"], max_retries: int = 8, starts: bool = False
+) -> Callable[[Callable[..., Any]], Task]:
+    """``starts``: the task begins an item's processing, so every delivery of it counts as a
+    start (a retry after a transient error does not). Any step delivered again after its
+    worker was lost (the broker marks it redelivered) counts as a start too: an item that
+    kills its worker each time cannot come back for ever."""
+
     def register(function: Callable[..., Any]) -> Task:
+        @functools.wraps(function)
+        def counted(self: Task, item_id: str) -> Any:
+            redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+            fresh = starts and self.request.retries == 0
+            if (fresh or redelivered) and not attempts.start(_rt(self), item_id):
+                return None
+            return function(self, item_id)
+
         return shared_task(  # type: ignore[no-any-return]
             name=f"evidence.{function.__name__}",
             base=ItemTask,
@@ -57,7 +73,7 @@ def step(*, queue: Literal["ingest", "transcode"], max_retries: int = 8) -> Call
             retry_backoff_max=300,
             retry_jitter=True,
             max_retries=max_retries,
-        )(function)
+        )(counted)
 
     return register
 
@@ -66,12 +82,8 @@ def _rt(task: Task) -> Any:
     return task.app.runtime()
 
 
-@step(queue=INGEST)
+@step(queue=INGEST, starts=True)
 def hash_original(self: Task, item_id: str) -> None:
-    # Each delivery of the first step is a start of the item's processing (a retry after a
-    # transient error is not): an item started too often is failed here instead.
-    if self.request.retries == 0 and not attempts.start(_rt(self), item_id):
-        return
     if pipeline.hash_original(_rt(self), item_id):
         self.app.send_task("evidence.probe_original", args=[item_id], queue=INGEST)
 

@@ -193,10 +193,10 @@ def assert_custody(server: Server, item: dict[str, Any]) -> None:
     assert_no_duplicates(found)
 
 
-def assert_inputs_fenced(argv: list[str]) -> None:
+def assert_inputs_fenced(argv: list[str], protocols: str = "file") -> None:
     """Every input of a recorded command is named by what it is (the original, or the proxy a
     still or HLS was cut from), with its demuxer named from the allow-list and only the vault's
-    protocols allowed."""
+    ``protocols`` allowed."""
     begin, inputs = 0, 0
     for i, arg in enumerate(argv):
         if arg != "-i":
@@ -207,7 +207,7 @@ def assert_inputs_fenced(argv: list[str]) -> None:
         demuxer = options[options.index("-f") + 1]
         assert demuxer in formats.ALLOWED, argv
         assert options[options.index("-format_whitelist") + 1] == demuxer, argv
-        assert options[options.index("-protocol_whitelist") + 1] == "file", argv
+        assert options[options.index("-protocol_whitelist") + 1] == protocols, argv
         assert "-max_pixels" in options, argv
         begin = i + 2
     assert inputs >= 1, argv
