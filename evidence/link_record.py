@@ -92,11 +92,12 @@ def close_windows(db: Database, now: datetime, grace: timedelta, limit: int = 50
     """Append one summary entry for each window that ended before ``now - grace`` and holds
     requests the ledger does not yet tell of; return how many. Rows are claimed under a row
     lock (skipped when another process holds it), so no window is summarised twice."""
+    due = and_(LinkAccess.window_end <= now - grace, LinkAccess.requests > LinkAccess.reported_requests)
+    if not _any(db, due):  # the usual case: a read, no row locks
+        return 0
     with db.transaction() as session:
         rows = list(session.scalars(
-            select(LinkAccess)
-            .where(LinkAccess.window_end <= now - grace, LinkAccess.requests > LinkAccess.reported_requests)
-            .order_by(LinkAccess.window_end).limit(limit).with_for_update(skip_locked=True)
+            select(LinkAccess).where(due).order_by(LinkAccess.window_end).limit(limit).with_for_update(skip_locked=True)
         ))
         for row in rows:
             link = session.get_one(Link, row.link_id)
@@ -116,10 +117,16 @@ def close_windows(db: Database, now: datetime, grace: timedelta, limit: int = 50
 def prune(db: Database, now: datetime, keep: timedelta) -> int:
     """Delete rows whose window ended more than ``keep`` ago and whose requests are all in
     the ledger: the table holds recent windows only, however long the server runs."""
+    old = and_(LinkAccess.window_end < now - keep, LinkAccess.requests <= LinkAccess.reported_requests)
+    if not _any(db, old):
+        return 0
     with db.transaction() as session:
-        result = session.execute(delete(LinkAccess).where(
-            LinkAccess.window_end < now - keep, LinkAccess.requests <= LinkAccess.reported_requests))
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return int(session.execute(delete(LinkAccess).where(old)).rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _any(db: Database, condition: Any) -> bool:
+    with db.sessions() as session:
+        return session.scalar(select(LinkAccess.id).where(condition).limit(1)) is not None
 
 
 def _tally(row: LinkAccess) -> Tally:
