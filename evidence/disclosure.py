@@ -22,9 +22,11 @@ from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-# Detail fields that name where or how something is stored on our side.
-INTERNAL_FIELDS = frozenset({"storage_key", "key", "storage", "upload", "upload_id", "path", "root", "bucket",
-                             "endpoint", "host", "hostname", "work_dir", "tmp_dir"})
+# Detail fields that name where something is stored on our side. ("storage" itself is not
+# one: it names the kind of storage, which a court may read; its older forms held a folder
+# or a bucket and endpoint, caught by the names below and by the server's own values.)
+INTERNAL_FIELDS = frozenset({"storage_key", "key", "upload", "upload_id", "path", "root", "bucket", "endpoint",
+                             "host", "hostname", "work_dir", "tmp_dir"})
 # Actors as written before host names were dropped from them: system:worker@host, operator:root@host.
 _ACTOR_WITH_HOST = re.compile(r"(system|operator):[^@\s]*@")
 WITHHELD = "[withheld]"

@@ -26,6 +26,7 @@ def entry(action: str, actor: str = "system:worker", subject: dict[str, str] | N
     (entry("original.stored", details={"storage_key": "originals/x"}), "stored"),
     (entry("derivative.created", details={"kind": "proxy", "key": "derivatives/x/proxy.mp4"}), "stored"),
     (entry("original.stored", details={"storage": {"backend": "s3", "endpoint": "http://minio:9000"}}), "stored"),
+    (entry("original.stored", details={"storage": {"backend": "local", "root": "/elsewhere/vault"}}), "stored"),
     (entry("derivative.created", details={"method": {"argv": ["ffmpeg", "-i", "/srv/evidence/data/tmp/in"]}}),
      "internals"),
     (entry("item.failed", details={"reason": "worker vm ran out of memory"}), "internals"),
@@ -37,6 +38,7 @@ def test_entries_naming_internals_are_withheld(found: dict[str, Any], reason: st
 
 @pytest.mark.parametrize("shown", [
     entry("original.hashed", details={"hashes": {"sha256": "ab" * 32}, "size": 5}),
+    entry("original.stored", "system:transfer", details={"storage": {"backend": "local"}, "write_once": "0400"}),
     entry("link.accessed", "link:" + "cd" * 16 + " (reviewer@cps.gov.uk)",
           details={"user_agent": "Mozilla/5.0 (vmware-ish; KVM)", "client_ip": "203.0.113.7"}),
     entry("derivative.created", details={"kind": "proxy", "sha256": "b" * 64, "method": {"tool": "ffmpeg"}}),
