@@ -23,7 +23,7 @@ from evidence import custody
 from evidence.models import Derivative, Item
 from evidence.runtime import Runtime
 from evidence.vault import ObjectExists, VaultError
-from transcode import archive, budget, ffmpeg, formats, imagesize, probe, probe_child, recipes, sniff
+from transcode import archive, budget, ffmpeg, formats, probe, probe_child, recognise, sniff
 from transcode.errors import NOT_THE_STEPS, MediaFailure, describe
 from transcode.failing import actor as _actor
 from transcode.failing import fail
@@ -34,11 +34,7 @@ from transcode.seekable import RangeFile
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 2.0  # seconds between progress writes
-# Files named like media that cannot be read as media are failed, not filed as "other".
-MEDIA_SUFFIXES = frozenset(
-    ".mp4 .m4v .mov .avi .mkv .3gp .3g2 .mpg .mpeg .ts .m2ts .vob .wmv .flv .webm .dav .h264 .264 .h265 .265 .hevc"
-    " .mp3 .m4a .wav .amr .aac .ogg .flac .wma".split()
-)
+MEDIA_SUFFIXES = recognise.MEDIA_SUFFIXES
 # What a recorded command line calls its inputs (never a path or a presigned URL).
 ORIGINAL = "original"
 PROXY_INPUT = "working copy: proxy"
@@ -185,30 +181,21 @@ def _proxy_input(rt: Runtime, proxy: Derivative) -> ffmpeg.Input:
     return ffmpeg.Input(rt.vault.tool_input(proxy.key), "mov", max_pixels=rt.settings.max_video_pixels)
 
 
-def _megapixels(count: int) -> str:
-    return f"{count / 1e6:.3g} megapixels"
-
-
-def _too_large(what: str, width: int, height: int, limit: int) -> str:
-    return (
-        f"{what} {width}x{height} pixels ({_megapixels(width * height)}), more than the {_megapixels(limit)} allowed:"
-        " not decoded"
-    )
-
-
 def _measured(rt: Runtime, item_id: str, tool: ffmpeg.Tool, args: list[str], *, duration: float | None) -> RunResult:
     """Run ffmpeg within what is left of the item's bounds and charge it the CPU time used.
 
     Raises MediaFailure when the bounds stopped it, or when a decoder met a picture larger than
     allowed (its headers said otherwise); other failures are the caller's to judge."""
     limits = budget.limits_for(rt, item_id)
+    wall = rt.settings.task_time_limit_seconds - 120
     try:
         result = run_ffmpeg(
-            tool, args, duration=duration, on_progress=_progress_writer(rt, item_id),
-            timeout=rt.settings.task_time_limit_seconds - 120, limits=limits,
+            tool, args, duration=duration, on_progress=_progress_writer(rt, item_id), timeout=wall, limits=limits,
         )
     except FFmpegError as error:
         budget.charge(rt, item_id, error.cpu_seconds)
+        if error.timed_out:
+            raise MediaFailure(f"stopped: took longer than the time limit of {wall} s") from None
         if error.stopped:
             raise MediaFailure(error.stopped) from None
         if error.over_pixels:
@@ -223,8 +210,8 @@ def _measured(rt: Runtime, item_id: str, tool: ffmpeg.Tool, args: list[str], *, 
 def _over_pixels(args: list[str]) -> str:
     limit = int(args[args.index("-max_pixels") + 1]) if "-max_pixels" in args else 0
     return (
-        f"a frame is larger than the {_megapixels(limit)} allowed, although the file's headers declared a smaller"
-        " size: it was not decoded"
+        f"a frame is larger than the {recognise.megapixels(limit)} allowed, although the file's headers declared"
+        " a smaller size: it was not decoded"
     )
 
 
@@ -354,79 +341,44 @@ def _read(rt: Runtime, item: Item, start: int, end: int) -> bytes:
 
 
 def _probe(rt: Runtime, item: Item) -> None:
-    """Decide what the file is and how it may be opened, from its bytes.
-
-    Recipes that name other files (playlists, concat lists, ...) and formats off the allow-list
-    are kept as they are, kind ``other``, with a warning saying why; nothing opens them. Media
-    is probed in a bounded child process with its demuxer named; pictures over the pixel
-    limits are refused before they are decoded."""
+    """Decide what the file is and how it may be opened, from its bytes (see
+    :mod:`transcode.recognise`); media is probed in a bounded child with its demuxer named."""
     if item.size == 0:
         raise MediaFailure("the file is empty (0 bytes)")
+    bounds = recognise.Bounds(rt.settings.max_image_pixels, rt.settings.max_video_pixels)
     head = _read(rt, item, 0, sniff.PROBE_BYTES)
-    kind = probe.classify(head, None)
-    if kind in ("pdf", "archive"):
-        _route(rt, item, kind)
-        return
-    sniffable = head
-    tag = sniff.id3_length(head)
-    if len(head) - 4096 < tag < item.size:
-        # An ID3 tag (cover art) larger than the probing window: look at what follows it.
-        sniffable = _read(rt, item, tag, tag + sniff.PROBE_BYTES)
-    if kind == "image":
-        declared = imagesize.declared_size(head)
-        if declared and declared[0] * declared[1] > rt.settings.max_image_pixels:
-            raise MediaFailure(_too_large("the image is", *declared, rt.settings.max_image_pixels))
-    suffix = PurePath(item.filename).suffix.lower()
-    raw = probe.RAW_FORMATS.get(suffix)
-    framerate = (item.upload_metadata or {}).get("framerate") if raw else None
-    request = probe_child.Request(
-        rt.vault.tool_input(item.storage_key), head=sniffable, raw=raw, framerate=framerate,
-        max_image_pixels=rt.settings.max_image_pixels,
-        max_video_pixels=rt.settings.max_image_pixels if kind == "image" else rt.settings.max_video_pixels,
-    )
-    outcome = probe_child.run(request, limits=budget.limits_for(rt, item.id), timeout=PROBE_TIMEOUT)
-    budget.charge(rt, item.id, outcome.cpu_seconds)
-    if outcome.stopped:
-        log.warning("probe of item %s stopped: %s\n%s", item.id, outcome.stopped, outcome.log_tail)
-        raise MediaFailure(f"{outcome.stopped} (probing the file)")
-    if outcome.refusal:
-        _route(rt, item, "other", warnings=[outcome.refusal])
-        return
-    if outcome.pixels:
-        width, height, limit = outcome.pixels
-        what = "the image is" if kind == "image" or formats.is_image(outcome.demuxer or "") else "its frames are"
-        raise MediaFailure(_too_large(what, width, height, limit))
-    found = outcome.data
-    if found is None:
-        if kind == "image" or suffix in MEDIA_SUFFIXES or raw:
-            if recipes.names_other_files(head):
-                # Named like media, but a list of other files or locations: kept, never opened.
-                what = "a text file that names other files or locations"
-                _route(rt, item, "other", warnings=[formats.no_working_copy(what, refers=True)])
-                return
-            reason = outcome.error or "not readable as media: no demuxer recognises it"
-            # The message may quote the input, which can be a presigned URL: name the file.
-            raise MediaFailure(reason.replace(request.location, item.filename))
-        _route(rt, item, "other")
-        return
-    kind = probe.classify(head, found)
-    summary = probe.summarise(found)
-    limit = rt.settings.max_image_pixels if kind == "image" else rt.settings.max_video_pixels
-    if kind in ("video", "image") and (summary.get("width") or 0) * (summary.get("height") or 0) > limit:
-        what = "the image is" if kind == "image" else "its frames are"
-        raise MediaFailure(_too_large(what, summary["width"], summary["height"], limit))
-    warnings: list[str] = []
-    if summary.get("frame_rate_assumed") and kind == "video":
-        warnings.append(
-            f"frame rate assumed {summary.get('frame_rate') or probe.ASSUMED_FRAME_RATE:g}: the stream carries no timing;"
-            " give the recorder's rate as 'framerate' upload metadata"
+    verdict = recognise.before_probe(head, bounds)
+    if verdict is None:
+        sniffable = head
+        tag = sniff.id3_length(head)
+        if len(head) - 4096 < tag < item.size:
+            # An ID3 tag (cover art) larger than the probing window: look at what follows it.
+            sniffable = _read(rt, item, tag, tag + sniff.PROBE_BYTES)
+        suffix = PurePath(item.filename).suffix.lower()
+        raw = probe.RAW_FORMATS.get(suffix)
+        framerate = (item.upload_metadata or {}).get("framerate") if raw else None
+        location = rt.vault.tool_input(item.storage_key)
+        request = probe_child.Request(
+            location, head=sniffable, raw=raw, framerate=framerate,
+            max_image_pixels=bounds.max_image_pixels, max_video_pixels=recognise.pixel_limit(head, bounds),
         )
-    with _workdir(rt) as work:
-        path = work / "probe.json"
-        path.write_bytes(probe.probe_json(found, filename=item.filename))
-        _store_derivative(rt, item.id, "probe", path, "probe.json", "application/json", probe.method())
-    summary.update({"demuxer": outcome.demuxer, "input_framerate": framerate})
-    _route(rt, item, kind, summary, warnings)
+        outcome = probe_child.run(request, limits=budget.limits_for(rt, item.id), timeout=PROBE_TIMEOUT)
+        budget.charge(rt, item.id, outcome.cpu_seconds)
+        if outcome.stopped:
+            log.warning("probe of item %s stopped: %s\n%s", item.id, outcome.stopped, outcome.log_tail)
+            raise MediaFailure(f"{outcome.stopped} (probing the file)")
+        verdict = recognise.after_probe(head, suffix, outcome, bounds, raw=raw, framerate=framerate)
+        if verdict.failure:
+            # The message may quote the input, which can be a presigned URL: name the file.
+            raise MediaFailure(verdict.failure.replace(location, item.filename))
+    if verdict.failure:
+        raise MediaFailure(verdict.failure)
+    if verdict.probe is not None:
+        with _workdir(rt) as work:
+            path = work / "probe.json"
+            path.write_bytes(probe.probe_json(verdict.probe, filename=item.filename))
+            _store_derivative(rt, item.id, "probe", path, "probe.json", "application/json", probe.method())
+    _route(rt, item, verdict.kind or "other", verdict.summary, verdict.warnings)
 
 
 def _route(
