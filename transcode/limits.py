@@ -60,11 +60,16 @@ def budget_seconds(
     return base + per_media_second * seconds * max(1.0, pixels / HD_PIXELS)
 
 
+# A decoder reads hostile bytes: it is given none of the service's settings or credentials.
+_WITHHELD = ("EVIDENCE_", "AWS_")
+
+
 def child_env(base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment for a decoding child. glibc reserves a 64 MiB malloc arena per thread
-    that allocates; ffmpeg runs dozens of threads, so without a cap the address-space limit
-    would measure reservations rather than memory used."""
-    env = dict(os.environ if base is None else base)
+    """The environment for a decoding child: the service's own settings and credentials left
+    out, and glibc's malloc arenas capped (it reserves 64 MiB per thread that allocates, and
+    ffmpeg runs dozens of threads, so the address-space limit would measure reservations
+    rather than memory used)."""
+    env = {key: value for key, value in (os.environ if base is None else base).items() if not key.startswith(_WITHHELD)}
     env["MALLOC_ARENA_MAX"] = "2"
     return env
 

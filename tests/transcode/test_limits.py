@@ -12,7 +12,7 @@ import pytest
 from tests.support import hostile
 from transcode import ffmpeg
 from transcode.ffmpeg import PROGRESS, Input, Tool, resolve_ffmpeg
-from transcode.limits import HD_PIXELS, Limits, budget_seconds, stopped_reason
+from transcode.limits import HD_PIXELS, Limits, budget_seconds, child_env, stopped_reason
 from transcode.run import FFmpegError, run_ffmpeg
 
 GiB = 1 << 30
@@ -57,6 +57,11 @@ def test_plain_reasons() -> None:
     assert stopped_reason(limits, -signal.SIGSEGV, 0.5, "") == "stopped: the decoder crashed on this file (SIGSEGV)"
     assert stopped_reason(limits, 1, 0.5, "moov atom not found") is None  # an ordinary failure
     assert stopped_reason(None, 1, 99.0, "") is None
+
+
+def test_children_get_no_credentials() -> None:
+    env = child_env({"PATH": "/usr/bin", "EVIDENCE_S3_SECRET_KEY": "s", "AWS_SECRET_ACCESS_KEY": "s", "LANG": "C"})
+    assert env == {"PATH": "/usr/bin", "LANG": "C", "MALLOC_ARENA_MAX": "2"}
 
 
 def test_cpu_time_is_bounded_and_measured(tool: Tool) -> None:
