@@ -250,9 +250,46 @@ def test_concat_parses_or_refuses_anything(header: str, collection: str) -> None
 # -- upload ids --------------------------------------------------------------------------
 
 
+@st.composite
+def near_upload_ids(draw: st.DrawFn) -> str:
+    """A valid id with one character replaced, one added or one removed."""
+    upload_id = draw(UPLOAD_IDS)
+    at = draw(st.integers(min_value=0, max_value=31))
+    other = draw(st.sampled_from("ABCDEFGg/.-_ \n\t\x00٠０" + HEX))
+    return draw(st.sampled_from([upload_id[:at] + other + upload_id[at + 1 :], upload_id[:at] + other + upload_id[at:],
+                                 upload_id[:at] + upload_id[at + 1 :]]))
+
+
 @settings(max_examples=300)
-@given(UPLOAD_IDS | st.text(alphabet=HEX + "ABCDEF/.\n ", min_size=30, max_size=34) | st.text())
+@given(UPLOAD_IDS | near_upload_ids() | st.text())
 @example("0" * 32 + "\n")
 @example("٠" * 32)
 def test_upload_id_is_exactly_32_lowercase_hex(value: str) -> None:
     assert is_upload_id(value) == (len(value) == 32 and all(c in HEX for c in value))
+
+
+@settings(max_examples=200)
+@given(st.lists(UPLOAD_IDS, min_size=1, max_size=12), st.integers(min_value=1, max_value=10), COLLECTIONS)
+@example(["0" * 32] * 3, 10, "/files/")  # one partial listed three times
+def test_concat_final_takes_each_partial_once_and_at_most_the_limit(
+    ids: list[str], max_partials: int, collection: str
+) -> None:
+    header = "final;" + " ".join(collection.rstrip("/") + "/" + upload_id for upload_id in ids)
+    if len(ids) > max_partials or len(set(ids)) < len(ids):
+        with pytest.raises(BadRequest):
+            parse_concat(header, collection, max_partials)
+    else:
+        assert parse_concat(header, collection, max_partials) == ConcatRequest("final", tuple(ids))
+
+
+@settings(max_examples=200)
+@given(HOSTILE_TEXT | st.lists(UPLOAD_IDS, max_size=8).map(lambda ids: "final;" + " ".join(f"/files/{i}" for i in ids)),
+       st.integers(min_value=1, max_value=5))
+def test_concat_never_returns_more_than_the_limit_or_a_repeat(header: str, max_partials: int) -> None:
+    try:
+        found = parse_concat(header, "/files/", max_partials)
+    except BadRequest:
+        return
+    assert found is not None
+    assert len(found.partial_ids) <= max_partials
+    assert len(set(found.partial_ids)) == len(found.partial_ids)
