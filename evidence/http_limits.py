@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evidence.settings import Settings
-from transfer.errors import HeadersTooLarge
+from transfer.errors import BadRequest, HeadersTooLarge, TusError
 
 # Room for one partial upload's URL in Upload-Concat: an absolute URL on this server
 # (scheme, a long host name, the collection, a 32-character id) and its separator.
@@ -81,8 +81,16 @@ def oversize(headers: Iterable[tuple[bytes, bytes]], limits: HeaderLimits) -> st
     return None
 
 
+def has_nul(scope: Any) -> bool:
+    """A NUL character anywhere in the URL (path or query, percent-encoded or not). Never
+    valid in anything we serve; PostgreSQL cannot even store one, so it is refused here."""
+    return "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b"").lower() \
+        or b"\x00" in scope.get("query_string", b"")
+
+
 class HeaderLimitMiddleware:
-    """ASGI middleware: refuses with 431 any request whose headers break ``limits``."""
+    """ASGI middleware: refuses with 431 any request whose headers break ``limits``, and
+    with 400 any whose URL holds a NUL character."""
 
     def __init__(self, app: Any, limits: HeaderLimits, tus_prefix: str = "/files") -> None:
         self.app = app
@@ -93,15 +101,17 @@ class HeaderLimitMiddleware:
         if scope["type"] in ("http", "websocket"):
             reason = oversize(scope["headers"], self.limits)
             if reason is not None:
-                await self._refuse(scope, send, reason)
+                await self._refuse(scope, send, HeadersTooLarge(f"request header fields too large: {reason}; nothing was done"))
+                return
+            if has_nul(scope):
+                await self._refuse(scope, send, BadRequest("the URL holds a NUL character; nothing was done"))
                 return
         await self.app(scope, receive, send)
 
-    async def _refuse(self, scope: Any, send: Any, reason: str) -> None:
+    async def _refuse(self, scope: Any, send: Any, error: TusError) -> None:
         if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1009})
+            await send({"type": "websocket.close", "code": 1009 if error.status == 431 else 1008})
             return
-        error = HeadersTooLarge(f"request header fields too large: {reason}; nothing was done")
         body = (error.message + "\n").encode()
         headers = [
             (b"content-type", b"text/plain; charset=utf-8"),

@@ -9,11 +9,12 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from evidence import access, cases
+from evidence.api.body import Body
 from evidence.api.deps import role, session
 from evidence.errors import NotFound
 from evidence.models import User
@@ -23,17 +24,17 @@ ADMIN = ("admin",)
 Role = Literal["officer", "reviewer", "auditor", "admin"]
 
 
-class NewUser(BaseModel):
+class NewUser(Body):
     email: str = Field(max_length=320)
     role: Role
 
 
-class UserChange(BaseModel):
+class UserChange(Body):
     role: Role | None = None
     disabled: bool | None = None
 
 
-class NewAssignment(BaseModel):
+class NewAssignment(Body):
     case: str = Field(max_length=64)
     email: str = Field(max_length=320)
 

@@ -7,11 +7,12 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from evidence import access
+from evidence.api.body import Body
 from evidence.api.deps import role, session
 from evidence.cases import case_for, create_case, may_see, visible_cases
 from evidence.errors import NotFound
@@ -24,7 +25,7 @@ READERS = ("officer", "auditor", "admin")
 WRITERS = ("officer", "admin")
 
 
-class NewCase(BaseModel):
+class NewCase(Body):
     ref: str = Field(max_length=64)
     title: str | None = Field(default=None, max_length=500)
 

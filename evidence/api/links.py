@@ -6,10 +6,11 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sqlalchemy.orm import Session
 
 from evidence import access
+from evidence.api.body import Body
 from evidence.api.deps import role, session
 from evidence.cases import case_for, may_see
 from evidence.errors import NotFound
@@ -21,7 +22,7 @@ router = APIRouter(prefix="/api/v1")
 SHARERS = ("officer", "admin")
 
 
-class NewLink(BaseModel):
+class NewLink(Body):
     # Every number bounded: past timedelta's or the database's range a value would be a 500.
     case: str = Field(max_length=64)
     to: str = Field(max_length=320)

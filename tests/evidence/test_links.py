@@ -261,7 +261,8 @@ def test_path_traversal_finds_nothing(world: World, path: str) -> None:
     prepared = requests.Request("GET", f"{world.server.url}{raw}").prepare()
     prepared.url = f"{world.server.url}{raw}"
     got = session.send(prepared, timeout=10)
-    assert got.status_code == 404, (path, got.status_code)
+    # A NUL anywhere in a URL is refused before routing (400), the rest as any other refusal.
+    assert got.status_code == (400 if "%00" in path else 404), (path, got.status_code)
     assert "root:" not in got.text and CASE not in got.text and "BEGIN" not in got.text
 
 

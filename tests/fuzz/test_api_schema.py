@@ -60,45 +60,9 @@ EDGE_INTEGERS = [-1, 0, 1, 59, 60, 2**31 - 1, 2**31, 2**53 + 1, 2**63 - 1, 2**63
 TIMEDELTA_MAX_SECONDS = 86_400 * 1_000_000_000
 
 
-# -- defects found, reported, not yet fixed ------------------------------------------------
-#
-# While a defect is open, the fuzz run steps around the requests that trigger it (so that
-# the rest of the run stays meaningful and green) and its regression test, marked
-# @known_defect(name), is a strict xfail. The fix deletes the entry: that removes both.
-# Fixed already: link expiry and audit `after` past their ranges (500s), the public key's
-# undocumented content type; their regression tests below pass.
-
-
-def _holds_nul(value: object) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_holds_nul(v) for v in value)
-    return False
-
-
-# name -> (what is wrong, as reported; which generated requests trigger it, on which database).
-KNOWN_DEFECTS: dict[str, tuple[str, Callable[[schemathesis.Case, str], bool]]] = {
-    "nul-in-text-on-postgres": (
-        "on PostgreSQL, a NUL character in any text the API compares or stores (case refs, item, upload, "
-        "link and user ids, emails, titles) is a 500: psycopg refuses NUL in text",
-        lambda case, database: database == "postgres"
-        and any(_holds_nul(part) for part in (case.path_parameters, case.query, case.body)),
-    ),
-}
-
-
-def known_defect(name: str) -> pytest.MarkDecorator:
-    """The regression test's mark while the defect is open; none once it is fixed."""
-    if name not in KNOWN_DEFECTS:
-        return pytest.mark.usefixtures()
-    return pytest.mark.xfail(strict=True, raises=AssertionError, reason=f"defect, reported: {KNOWN_DEFECTS[name][0]}")
-
-
-def _avoided(case: schemathesis.Case, database: str) -> bool:
-    return any(triggers(case, database) for _, triggers in KNOWN_DEFECTS.values())
+# Defects these runs found (all fixed; their regression tests are below): Range numbers
+# past int()'s digit limit, link expiry and audit `after` past their ranges (500s), the public
+# key's undocumented content type, NUL in text on PostgreSQL (500s).
 
 
 # -- the world ---------------------------------------------------------------------------
@@ -339,15 +303,11 @@ class Run:
     requests: dict[str, int] = field(default_factory=dict)
     statuses: dict[int, int] = field(default_factory=dict)
     capped: int = 0
-    avoided: int = 0
     api_successes: int = 0
 
     def exercise(self, case: schemathesis.Case) -> None:
         label = case.operation.label
         if label in self.caller.skip:
-            return
-        if _avoided(case, self.database):
-            self.avoided += 1
             return
         done = self.requests.get(label, 0)
         if done >= MIN_REQUESTS_PER_OPERATION and time.monotonic() - self.started > BUDGET_SECONDS:
@@ -391,7 +351,7 @@ class Run:
         total = sum(self.requests.values())
         statuses = ", ".join(f"{s}: {n}" for s, n in sorted(self.statuses.items()))
         return (f"{self.database:8} {self.caller.name:27} {len(self.requests):3} operations {total:5} requests "
-                f"{max(self.finished - self.started, 0):5.1f} s  capped {self.capped:3}  avoided {self.avoided:3}  "
+                f"{max(self.finished - self.started, 0):5.1f} s  capped {self.capped:3}  "
                 f"[{statuses}]")
 
 
@@ -553,7 +513,6 @@ NUL_REQUESTS = [
 ]
 
 
-@known_defect("nul-in-text-on-postgres")
 @ON_POSTGRES  # SQLite stores a NUL like any character; see the fuzz runs for both
 @pytest.mark.parametrize(("account", "method", "path", "kwargs"), NUL_REQUESTS,
                          ids=[f"{m} {p}" for _, m, p, _ in NUL_REQUESTS])
