@@ -2,13 +2,43 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from tests.support import postgres, s3
 from tests.support.server import Server
+
+# Hypothesis profiles, for every property-based test. ``ci`` (the default) is reproducible:
+# examples are derived from each test's own source (``derandomize``), nothing is read from
+# or written to an example database, and there is no per-example deadline (the machine is
+# shared; a slow example is not a failure). ``explore`` is for a person hunting for new
+# failures: a fresh random seed on every run. Choose with ``HYPOTHESIS_PROFILE=explore``.
+# Hypothesis keeps caches (Unicode tables) under ./.hypothesis by default: keep the working
+# tree clean.
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "evidence-fuzz-hypothesis")
+
+settings.register_profile(
+    "ci",
+    deadline=None,
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "explore",
+    deadline=None,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
