@@ -128,11 +128,15 @@ class UploadRegistry:
             custody.record(
                 session,
                 "original.stored",
-                subject={**subject, "item": item.id},
+                # The case and the item: the upload (a transfer's internal id) is named by
+                # upload.created/completed, which a reviewer's copy of a report leaves out,
+                # so this entry says whose upload it was.
+                subject={"case": case.ref, "item": item.id},
                 actor=custody.system_actor("transfer"),
                 # What a court needs: the kind of storage and its protection. Keys, paths,
                 # buckets and hosts are server internals and stay out of the record.
                 details={
+                    "received_from": actor,
                     "storage": self.vault.describe(),
                     "size": info.size,
                     "filename": item.filename,

@@ -128,7 +128,8 @@ def _store_derivative(
             "derivative.created",
             _subject(session, item),
             _actor(),
-            {"kind": kind, "key": key, "sha256": sha256, "size": size, "method": method},
+            # The storage key stays out: where it is kept is ours, what it is (its hash) is the record's.
+            {"kind": kind, "sha256": sha256, "size": size, "method": method},
         )
 
 

@@ -123,10 +123,13 @@ class Site:
             engine.dispose()
 
     def events(self, upload: str) -> list[tuple[str, dict[str, Any]]]:
-        """The custody entries about an upload (by id or URL): (action, details), in order."""
+        """The custody entries about an upload (by id or URL) and the item it became:
+        (action, details), in order."""
         wanted = upload_id(upload) if "/" in upload else upload
+        items = {item for (item,) in self.sql("SELECT id FROM items WHERE upload_id = :id", id=wanted)}
         rows = self.sql("SELECT action, subject, details FROM custody_events ORDER BY seq")
-        return [(action, _json(details)) for action, subject, details in rows if _json(subject).get("upload") == wanted]
+        return [(action, _json(details)) for action, subject, details in rows
+                if _json(subject).get("upload") == wanted or _json(subject).get("item") in items]
 
     def snapshot(self) -> tuple[int, int, frozenset[str]]:
         """Upload rows, custody events, and every file in the vault."""
