@@ -37,3 +37,10 @@ class Conflict(EvidenceError):
 
 class Unavailable(EvidenceError):
     status, exit_code = 503, 6
+
+
+class NotPrivate(EvidenceError):
+    """A file or folder of the service's that others can read and that cannot be fixed:
+    the server refuses to start on it."""
+
+    status, exit_code = 500, 1

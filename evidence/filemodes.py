@@ -19,18 +19,12 @@ import os
 import stat
 from pathlib import Path
 
-from evidence.errors import EvidenceError
+from evidence.errors import NotPrivate
 
 log = logging.getLogger(__name__)
 
 UMASK = 0o077
 _OTHERS = 0o077  # group and other bits
-
-
-class NotPrivate(EvidenceError):
-    """A file or folder of the service's that others can read and that cannot be fixed."""
-
-    status, exit_code = 500, 1
 
 
 def private_umask() -> int:

@@ -97,7 +97,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(EvidenceError)
     async def _evidence_error(request: Request, error: EvidenceError) -> JSONResponse:
-        return JSONResponse({"error": error.message}, status_code=error.status)
+        # RFC 6750: a 401 says which scheme would be accepted.
+        headers = {"WWW-Authenticate": 'Bearer realm="evidence"'} if error.status == 401 else None
+        return JSONResponse({"error": error.message}, status_code=error.status, headers=headers)
 
     @app.get("/healthz", summary="Liveness (no authentication)")
     def healthz() -> dict[str, str]:

@@ -23,7 +23,15 @@ def _error(name: str, status: int, message: str) -> type[TusError]:
 
 
 BadRequest = _error("BadRequest", 400, "bad request")
-Unauthorized = _error("Unauthorized", 401, "a valid bearer token is required")
+class Unauthorized(TusError):
+    status = 401
+    default_message = "a valid bearer token is required"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message)
+        self.headers["WWW-Authenticate"] = "Bearer"  # RFC 6750: the scheme that would do
+
+
 Forbidden = _error("Forbidden", 403, "this operation is not allowed on this upload")
 NotFound = _error("NotFound", 404, "upload not found")
 MethodNotAllowed = _error("MethodNotAllowed", 405, "method not allowed")

@@ -9,8 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from evidence.api.deps import role, session
+from evidence.cases import may_see
 from evidence.errors import NotFound
-from evidence.models import Item, Upload, User
+from evidence.models import Case, Item, Upload, User
 
 router = APIRouter(prefix="/api/v1")
 
@@ -19,6 +20,10 @@ router = APIRouter(prefix="/api/v1")
 def read_upload(upload_id: str, db: Session = Depends(session), user: User = Depends(role("officer", "admin"))) -> dict[str, Any]:
     upload = db.get(Upload, upload_id)
     if upload is None or (upload.owner_id != user.id and user.role != "admin"):
+        raise NotFound("upload not found")
+    # Checked on every request, as tus does: an officer taken off the case no longer sees it.
+    case = db.get(Case, upload.case_id) if upload.case_id else None
+    if user.role != "admin" and (case is None or not may_see(db, user, case)):
         raise NotFound("upload not found")
     item = db.scalar(select(Item.id).where(Item.upload_id == upload.id))
     return {

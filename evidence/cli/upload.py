@@ -180,7 +180,7 @@ class UploadClient:
             storage.remove_item(key)
             uploader = _Uploader(**options)
         if uploader.url is None:
-            self._with_retries(lambda: uploader.set_url(uploader.create_url()))
+            self._with_retries(lambda: uploader.set_url(uploader.create_url()), creating=True)
             uploader.offset = 0
         return uploader
 
@@ -189,7 +189,8 @@ class UploadClient:
             self._with_retries(uploader.upload_chunk, recover=lambda: _refresh_offset(uploader))
             report(uploader.offset)
 
-    def _with_retries(self, action: Callable[[], object], recover: Callable[[], None] | None = None) -> None:
+    def _with_retries(self, action: Callable[[], object], recover: Callable[[], None] | None = None,
+                      creating: bool = False) -> None:
         delay = 1.0
         for attempt in range(self.retries + 1):
             try:
@@ -197,7 +198,7 @@ class UploadClient:
                 return
             except TusCommunicationError as error:
                 if error.status_code in FATAL or error.status_code in STALE:
-                    raise self._fatal(error) from None
+                    raise self._fatal(error, creating) from None
                 if attempt == self.retries:
                     raise Unavailable(
                         f"gave up after {self.retries} retries ({_describe(error)}); "
@@ -212,12 +213,15 @@ class UploadClient:
                     except TusCommunicationError:
                         pass  # still down; the next attempt will say so
 
-    def _fatal(self, error: TusCommunicationError) -> EvidenceError:
+    def _fatal(self, error: TusCommunicationError, creating: bool = False) -> EvidenceError:
         body = error.response_content
         text = body.decode(errors="replace").strip() if isinstance(body, bytes) else str(body or "")
         status = error.status_code
         if status == 401:
             return Unauthorized(f"the server rejected the token: {text}")
+        if creating and status == 404:
+            # Creating, nothing existed to go stale: the case is not one of ours (or is gone).
+            return NotFound(text or "the case is not one of your cases")
         if status in STALE:
             return NotFound(f"the upload is no longer on the server ({text}); run the command again to restart it")
         return InvalidInput(f"the server {FATAL.get(status or 0, 'refused')} the upload ({status}): {text}")

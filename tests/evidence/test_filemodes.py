@@ -13,7 +13,8 @@ import psutil
 import pytest
 import requests
 
-from evidence.filemodes import NotPrivate, make_private, private_dir, private_tree
+from evidence.errors import NotPrivate
+from evidence.filemodes import make_private, private_dir, private_tree
 from tests.support.server import Server
 
 SQLITE = ("evidence.db", "evidence.db-wal", "evidence.db-shm")

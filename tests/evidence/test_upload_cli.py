@@ -63,7 +63,8 @@ def test_clear_messages_for_what_an_officer_gets_wrong(make_server, tmp_path: Pa
     code, message = upload(str(tmp_path / "missing.mp4"), "--case", case, "--server", server.url, "--token", token)
     assert code == 2 and "no such file" in message and "missing.mp4" in message
     code, message = upload(str(source), "--case", "OP-NOPE", "--server", server.url, "--token", token)
-    assert code == 3 and "case OP-NOPE does not exist" in message
+    # The same answer as for a case that exists but is not theirs: nothing learnt by trying.
+    assert code == 3 and "case OP-NOPE not found among the cases you are assigned to" in message
     code, message = upload(str(source), "--case", case, "--server", server.url, "--token", token[:-4] + "AAAA")
     assert code == 4 and "rejected the token" in message
     reviewer = server.token("cps@cps.gov.uk", "reviewer")
