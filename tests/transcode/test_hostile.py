@@ -6,16 +6,20 @@ uploads, real ffmpeg, files generated in the test (``tests.support.hostile``).
   ``other`` with a warning, and nothing of A's footage reaches B's case.
 - Image and frame bombs fail with a plain reason and the worker goes on to the next item;
   damaged files, polyglots and SVG settle (never stuck in ``processing``).
+- ZIP entry names that climb out of a folder are listed as data, never followed; a zip bomb fails.
 - With low limits from the environment: a memory bomb and a CPU-time budget stop their item.
 - An item whose processing is cut short every time is failed, not started again on every restart.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import signal
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -230,6 +234,44 @@ def test_bombs_fail_plainly_and_everything_settles(embedded: Server, tmp_path: P
     # Every child's CPU time is on its item's account.
     [used] = query(embedded, "SELECT cpu_seconds FROM items WHERE id = :id", id=uploaded["after the bombs.avi"][0])
     assert used["cpu_seconds"] > 0
+
+
+def test_zip_entry_names_are_data_and_zip_bombs_are_refused(embedded: Server, tmp_path: Path) -> None:
+    """A phone extraction is listed and hashed, never extracted: entry names that climb out of
+    any folder (``..``, absolute, Windows separators) are recorded as given and nothing is
+    written where they point; a zip bomb fails its item with a plain reason."""
+    token = embedded.token(OFFICER_B)
+    case = embedded.case("OP-ZIPS", OFFICER_B)
+    marker = f"evidence-zip-{os.getpid()}-{time.monotonic_ns()}"
+    climbing = [f"../../../../../../tmp/{marker}/passwd", f"/tmp/{marker}/absolute", f"..\\..\\{marker}\\win.txt",
+                f"DCIM/../../{marker}.jpg", "DCIM/IMG_0001.jpg"]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for number, name in enumerate(climbing):
+            archive.writestr(zipfile.ZipInfo(name, (2024, 3, 1, 12, 0, 0)), f"entry {number}".encode())
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive, \
+            archive.open("zeros.bin", "w") as entry:
+        for _ in range(64):
+            entry.write(bytes(1 << 20))  # 64 MiB of zeros in about 64 KB: over 1000:1
+    files = {"extraction.zip": buffer.getvalue(), "bomb.zip": bomb.getvalue()}
+    upload(embedded, token, case, *write_files(tmp_path / "zips", files))
+    items = wait_settled(embedded, token, case, len(files), timeout=60)
+
+    extraction = items["extraction.zip"]
+    assert (extraction["state"], extraction["kind"]) == ("ready", "archive"), extraction
+    [manifest] = [d for d in extraction["derivatives"] if d["kind"] == "manifest"]
+    listed = api(embedded, token, manifest["url"].removeprefix(embedded.url))
+    assert [entry["path"] for entry in listed["entries"]] == climbing  # as given, byte for byte
+    for number, entry in enumerate(listed["entries"]):
+        assert entry["sha256"] == hashlib.sha256(f"entry {number}".encode()).hexdigest()
+    assert not Path(f"/tmp/{marker}").exists() and not Path(f"/tmp/{marker}.jpg").exists()
+    assert not list(embedded.root.rglob(f"*{marker}*"))  # nothing extracted anywhere under the server
+
+    refused = items["bomb.zip"]
+    assert refused["state"] == "failed" and refused["reason"].startswith("archive refused:"), refused
+    assert "zip bomb?" in refused["reason"] and refused["derivatives"] == []
+    plain(refused["reason"], embedded)
 
 
 # -- 3. low limits from the environment ---------------------------------------------------------
