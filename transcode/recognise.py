@@ -48,7 +48,9 @@ class Verdict:
 
 
 def megapixels(count: int) -> str:
-    return f"{count / 1e6:.3g} megapixels"
+    """``33177600`` -> "33.2 megapixels", ``1600000000`` -> "1,600 megapixels" (never 1.6e+03)."""
+    value = count / 1e6
+    return f"{value:,.0f} megapixels" if value >= 100 else f"{value:.3g} megapixels"
 
 
 def too_large(what: str, width: int, height: int, limit: int) -> str:

@@ -6,7 +6,7 @@ from typing import Any
 
 from tests.support import hostile
 from transcode.probe_child import Outcome
-from transcode.recognise import Bounds, Verdict, after_probe, before_probe, pixel_limit
+from transcode.recognise import Bounds, Verdict, after_probe, before_probe, megapixels, pixel_limit
 
 BOUNDS = Bounds(max_image_pixels=100_000_000, max_video_pixels=7680 * 4320)
 REFUSAL = "no working copy: the file is an HLS or M3U playlist, a format that refers to other files; it is kept exactly as received"
@@ -75,3 +75,9 @@ def test_media_keeps_its_demuxer_and_probe() -> None:
     assert found.kind == "video" and found.failure is None and found.probe is data
     assert found.summary["demuxer"] == "mov" and found.summary["width"] == 640
     assert found.summary["input_framerate"] is None and found.warnings == []
+
+
+def test_megapixels_read_as_a_person_would_write_them() -> None:
+    assert megapixels(33_177_600) == "33.2 megapixels"
+    assert megapixels(1_600_000_000) == "1,600 megapixels"  # not 1.6e+03
+    assert megapixels(100_000_000) == "100 megapixels"
