@@ -201,8 +201,10 @@ class OidcVerifier:
         email = claim_at(claims, self.email_claim)
         if not isinstance(email, str) or "@" not in email:
             raise Forbidden(f"the token has no email address in its {self.email_claim!r} claim")
-        # Exactly true: not "true", not 1, not present-and-null.
-        verified = claim_at(claims, self.email_verified_claim) is True
+        # Exactly true: not "true", not 1, not present-and-null. No claim configured: the
+        # operator says the provider issues only addresses it manages (Entra ID's upn, say,
+        # whose access tokens carry no email_verified), so every address counts as verified.
+        verified = not self.email_verified_claim or claim_at(claims, self.email_verified_claim) is True
         return Identity(self.issuer, subject, email.strip().lower(), role, verified, claims["iat"])
 
     def _signing_key(self, kid: str) -> PyJWK:

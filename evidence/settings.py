@@ -48,7 +48,8 @@ class Settings(BaseSettings):
     oidc_role_map: str = ""
     oidc_email_claim: str = "email"
     # An existing account is linked to an identity-provider subject by email only when this
-    # claim of the token is true (the provider has verified the address).
+    # claim of the token is true (the provider has verified the address). Empty: the provider
+    # issues only addresses it manages (e.g. Entra ID), and every address counts as verified.
     oidc_email_verified_claim: str = "email_verified"
     oidc_algorithms: str = "RS256,ES256"
     # Allowed clock difference with the identity provider (exp, iat, nbf).

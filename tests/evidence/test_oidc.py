@@ -208,8 +208,9 @@ def test_claim_paths_and_role_maps() -> None:
         ({"email_verified": None, "mail_checked": True}, "mail_checked", True),
         ({"email_verified": True}, "mail_checked", False),
         ({"email_verified": None, "ext": {"verified": True}}, "ext.verified", True),
+        ({"email_verified": None}, "", True),  # the operator trusts the provider's addresses
     ],
-    ids=["true", "missing", "false", "string", "one", "configured", "configured-missing", "dotted"],
+    ids=["true", "missing", "false", "string", "one", "configured", "configured-missing", "dotted", "trusted"],
 )
 def test_an_email_is_verified_only_when_the_configured_claim_is_exactly_true(
     idp: IdentityProvider, changes: dict[str, Any], claim: str, verified: bool
