@@ -174,9 +174,11 @@ def step_alone(instance: Instance, rt: Runtime, path: Path, *, validate: bool) -
 
 
 def direct(rt: Runtime, storage_key: str, argv: list[str], work: Path) -> float:
-    """The recorded command, with the vault reference and output name made local again."""
+    """The recorded command, with the input (recorded as "original") and output name made
+    local again, as the worker opens them (a local path as ``file:PATH``)."""
     out = work / "direct-proxy.mp4"
-    local = {f"vault:{storage_key}": rt.vault.tool_input(storage_key), "proxy.mp4": str(out)}
+    location = rt.vault.tool_input(storage_key)
+    local = {"original": location if "://" in location else f"file:{location}", "proxy.mp4": str(out)}
     command = [resolve_ffmpeg().exe, *[local.get(arg, arg) for arg in argv[1:]]]
     started = time.monotonic()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
