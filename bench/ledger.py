@@ -211,7 +211,7 @@ def new_database() -> str:
 
 def keys() -> Any:
     from audit import generate_signer
-    from evidence.ledger import Keys
+    from evidence.custody.ledger import Keys
 
     return Keys(ORIGIN, generate_signer(ORIGIN))
 
@@ -268,7 +268,8 @@ def _writer(url: str, worker: int, count: int, per_txn: int, ready: Any, go: Any
 
 def _checkpointer(url: str, stop: threading.Event, signed: list[int], failures: list[BaseException]) -> None:
     """Signs a checkpoint every few seconds while writers append, as the server's upkeep does."""
-    from evidence import custody, ledger
+    from evidence import custody
+    from evidence.custody import ledger
     from evidence.db import Database
 
     db = Database(url)
@@ -278,7 +279,7 @@ def _checkpointer(url: str, stop: threading.Event, signed: list[int], failures: 
                 checkpoint = ledger.sign_checkpoint(session, BENCH_KEYS, custody.system_actor("ledger"))
                 if checkpoint is not None:
                     signed.append(checkpoint.size)
-    except BaseException as error:  # noqa: BLE001 - reported by the caller
+    except BaseException as error:
         failures.append(error)
     finally:
         db.dispose()
@@ -295,8 +296,8 @@ def pct(values: list[float], q: float) -> float:
 
 
 def append_run(url: str, writers: int, per_txn: int, total: int) -> dict[str, Any]:
+    from evidence.custody.ledger import size as ledger_size
     from evidence.db import Database
-    from evidence.ledger import size as ledger_size
 
     db = Database(url)
     try:
@@ -367,7 +368,7 @@ def check_log(url: str, expect_at_least: int) -> dict[str, Any]:
     subtree, and the full verification passes."""
     from sqlalchemy import func, select
 
-    from evidence import ledger_check
+    from evidence.custody import verify as ledger_check
     from evidence.db import Database
     from evidence.models import CustodyEvent, LedgerHead, LedgerNode
 
@@ -437,7 +438,8 @@ def build_ledger(url: str, entries: int, sizes_wanted: set[int]) -> dict[str, An
     as the builder computed them from the entries."""
     from audit import Entry, TreeBuilder, format_time, merkle
     from audit.canonical import fast_encode
-    from evidence import custody, ledger
+    from evidence import custody
+    from evidence.custody import ledger
     from evidence.db import Database
 
     generated = entries - 1
@@ -544,7 +546,7 @@ def measure_proofs(url: str, size: int, cases: list[tuple[int, int]], roots: dic
     from sqlalchemy import select
 
     from audit import merkle, verify_consistency, verify_inclusion
-    from evidence import ledger
+    from evidence.custody import ledger
     from evidence.db import Database
     from evidence.models import CustodyEvent
 
@@ -614,7 +616,7 @@ def measure_verify(url: str, entries: int, profile_out: Path | None, profile_aft
     for up to a minute, and the top functions go in the result."""
     from sqlalchemy import text
 
-    from evidence import ledger_check
+    from evidence.custody import verify as ledger_check
     from evidence.db import Database
 
     db = Database(url)
@@ -928,7 +930,7 @@ def main(argv: list[str] | None = None) -> int:
         for url in databases:
             try:
                 drop_database(url)
-            except Exception as error:  # noqa: BLE001 - report, keep cleaning
+            except Exception as error:
                 err.print(f"[yellow]could not drop {url}: {error}[/]")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

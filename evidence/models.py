@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -53,8 +54,47 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
 
 
-ROLES = ("officer", "reviewer", "auditor", "admin")
-ITEM_STATES = ("uploading", "received", "processing", "ready", "failed", "quarantined")
+class Role(StrEnum):
+    """Who someone is to the service. Officers upload and share within their cases; reviewers
+    have links only; auditors read every record; admins manage accounts, cases and links."""
+
+    OFFICER = "officer"
+    REVIEWER = "reviewer"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+
+
+class ItemState(StrEnum):
+    """uploading -> received -> processing -> ready, or failed (with a reason; the original and
+    its hashes are kept) or quarantined (the stored hash differs from the officer's)."""
+
+    UPLOADING = "uploading"
+    RECEIVED = "received"
+    PROCESSING = "processing"
+    READY = "ready"
+    FAILED = "failed"
+    QUARANTINED = "quarantined"
+
+    @property
+    def settled(self) -> bool:
+        """Nothing more will happen to it without someone acting."""
+        return self in (ItemState.READY, ItemState.FAILED, ItemState.QUARANTINED)
+
+
+class DerivativeKind(StrEnum):
+    """The working copies and records made from an original (never the original itself)."""
+
+    PROBE = "probe"
+    PROXY = "proxy"
+    POSTER = "poster"
+    CONTACT_SHEET = "contact_sheet"
+    HLS = "hls"
+    THUMBNAIL = "thumbnail"
+    MANIFEST = "manifest"
+
+
+ROLES = tuple(Role)
+ITEM_STATES = tuple(ItemState)
 
 
 class User(Base):

@@ -7,12 +7,12 @@ from datetime import timedelta
 from pathlib import Path
 
 from audit import NoteSigner, generate_signer
-from evidence.access import Authenticator, TokenSigner
+from evidence.accounts.access import Authenticator, TokenSigner
+from evidence.accounts.oidc import OidcVerifier
+from evidence.custody.ledger import Keys
 from evidence.db import SQLITE_SUFFIXES, Database
 from evidence.filemodes import inside, make_dirs, make_private, private_dir, private_tree
 from evidence.keys import load_or_create_secret, load_or_create_text
-from evidence.ledger import Keys
-from evidence.oidc import OidcVerifier
 from evidence.settings import Settings
 from evidence.vault import Vault, open_vault
 

@@ -26,9 +26,9 @@ from transfer.body import VerifiedBody, received, verified
 from transfer.creation import OCTET_STREAM, Creation, CreationLimits, parse_creation, usable_partials
 from transfer.expiry import Expiry, removable
 from transfer.headers import (
-    Checksum,
     CHECKSUM_ALGORITHMS,
     TUS_VERSION,
+    Checksum,
     encode_metadata,
     is_upload_id,
     parse_checksum,

@@ -8,8 +8,10 @@ from pathlib import Path
 import click
 
 from audit import NoteVerifier, VerificationError, verify_consistency
-from evidence import custody, ledger, ledger_check, report
+from evidence import custody
 from evidence.cli.common import err, friendly, local_runtime
+from evidence.custody import ledger, report
+from evidence.custody import verify as ledger_check
 
 
 @click.group("audit")

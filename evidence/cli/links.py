@@ -9,8 +9,8 @@ import click
 from evidence import custody
 from evidence.cli.common import err, friendly, local_runtime
 from evidence.cli.sizes import parse_duration
-from evidence.link_token import keyring_for
-from evidence.links import Share, create_link, link_json, list_links, revoke_link
+from evidence.links.sharing import Share, create_link, link_json, list_links, revoke_link
+from evidence.links.tokens import keyring_for
 from evidence.models import utcnow
 
 

@@ -12,15 +12,16 @@ import click
 from sqlalchemy import select
 
 from evidence import cases, custody
+from evidence.accounts import users as accounts
 from evidence.cli.audit import audit_group
 from evidence.cli.common import err, friendly, local_runtime, settings_of
 from evidence.cli.links import links_group, share
 from evidence.cli.sizes import SizeType
 from evidence.errors import NotFound
 from evidence.filemodes import private_umask
+from evidence.http.views import items_view
 from evidence.models import Case, Item, User
 from evidence.settings import Settings
-from evidence.views import items_view
 
 
 @click.group()
@@ -41,9 +42,9 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     private_umask()
     import uvicorn
 
-    from evidence.access_log import uvicorn_log_config
-    from evidence.http_limits import uvicorn_options
-    from evidence.web import create_app
+    from evidence.http.access_log import uvicorn_log_config
+    from evidence.http.app import create_app
+    from evidence.http.limits import uvicorn_options
 
     settings = settings_of(ctx, host=host, port=port)
     app = create_app(settings)
@@ -124,7 +125,7 @@ def users_add(ctx: click.Context, email: str, role: str) -> None:
     """Add a user (or re-issue for an existing one) and print a bearer token alone on stdout."""
     rt = local_runtime(ctx)
     with rt.db.transaction() as session:
-        user = cases.add_user(session, email, role)
+        user = accounts.add_user(session, email, role)
         token = rt.signer.issue(user)
     click.echo(token)
 
@@ -137,8 +138,8 @@ def users_revoke(ctx: click.Context, email: str) -> None:
     """Make every token issued to EMAIL until now stop working (local and identity provider's)."""
     rt = local_runtime(ctx)
     with rt.db.transaction() as session:
-        user = cases.user_by_email(session, email)
-        after = cases.revoke_tokens(session, user, custody.operator_actor())
+        user = accounts.user_by_email(session, email)
+        after = accounts.revoke_tokens(session, user, custody.operator_actor())
     err.print(f"tokens of {user.email} issued until {after.isoformat()} no longer work", highlight=False)
 
 
@@ -163,8 +164,8 @@ def users_enable(ctx: click.Context, email: str) -> None:
 def _set_disabled(ctx: click.Context, email: str, disabled: bool) -> None:
     rt = local_runtime(ctx)
     with rt.db.transaction() as session:
-        user = cases.user_by_email(session, email)
-        changed = cases.set_disabled(session, user, disabled, custody.operator_actor())
+        user = accounts.user_by_email(session, email)
+        changed = accounts.set_disabled(session, user, disabled, custody.operator_actor())
     state = "disabled" if disabled else "enabled"
     err.print(f"{user.email} {state}" if changed else f"{user.email} was already {state}", highlight=False)
 
@@ -320,7 +321,7 @@ def uploads_cleanup(ctx: click.Context) -> None:
     in time (the server also does this on a schedule)."""
     import anyio
 
-    from evidence.web import build_tus
+    from evidence.uploads.tus import build_tus
 
     rt = local_runtime(ctx)
     tus, _ = build_tus(rt)

@@ -14,11 +14,10 @@ import string
 import unicodedata
 from urllib.parse import unquote
 
-import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from evidence.byteranges import ByteRange, Unsatisfiable, content_disposition, parse_range, repr_digest
+from evidence.http.ranges import ByteRange, Unsatisfiable, content_disposition, parse_range, repr_digest
 
 LATIN1 = st.characters(codec="latin-1")
 SIZES = st.integers(min_value=0, max_value=2**40) | st.integers(min_value=0, max_value=300)
@@ -36,7 +35,7 @@ def _number(digits: str) -> int:
     return value
 
 
-def reference_range(header: str | None, size: int) -> ByteRange | None | type[Unsatisfiable]:
+def reference_range(header: str | None, size: int) -> ByteRange | type[Unsatisfiable] | None:
     """RFC 9110 §14.1.2 and §14.2, written plainly, with the module's documented choices: a
     header that does not parse is ignored (None); several ranges get the first satisfiable
     one; none satisfiable is a 416 (Unsatisfiable). White space around the parts is
@@ -68,7 +67,7 @@ def reference_range(header: str | None, size: int) -> ByteRange | None | type[Un
     return Unsatisfiable
 
 
-def outcome(header: str | None, size: int) -> ByteRange | None | type[Unsatisfiable]:
+def outcome(header: str | None, size: int) -> ByteRange | type[Unsatisfiable] | None:
     try:
         return parse_range(header, size)
     except Unsatisfiable:

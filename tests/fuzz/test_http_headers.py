@@ -25,7 +25,7 @@ import requests
 from hypothesis import assume, event, example, given, settings
 from hypothesis import strategies as st
 
-from evidence.byteranges import ByteRange, Unsatisfiable
+from evidence.http.ranges import ByteRange, Unsatisfiable
 from tests.fuzz.test_byteranges import expected_name, number_text, range_headers, reference_range
 from tests.support.server import Server
 from transfer.errors import BadRequest

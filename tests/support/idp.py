@@ -95,7 +95,7 @@ class IdentityProvider:
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 if self.path == "/jwks.json":
                     provider.jwks_fetches += 1
                     body = provider.jwks()

@@ -352,7 +352,7 @@ def test_cctv_phone_clip_and_extraction_end_ready_and_verified(embedded: Server,
         assert summary["audio_codec"] == "aac"
         method = next(d["method"] for d in item["derivatives"] if d["kind"] == "proxy")
         assert method["remux"] is (source == cctv)  # H.264/AAC MP4 is copied; the 3GP is encoded
-        assert "-c" in method["argv"] and method["argv"][method["argv"].index("-c") + 1] == "copy" or not method["remux"]
+        assert ("-c" in method["argv"] and method["argv"][method["argv"].index("-c") + 1] == "copy") or not method["remux"]
         probe_json = json.loads(download(embedded, officer, item["id"], "probe", tmp_path / "probe.json").read_bytes())
         assert probe_json["format"]["filename"] == name  # not the vault path it was read from
 

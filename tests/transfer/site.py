@@ -15,6 +15,7 @@ import requests
 from sqlalchemy import text
 
 from evidence import cases
+from evidence.accounts import users as accounts
 from evidence.db import make_engine
 from evidence.runtime import Runtime
 from evidence.settings import Settings
@@ -185,7 +186,7 @@ def _bootstrap(server: Server, database_url: str, roles: dict[str, str], assigne
     actor = "operator:tests@localhost"
     try:
         with rt.db.transaction() as session:
-            users = {email: cases.add_user(session, email, role) for email, role in roles.items()}
+            users = {email: accounts.add_user(session, email, role) for email, role in roles.items()}
             for ref, emails in assigned.items():
                 made = cases.create_case(session, ref, None, actor)
                 for email in emails:

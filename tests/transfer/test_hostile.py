@@ -19,10 +19,22 @@ from typing import Any
 import pytest
 import requests
 
-from evidence.http_limits import HeaderLimits
+from evidence.http.limits import HeaderLimits
 from evidence.settings import Settings
 from tests.conftest import s3_env
-from tests.transfer.site import ADMIN, COLLEAGUE, LEAVER, LIFETIME_HOURS, MOVER, OCTET, TUS, Site, data, metadata, upload_id
+from tests.transfer.site import (
+    ADMIN,
+    COLLEAGUE,
+    LEAVER,
+    LIFETIME_HOURS,
+    MOVER,
+    OCTET,
+    TUS,
+    Site,
+    data,
+    metadata,
+    upload_id,
+)
 
 PARTIAL = {"Upload-Concat": "partial"}
 

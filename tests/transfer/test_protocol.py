@@ -24,7 +24,6 @@ import requests
 
 from tests.transfer.site import EXPIRY_HOURS, LIMIT, OCTET, TUS, Site, b64, data, digest, metadata, upload_id
 
-
 # -- OPTIONS ---------------------------------------------------------------------------
 
 

@@ -1,0 +1,50 @@
+"""The one narrow door through which every custody event passes.
+
+``record`` appends to the Merkle ledger in the caller's transaction, so an event exists
+exactly when the change it describes does.
+"""
+
+from __future__ import annotations
+
+import getpass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from evidence.custody import ledger
+from evidence.custody.actions import Action
+
+# Kept for callers that test membership: the one list is the Action enum.
+ACTIONS = frozenset(Action)
+
+
+def record(session: Session, action: Action | str, subject: dict[str, str], actor: str, details: dict[str, Any]) -> None:
+    if action not in ACTIONS:
+        raise ValueError(f"unknown custody action {action!r}")
+    action = Action(action)
+    ledger.append(session, action.value, subject, actor, portable(details))
+
+
+def portable(value: Any) -> Any:
+    """Canonical JSON (RFC 8785) entries hold no floats, whose text form differs between
+    implementations: a float anywhere in the details is recorded as its decimal string."""
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, dict):
+        return {str(key): portable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable(item) for item in value]
+    return value
+
+
+# Actors name no host: entries are shown to reviewers outside the force, and the ledger is
+# no place for the layout of our machines (which also changes when hosts are replaced).
+
+
+def system_actor(component: str) -> str:
+    return f"system:{component}"
+
+
+def operator_actor() -> str:
+    """Who ran an administrative CLI command on the server host (the account, not the host)."""
+    return f"operator:{getpass.getuser()}"

@@ -1,0 +1,90 @@
+"""/api/v1/cases and /api/v1/items. Officers see the cases they are assigned to (or
+created here); auditors and admins see all; media (working copies) only officers and admins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from pydantic import Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from evidence.accounts import access
+from evidence.cases import case_for, create_case, may_see, visible_cases
+from evidence.errors import NotFound
+from evidence.http.api.body import Body
+from evidence.http.deps import role, session
+from evidence.http.streaming import stream_object
+from evidence.http.views import case_json, items_view
+from evidence.models import Case, Derivative, Item, User
+
+router = APIRouter(prefix="/api/v1")
+READERS = ("officer", "auditor", "admin")
+WRITERS = ("officer", "admin")
+
+
+class NewCase(Body):
+    ref: str = Field(max_length=64)
+    title: str | None = Field(default=None, max_length=500)
+
+
+def _base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+@router.get("/cases", summary="List cases: an officer's own, or all (officer, auditor, admin)")
+def list_cases(db: Session = Depends(session), user: User = Depends(role(*READERS))) -> list[dict[str, Any]]:
+    return [case_json(c) for c in db.scalars(visible_cases(user).order_by(Case.created_at))]
+
+
+@router.post("/cases", status_code=201, summary="Create a case; an officer is assigned to it (officer, admin)")
+def post_case(body: NewCase, db: Session = Depends(session), user: User = Depends(role(*WRITERS))) -> dict[str, Any]:
+    # The session has already been used to authenticate; commit the case with its custody event.
+    case = create_case(db, body.ref, body.title, access.actor_of(user), creator=user)
+    db.commit()
+    return case_json(case)
+
+
+@router.get("/cases/{ref:path}", summary="One case (assigned officer, auditor, admin)")
+def read_case(ref: str, db: Session = Depends(session), user: User = Depends(role(*READERS))) -> dict[str, Any]:
+    return case_json(case_for(db, user, ref))
+
+
+@router.get("/items", summary="Items of a case (assigned officer, auditor, admin)")
+def list_items(
+    request: Request, case: str, db: Session = Depends(session), user: User = Depends(role(*READERS))
+) -> list[dict[str, Any]]:
+    found = case_for(db, user, case)
+    items = db.scalars(select(Item).where(Item.case_id == found.id).order_by(Item.created_at))
+    return items_view(db, list(items), _base_url(request))
+
+
+@router.get("/items/{item_id}", summary="One item: state, hashes, derivatives (assigned officer, auditor, admin)")
+def read_item(
+    request: Request, item_id: str, db: Session = Depends(session), user: User = Depends(role(*READERS))
+) -> dict[str, Any]:
+    return items_view(db, [_visible_item(db, user, item_id)], _base_url(request))[0]
+
+
+@router.get("/items/{item_id}/derivatives/{kind}", summary="Download a working copy (assigned officer, admin)")
+def read_derivative(
+    item_id: str, kind: str, request: Request, db: Session = Depends(session), user: User = Depends(role(*WRITERS))
+) -> Response:
+    _visible_item(db, user, item_id)
+    derivative = db.scalar(select(Derivative).where(Derivative.item_id == item_id, Derivative.kind == kind))
+    if derivative is None:
+        raise NotFound("no such working copy")
+    # Range requests too, so a player can seek in a long proxy.
+    response, _ = stream_object(request, request.app.state.runtime.vault, {}, derivative.key, derivative.size,
+                                derivative.content_type, derivative.sha256, None)
+    return response
+
+
+def _visible_item(db: Session, user: User, item_id: str) -> Item:
+    # Another case's item reads as missing: item ids are not for probing.
+    item = db.get(Item, item_id)
+    if item is None or not may_see(db, user, db.get_one(Case, item.case_id)):
+        raise NotFound("item not found")
+    return item

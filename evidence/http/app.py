@@ -1,0 +1,147 @@
+"""The web application: composes the API, the tus endpoint and the background jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import anyio
+from celery import Celery
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from evidence import custody, migrate
+from evidence.custody import ledger
+from evidence.custody.disclosure import Internals
+from evidence.errors import EvidenceError
+from evidence.http.access_log import AccessLog, LinkIds
+from evidence.http.api import accounts, audit, cases, links, uploads
+from evidence.http.limits import HeaderLimitMiddleware, HeaderLimits
+from evidence.http.reviewer import routes as reviewer
+from evidence.keys import load_or_create_secret
+from evidence.links import record as link_record
+from evidence.links.gate import Gate
+from evidence.links.tokens import InvalidToken, KeyRing, keyring_for
+from evidence.models import utcnow
+from evidence.runtime import Runtime
+from evidence.settings import Settings
+from evidence.uploads.tus import build_tus
+from transcode.app import make_celery, requeue_stalled, resume_interrupted, start_pipeline
+from transfer.handler import TusApp
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    rt = Runtime.build(settings)
+    tus, hooks = build_tus(rt)
+    celery = make_celery(settings)
+    # After the commit that created the item: hand it to the processing pipeline.
+    hooks.on_item_received.append(lambda item_id: start_pipeline(celery, item_id))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        migrate.upgrade(rt.db.engine)
+        rt.vault.ensure_ready()
+        if settings.embedded_worker:
+            resumed = await anyio.to_thread.run_sync(resume_interrupted, celery, rt)
+            if resumed:
+                log.info("queued %d item(s) interrupted by the last shutdown", len(resumed))
+        maintenance = asyncio.create_task(_maintain(rt, tus, celery))
+        try:
+            yield
+        finally:
+            maintenance.cancel()
+            rt.close()
+
+    app = FastAPI(title="Evidence transfer", version="0.1.0", lifespan=lifespan)
+    # Oversized request headers are refused before routing, authentication or the database.
+    app.add_middleware(HeaderLimitMiddleware, limits=HeaderLimits.from_settings(settings))
+    app.state.runtime = rt
+    app.state.tus = tus
+    app.state.upload_hooks = hooks
+    # Reviewers' links. The clock is an attribute so tests can pass time in.
+    # The session-cookie secret sits with the link keys, so every API node shares both.
+    link_keys = keyring_for(settings)
+    cookie_secret = load_or_create_secret(link_keys.folder / "session.secret")
+    app.state.link_gate = Gate(rt, link_keys, cookie_secret, utcnow)
+    # What reviewers' copies of custody reports leave out (evidence.disclosure).
+    app.state.internals = Internals.of_server(str(settings.data_path), str(settings.effective_tmp_dir),
+                                              settings.effective_storage_url)
+    # Outermost: every request is logged, with link tokens replaced by link ids (uvicorn's
+    # own access log, which prints tokens, is off in `evidence serve`).
+    app.add_middleware(AccessLog, link_of=LinkIds(lambda token: _link_id(link_keys, token)))
+
+    @app.exception_handler(EvidenceError)
+    async def _evidence_error(request: Request, error: EvidenceError) -> JSONResponse:
+        # RFC 6750: a 401 says which scheme would be accepted.
+        headers = {"WWW-Authenticate": 'Bearer realm="evidence"'} if error.status == 401 else None
+        return JSONResponse({"error": error.message}, status_code=error.status, headers=headers)
+
+    @app.get("/healthz", summary="Liveness (no authentication)")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="Database and storage reachable (no authentication)")
+    def readyz() -> JSONResponse:
+        try:
+            with rt.db.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            rt.vault.ensure_ready()
+        except Exception as error:  # report, don't crash: this is what readiness is for
+            return JSONResponse({"status": "unavailable", "error": type(error).__name__}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    app.include_router(cases.router)
+    app.include_router(accounts.router)
+    app.include_router(uploads.router)
+    app.include_router(audit.router)
+    app.include_router(links.router)
+    app.include_router(reviewer.router)
+    app.mount("/files", tus)
+    return app
+
+
+async def _maintain(rt: Runtime, tus: TusApp, celery: Celery) -> None:
+    """Background upkeep: sign checkpoints; remove expired uploads; queue again any item
+    whose hand-off to the pipeline was lost (a crash between commit and enqueue)."""
+    settings = rt.settings
+    tick = min(settings.checkpoint_interval_seconds, settings.requeue_after_seconds / 2, settings.cleanup_interval_seconds, 60.0)
+    next_cleanup = settings.cleanup_interval_seconds
+    elapsed = 0.0
+    requeued_once: set[str] = set()
+    while True:
+        await asyncio.sleep(tick)
+        elapsed += tick
+        try:
+            # A signed checkpoint after each batch of appends, at most every few seconds.
+            await anyio.to_thread.run_sync(_sign_checkpoint, rt)
+            requeued = await anyio.to_thread.run_sync(
+                requeue_stalled, celery, rt, settings.requeue_after_seconds, requeued_once
+            )
+            if requeued:
+                log.info("queued %d stalled item(s) again", len(requeued))
+            if elapsed >= next_cleanup:
+                next_cleanup += settings.cleanup_interval_seconds
+                removed = await tus.cleanup_expired()
+                if removed:
+                    log.info("removed %d expired uploads", len(removed))
+            # Link-access windows that have ended: one summary entry each where more happened.
+            await anyio.to_thread.run_sync(link_record.upkeep, rt.db, settings, utcnow())
+        except Exception:
+            log.exception("background upkeep failed; will try again")
+
+
+def _link_id(keys: KeyRing, token: str) -> str | None:
+    try:
+        return keys.verify(token, utcnow()).link_id
+    except InvalidToken:
+        return None
+
+
+def _sign_checkpoint(rt: Runtime) -> None:
+    with rt.db.transaction() as session:
+        ledger.sign_checkpoint(session, rt.ledger_keys, custody.system_actor("ledger"))

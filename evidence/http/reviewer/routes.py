@@ -1,0 +1,174 @@
+"""/s/{token}: what a reviewer with no account sees through a signed link.
+
+Every request goes through the gate (:mod:`evidence.link_access`); media comes from the
+vault in blocks with HTTP Range, never whole into memory.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+
+from evidence.custody.report import export
+from evidence.http.ranges import content_disposition
+from evidence.http.reviewer import pages
+from evidence.http.streaming import stream_object
+from evidence.links.gate import COOKIE, Access, Client, Denied, Gate, PasscodeRequired, TooMany
+from evidence.links.sharing import link_actor
+from evidence.models import Derivative, Item
+
+router = APIRouter(prefix="/s", include_in_schema=False)
+# URL name -> derivative kind shown to reviewers (never the HLS folder, probe or manifest).
+MEDIA = {"proxy": "proxy", "poster": "poster", "contact-sheet": "contact_sheet"}
+_COMMON = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff",
+           "X-Robots-Tag": "noindex, nofollow", "X-Frame-Options": "DENY"}
+
+
+def _gate(request: Request) -> Gate:
+    return request.app.state.link_gate  # type: ignore[no-any-return]
+
+
+def _client(request: Request) -> Client:
+    # Behind a proxy, uvicorn has already put the forwarded address here (proxy_headers),
+    # trusting it only from the proxies it is told of.
+    host = request.client.host if request.client else ""
+    return Client.of(host, request.headers.get("user-agent", ""), request.cookies.get(COOKIE))
+
+
+def _html(body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(body, status, headers={**_COMMON, "Content-Security-Policy": pages.CSP})
+
+
+def _refused(error: Exception) -> HTMLResponse:
+    if isinstance(error, TooMany):
+        response = _html(pages.too_many(), 429)
+        response.headers["Retry-After"] = str(error.retry_after)
+        return response
+    status = error.status if isinstance(error, Denied) else 404
+    return _html(pages.gone() if status == 410 else pages.not_found(), 410 if status == 410 else 404)
+
+
+def _with_cookie(response: Response, request: Request, token: str, access: Access) -> Response:
+    if access.new_cookie:
+        response.set_cookie(COOKIE, access.new_cookie, path=f"/s/{token}", httponly=True, samesite="lax",
+                            secure=request.url.scheme == "https")
+    return response
+
+
+@router.api_route("/{token}", methods=["GET", "HEAD"])
+def shared(token: str, request: Request) -> Response:
+    gate, client = _gate(request), _client(request)
+    head = request.method == "HEAD"
+    try:
+        access = gate.check(token, client, head=head)
+    except PasscodeRequired:
+        return _html(pages.passcode_form(f"/s/{token}"))
+    except (Denied, TooMany) as error:
+        return _refused(error)
+    link = access.link
+    with gate.rt.db.sessions() as session:
+        query = select(Item).where(Item.case_id == link.case_id).order_by(Item.created_at)
+        items = [i for i in session.scalars(query) if i.id in link.item_ids or link.include_future]
+        made: dict[str, dict[str, Derivative]] = {}
+        for d in session.scalars(select(Derivative).where(Derivative.item_id.in_([i.id for i in items]))):
+            made.setdefault(d.item_id, {})[d.kind] = d
+    exhibits = []
+    for i in items:
+        kinds = made.get(i.id, {})
+        proxy = kinds.get("proxy")
+        exhibits.append(pages.Exhibit(
+            i.id, i.filename, i.exhibit, i.size, dict(i.hashes or {}), i.state, proxy is not None,
+            proxy.content_type if proxy else "", "contact_sheet" in kinds, "poster" in kinds,
+        ))
+    if not head:
+        gate.record(access, client, "page")
+    expires = link.expires_at.strftime("%d %B %Y at %H:%M UTC")
+    body = pages.shared_page(access.case_ref, f"/s/{token}", exhibits, link.permission == "download", expires)
+    return _with_cookie(_html(body), request, token, access)
+
+
+@router.post("/{token}")
+async def passcode(token: str, request: Request) -> Response:
+    body = await request.body()
+    given = parse_qs(body[:4096].decode("utf-8", "replace")).get("passcode", [""])[0]
+    gate, client = _gate(request), _client(request)
+    try:
+        access = await run_in_threadpool(gate.try_passcode, token, client, given)
+    except TooMany as error:
+        return _refused(error)
+    except Denied as error:
+        if error.status == 403:
+            return _html(pages.passcode_form(f"/s/{token}", "That passcode is not right."), 403)
+        if error.status == 429:
+            response = _html(pages.passcode_form(f"/s/{token}", "Too many attempts: wait a moment and try again."), 429)
+            response.headers["Retry-After"] = "1"
+            return response
+        return _refused(error)
+    # Post/redirect/get: a reload does not send the passcode again.
+    return _with_cookie(RedirectResponse(f"/s/{token}", 303, headers=_COMMON), request, token, access)
+
+
+@router.api_route("/{token}/items/{item_id}/original", methods=["GET", "HEAD"])
+def original(token: str, item_id: str, request: Request) -> Response:
+    gate, client = _gate(request), _client(request)
+    try:
+        access = gate.check(token, client, item_id, download=True, head=request.method == "HEAD")
+    except (Denied, PasscodeRequired, TooMany) as error:
+        return _refused(error)
+    item = access.item
+    assert item is not None
+    if item.state == "uploading":
+        return _refused(Denied(404, "not stored yet"))
+    response, sent = stream_object(request, gate.rt.vault, _COMMON, item.storage_key, item.size, "application/octet-stream",
+                                   (item.hashes or {}).get("sha256"), content_disposition(item.filename))
+    if sent is not None:  # on the record before the first byte goes out (never for a HEAD)
+        gate.record(access, client, "download", sent, item.size)
+    return _with_cookie(response, request, token, access)
+
+
+@router.api_route("/{token}/items/{item_id}/report", methods=["GET"])
+def report(token: str, item_id: str, request: Request) -> Response:
+    gate, client = _gate(request), _client(request)
+    try:
+        access = gate.check(token, client, item_id)
+    except (Denied, PasscodeRequired, TooMany) as error:
+        return _refused(error)
+    with gate.rt.db.transaction() as session:
+        # Recorded once per client and window like any access, however often it is asked for.
+        first = gate.count_report(session, access, client)
+        data = export(session, gate.rt.ledger_keys, item_id, "html", link_actor(access.link),
+                      reviewer=request.app.state.internals, record=first, note=gate.report_note(client),
+                      link=access.link.id)
+    headers = {**_COMMON, "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"}
+    return _with_cookie(Response(data, media_type="text/html; charset=utf-8", headers=headers), request, token, access)
+
+
+@router.api_route("/{token}/items/{item_id}/{name}", methods=["GET", "HEAD"])
+def working_copy(token: str, item_id: str, name: str, request: Request) -> Response:
+    gate, client = _gate(request), _client(request)
+    if name not in MEDIA:
+        return _refused(Denied(404, "no such page"))
+    try:
+        access = gate.check(token, client, item_id, head=request.method == "HEAD")
+    except (Denied, PasscodeRequired, TooMany) as error:
+        return _refused(error)
+    with gate.rt.db.sessions() as session:
+        found = session.scalar(select(Derivative).where(Derivative.item_id == item_id, Derivative.kind == MEDIA[name]))
+    if found is None:
+        return _refused(Denied(404, "no working copy"))
+    response, sent = stream_object(request, gate.rt.vault, _COMMON, found.key, found.size, found.content_type, found.sha256, None)
+    if sent is not None:
+        # One entry per item per client and window, however many Range requests a player makes.
+        access.extra["copy"] = MEDIA[name]
+        gate.record(access, client, "view", sent)
+    return _with_cookie(response, request, token, access)
+
+
+@router.api_route("/{rest:path}", methods=["GET", "HEAD", "POST"])
+def anything_else(rest: str) -> Response:
+    # Traversal attempts and stray paths: the same page as any other refusal.
+    return _refused(Denied(404, "no such page"))

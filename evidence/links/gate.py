@@ -1,0 +1,325 @@
+"""The gate every reviewer request passes: token, rate, row, item, use; and the record of it.
+
+Order matters. The token's signature is checked first, with no database access, so
+forged or guessed URLs cost nothing and learn nothing. Then the request rate of this
+client on this link (429, in memory: a refusal costs no write). Then the row decides
+(revoked, expired, locked: 410; a token that no longer matches what the link shares: 404),
+the item must be one the link covers (else 404), and a client without a view session
+spends one use of the link, unless it already spent one in the last session length.
+
+What the gate lets through or refuses is recorded per link, client and kind of access in
+windows (:mod:`evidence.link_record`): one ledger entry for the first request of a window,
+one summary when it closes if more followed. HEAD requests (mail scanners prefetching a
+link) spend no use and record nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import math
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, update
+from sqlalchemy.orm import Session
+
+from evidence import custody
+from evidence.links import record as link_record
+from evidence.links.ratelimit import RateLimiter
+from evidence.links.sharing import check_passcode, covers, link_actor, link_scope_hash
+from evidence.links.tokens import LINK_ID, Claims, InvalidToken, KeyRing
+from evidence.links.window import PAGE, PASSCODE, Range, clean, denied_key, item_key, viewer_of, window_of
+from evidence.models import Case, Item, Link
+from evidence.runtime import Runtime
+
+COOKIE = "evidence_link"
+_MAX_COOKIE = 512
+
+
+class Denied(Exception):
+    """Refused; ``status`` 404 or 410 show the same plain pages whatever the reason."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+class PasscodeRequired(Exception):
+    pass
+
+
+class TooMany(Exception):
+    """This client is asking too fast on this link: 429, and when to try again."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("too many requests")
+        self.retry_after = max(1, math.ceil(retry_after))
+
+
+@dataclass(frozen=True)
+class Client:
+    """Who is asking, as the request says: the address (behind a proxy, the forwarded one
+    the server trusts), the user agent (cleaned and cut), the view-session cookie."""
+
+    ip: str
+    agent: str
+    cookie: str | None
+
+    @classmethod
+    def of(cls, ip: str, agent: str, cookie: str | None) -> Client:
+        return cls(clean(ip, 64), clean(agent), cookie[:_MAX_COOKIE] if cookie else None)
+
+    @property
+    def viewer(self) -> str:
+        return viewer_of(self.ip)
+
+
+@dataclass
+class Access:
+    link: Link
+    case_ref: str
+    session: str  # the view session: the cookie's, or one just started ("" for a HEAD)
+    new_cookie: str | None = None
+    item: Item | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _UsedUp(Exception):
+    pass
+
+
+class Gate:
+    def __init__(self, rt: Runtime, keys: KeyRing, cookie_secret: bytes, clock: Callable[[], datetime]) -> None:
+        self.rt, self.keys, self._secret, self.clock = rt, keys, cookie_secret, clock
+        self.settings = settings = rt.settings
+        # Players seek with bursts of Range requests: a whole minute's allowance may come at once.
+        self._requests = RateLimiter(settings.link_requests_per_minute, 60.0)
+        interval = settings.link_passcode_interval_seconds
+        self._passcodes = RateLimiter(1, interval) if interval > 0 else None
+
+    # -- the view-session cookie ------------------------------------------------------------
+
+    def _cookie(self, link_id: str, session: str, passcode_ok: bool, now: datetime) -> str:
+        until = int((now + timedelta(minutes=self.settings.link_session_minutes)).timestamp())
+        body = f"{link_id}:{session}:{int(passcode_ok)}:{until}".encode()
+        mac = hmac.new(self._secret, body, hashlib.sha256).digest()
+        return f"{base64.urlsafe_b64encode(body).decode()}.{base64.urlsafe_b64encode(mac).decode()}"
+
+    def _read_cookie(self, value: str | None, link_id: str, now: datetime) -> tuple[str, bool] | None:
+        try:
+            body_b64, mac_b64 = (value or "").split(".")
+            body = base64.urlsafe_b64decode(body_b64)
+            expected = hmac.new(self._secret, body, hashlib.sha256).digest()
+            if not hmac.compare_digest(expected, base64.urlsafe_b64decode(mac_b64)):
+                return None
+            cookie_link, session, passcode_ok, until = body.decode().split(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if cookie_link != link_id or int(until) <= now.timestamp():
+            return None
+        return session, passcode_ok == "1"
+
+    # -- checks ---------------------------------------------------------------------------
+
+    def _claims(self, token: str, now: datetime) -> Claims:
+        try:
+            return self.keys.verify(token, now)
+        except InvalidToken:
+            raise Denied(404, "invalid token") from None
+
+    def _pace(self, claims: Claims, client: Client, now: datetime) -> None:
+        wait = self._requests.wait((claims.link_id, client.viewer), now.timestamp())
+        if wait:
+            raise TooMany(wait)
+
+    def check(self, token: str, client: Client, item_id: str | None = None, download: bool = False,
+              head: bool = False) -> Access:
+        """Admit a request or raise Denied / PasscodeRequired / TooMany. A GET from a client
+        without a view session starts one, which spends a use of the link unless this
+        client spent one within the session length; a HEAD never does."""
+        now = self.clock()
+        claims = self._claims(token, now)  # before any database access
+        self._pace(claims, client, now)
+        refusal: tuple[int, str] | None = None
+        # Only reads here: refusals and uses are written after this session ends (on
+        # SQLite, an open session holds the write lock that they need).
+        with self.rt.db.sessions() as session:
+            link = session.get(Link, claims.link_id)
+            if link is None:
+                raise Denied(404, "no such link")
+            access = Access(link, session.get_one(Case, link.case_id).ref, "")
+            viewing = self._read_cookie(client.cookie, link.id, now)
+            refusal = self._refusal(link, claims, now)
+            if refusal is None and link.passcode_hash is not None and not (viewing and viewing[1]):
+                raise PasscodeRequired()
+            if refusal is None and item_id is not None:
+                item = session.get(Item, item_id) if LINK_ID.fullmatch(item_id) else None
+                if item is None or not covers(link, item):
+                    refusal = (404, "item not covered by the link")
+                else:
+                    access.item = item
+                    if download and link.permission != "download":
+                        refusal = (404, "download not permitted")
+            if refusal is None and viewing is None and self._used_up(session, link, client, now):
+                refusal = (410, "uses exhausted")
+        if refusal is not None:
+            self._deny(access, client, *refusal, head=head)
+        if viewing is not None:
+            access.session = viewing[0]
+        elif not head:  # a HEAD is answered without a session: no use, no cookie
+            self._start_session(access, client, now, passcode_ok=False)
+        return access
+
+    @staticmethod
+    def _refusal(link: Link, claims: Claims, now: datetime) -> tuple[int, str] | None:
+        if link_scope_hash(link) != claims.scope_hash:
+            return 404, "token does not match the link's scope"
+        if link.revoked_at is not None:
+            return 410, "revoked"
+        if now >= link.expires_at:
+            return 410, "expired"
+        if link.locked_at is not None:
+            return 410, "locked after wrong passcodes"
+        return None
+
+    def _since(self, now: datetime) -> datetime:
+        return now - timedelta(minutes=self.settings.link_session_minutes)
+
+    def _used_up(self, session: Session, link: Link, client: Client, now: datetime) -> bool:
+        return link.max_uses is not None and link.uses >= link.max_uses and \
+            not link_record.has_use(session, link.id, client.viewer, self._since(now))
+
+    def _start_session(self, access: Access, client: Client, now: datetime, passcode_ok: bool) -> None:
+        """A new view session (cookie). It spends a use unless this client spent one within
+        the session length: dropping the cookie does not burn the link's uses."""
+        link = access.link
+        try:
+            with self.rt.db.transaction() as session:
+                if not link_record.has_use(session, link.id, client.viewer, self._since(now)) and \
+                        link_record.claim_use(session, link.id, client.viewer,
+                                              window_of(now, self.settings.link_session_minutes * 60), now, client.agent):
+                    # Atomic, so two reviewers opening the last use at once cannot both get it.
+                    spent = session.execute(
+                        update(Link).where(Link.id == link.id, or_(Link.max_uses.is_(None), Link.uses < Link.max_uses))
+                        .values(uses=Link.uses + 1)
+                    ).rowcount
+                    if not spent:
+                        raise _UsedUp()  # rolls the claimed use back
+        except _UsedUp:
+            self._deny(access, client, 410, "uses exhausted")
+        access.session = secrets.token_hex(16)
+        access.new_cookie = self._cookie(link.id, access.session, passcode_ok, now)
+
+    def _deny(self, access: Access, client: Client, status: int, reason: str, head: bool = False) -> None:
+        """Record the refusal (the first of its kind from this client on this link in the
+        window; nothing for a HEAD), then raise it. Nothing taken from the URL is recorded
+        or keyed on: only the refusal reason and, for a covered item, its id."""
+        if not head:
+            now, link = self.clock(), access.link
+            window = window_of(now, self.settings.link_record_window_seconds)
+            with self.rt.db.transaction() as session:
+                if link_record.tally(session, link.id, client.viewer, denied_key(reason), None, window, now,
+                                     client.agent):
+                    details: dict[str, Any] = {"outcome": "denied", "reason": reason, **_who(client, window),
+                                               "items": sorted(link.item_ids)}
+                    if access.item is not None:  # a covered item (never one of another case)
+                        details["requested_item"] = access.item.id
+                    custody.record(session, "link.accessed", {"case": access.case_ref, "link": link.id},
+                                   link_actor(link), details)
+        raise Denied(status, reason)
+
+    # -- passcodes ----------------------------------------------------------------------------
+
+    def try_passcode(self, token: str, client: Client, given: str) -> Access:
+        """Admit on the right passcode (a new view session, passcode given); otherwise
+        count the failure, lock the link after too many, and raise Denied (403 wrong, 429
+        too fast, 410 locked)."""
+        now = self.clock()
+        claims = self._claims(token, now)
+        self._pace(claims, client, now)
+        with self.rt.db.sessions() as session:
+            link = session.get(Link, claims.link_id)
+            if link is None or link.passcode_hash is None:
+                raise Denied(404, "no passcode for this link")
+            access = Access(link, session.get_one(Case, link.case_id).ref, "")
+            used_up = self._used_up(session, link, client, now)
+        refusal = self._refusal(link, claims, now) or ((410, "uses exhausted") if used_up else None)
+        if refusal is not None:
+            self._deny(access, client, *refusal)
+        # Per link, not per client: guesses from many addresses share one pace.
+        if self._passcodes is not None and self._passcodes.wait(link.id, now.timestamp()):
+            raise Denied(429, "too many attempts")
+        if check_passcode(link.passcode_hash, given):
+            window = window_of(now, self.settings.link_record_window_seconds)
+            with self.rt.db.transaction() as session:
+                session.execute(update(Link).where(Link.id == link.id).values(failed_attempts=0))
+                if link_record.tally(session, link.id, client.viewer, PASSCODE, None, window, now, client.agent):
+                    custody.record(session, "link.accessed", {"case": access.case_ref, "link": link.id},
+                                   link_actor(link), {"outcome": "granted", "kind": "passcode", **_who(client, window)})
+            self._start_session(access, client, now, passcode_ok=True)
+            return access
+        limit = self.settings.link_passcode_attempts
+        with self.rt.db.transaction() as session:
+            row = session.get_one(Link, link.id, with_for_update=True)
+            row.failed_attempts += 1
+            locked = row.failed_attempts >= limit and row.locked_at is None
+            if locked:
+                row.locked_at = now
+            # Every wrong guess is recorded: there are at most a few before the link locks.
+            custody.record(session, "link.accessed", {"case": access.case_ref, "link": link.id}, link_actor(link), {
+                "outcome": "denied", "reason": "wrong passcode", "attempt": row.failed_attempts,
+                "locked": row.locked_at is not None, "client_ip": client.ip, "user_agent": client.agent,
+            })
+        if locked:
+            raise Denied(410, "locked after wrong passcodes")
+        raise Denied(403, "wrong passcode")
+
+    # -- the record of what was seen --------------------------------------------------------
+
+    def record(self, access: Access, client: Client, kind: str, sent: Range | None = None,
+               size: int | None = None) -> None:
+        """``kind``: page, view (a working copy) or download (the original, ``sent`` the
+        bytes being served of ``size``). The first request of a window is an entry now;
+        the rest of the window goes into one summary when it closes."""
+        now, link, item = self.clock(), access.link, access.item
+        window = window_of(now, self.settings.link_record_window_seconds)
+        key = PAGE if kind == "page" else item_key(kind, item.id if item else "")
+        with self.rt.db.transaction() as session:
+            if not link_record.tally(session, link.id, client.viewer, key, item.id if item else None, window, now,
+                                     client.agent, sent):
+                return
+            subject = {"case": access.case_ref, "link": link.id}
+            details: dict[str, Any] = {"outcome": "granted", "kind": kind, **_who(client, window), **access.extra}
+            if item is None:  # about the link as a whole: it shows in the reports of every item it shares
+                details["items"] = sorted(link.item_ids)
+            else:
+                subject["item"] = item.id
+            if sent is not None:
+                details["range"] = {"first": sent[0], "last": sent[1]}
+                if size is not None:
+                    details["whole_file"] = sent == (0, size - 1)
+            custody.record(session, "link.accessed", subject, link_actor(link), details)
+
+    def count_report(self, session: Session, access: Access, client: Client) -> bool:
+        """Count a custody report served through the link, in the caller's transaction
+        (the one that exports it); true when the export is the first of its window, and so
+        to be recorded (``report.exported``) there."""
+        assert access.item is not None
+        now = self.clock()
+        window = window_of(now, self.settings.link_record_window_seconds)
+        return link_record.tally(session, access.link.id, client.viewer, item_key("report", access.item.id),
+                                 access.item.id, window, now, client.agent)
+
+    def report_note(self, client: Client) -> dict[str, Any]:
+        """What the ``report.exported`` entry of a report served through a link adds."""
+        return _who(client, window_of(self.clock(), self.settings.link_record_window_seconds))
+
+
+def _who(client: Client, window: Any) -> dict[str, Any]:
+    return {"client_ip": client.ip, "user_agent": client.agent, "window": window.as_details()}
+

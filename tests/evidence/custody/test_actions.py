@@ -1,0 +1,24 @@
+"""The custody actions: one list, each with the words a report shows."""
+
+from __future__ import annotations
+
+import pytest
+
+from evidence import custody
+from evidence.custody.actions import Action
+from evidence.custody.report_html import _label
+
+
+def test_every_action_has_words_for_a_report() -> None:
+    for action in Action:
+        assert action.label and action.label != action.value
+        assert _label(action.value) == action.label
+
+
+def test_an_action_recorded_before_it_was_renamed_is_shown_as_recorded() -> None:
+    assert _label("case.archived") == "case.archived"
+
+
+def test_only_known_actions_are_recorded() -> None:
+    with pytest.raises(ValueError, match="unknown custody action"):
+        custody.record(None, "case.deleted", {}, "someone", {})  # type: ignore[arg-type]
