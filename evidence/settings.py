@@ -27,8 +27,8 @@ class Settings(BaseSettings):
     public_url: str = ""
 
     # Bearer tokens for officers, auditors and admins (issued by `evidence users add`).
-    token_issuer: str = "evidence"
-    token_audience: str = "evidence-api"
+    token_issuer: str = "evidence"  # noqa: S105 (a name in the token, not a secret)
+    token_audience: str = "evidence-api"  # noqa: S105 (a name in the token, not a secret)
     token_ttl_days: int = Field(default=90, ge=1)
     # Where the HS256 token secret comes from; generated into the data dir when empty.
     token_secret_file: Path | None = None

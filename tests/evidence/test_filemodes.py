@@ -114,7 +114,7 @@ def test_a_path_that_cannot_be_made_private(tmp_path: Path, monkeypatch: pytest.
         raise PermissionError(1, "Operation not permitted")
 
     monkeypatch.setattr(os, "chmod", refuse)
-    with pytest.raises(NotPrivate, match="token.secret.*0644"):
+    with pytest.raises(NotPrivate, match=r"token\.secret.*0644"):
         make_private(key)
     with caplog.at_level(logging.WARNING):
         make_private(key, strict=False)  # the operator's own file: reported, not fatal

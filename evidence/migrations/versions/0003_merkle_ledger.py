@@ -6,6 +6,8 @@ Revises: 0002
 
 from datetime import UTC, datetime
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -88,7 +90,7 @@ def upgrade() -> None:
         batch.create_index("ix_custody_events_case_ref", ["case_ref"])
 
 
-def _json(value):  # type: ignore[no-untyped-def]
+def _json(value: Any) -> Any:
     import json
 
     return json.loads(value) if isinstance(value, str) else value
