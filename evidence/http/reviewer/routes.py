@@ -1,6 +1,6 @@
 """/s/{token}: what a reviewer with no account sees through a signed link.
 
-Every request goes through the gate (:mod:`evidence.link_access`); media comes from the
+Every request goes through the gate (:mod:`evidence.links.gate`); media comes from the
 vault in blocks with HTTP Range, never whole into memory.
 """
 
@@ -19,17 +19,18 @@ from evidence.http.reviewer import pages
 from evidence.http.streaming import stream_object
 from evidence.links.gate import COOKIE, Access, Client, Denied, Gate, PasscodeRequired, TooMany
 from evidence.links.sharing import link_actor
-from evidence.models import Derivative, Item
+from evidence.models import Derivative, DerivativeKind, Item, ItemState, Link
 
 router = APIRouter(prefix="/s", include_in_schema=False)
 # URL name -> derivative kind shown to reviewers (never the HLS folder, probe or manifest).
-MEDIA = {"proxy": "proxy", "poster": "poster", "contact-sheet": "contact_sheet"}
+MEDIA = {"proxy": DerivativeKind.PROXY, "poster": DerivativeKind.POSTER, "contact-sheet": DerivativeKind.CONTACT_SHEET}
 _COMMON = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff",
            "X-Robots-Tag": "noindex, nofollow", "X-Frame-Options": "DENY"}
 
 
 def _gate(request: Request) -> Gate:
-    return request.app.state.link_gate  # type: ignore[no-any-return]
+    gate: Gate = request.app.state.link_gate
+    return gate
 
 
 def _client(request: Request) -> Client:
@@ -70,6 +71,16 @@ def shared(token: str, request: Request) -> Response:
     except (Denied, TooMany) as error:
         return _refused(error)
     link = access.link
+    exhibits = _exhibits(gate, link)
+    if not head:
+        gate.record(access, client, "page")
+    expires = link.expires_at.strftime("%d %B %Y at %H:%M UTC")
+    body = pages.shared_page(access.case_ref, f"/s/{token}", exhibits, link.permission == "download", expires)
+    return _with_cookie(_html(body), request, token, access)
+
+
+def _exhibits(gate: Gate, link: Link) -> list[pages.Exhibit]:
+    """What the link's page shows of each item it shares, in the order they were received."""
     with gate.rt.db.sessions() as session:
         query = select(Item).where(Item.case_id == link.case_id).order_by(Item.created_at)
         items = [i for i in session.scalars(query) if i.id in link.item_ids or link.include_future]
@@ -79,16 +90,12 @@ def shared(token: str, request: Request) -> Response:
     exhibits = []
     for i in items:
         kinds = made.get(i.id, {})
-        proxy = kinds.get("proxy")
+        proxy = kinds.get(DerivativeKind.PROXY)
         exhibits.append(pages.Exhibit(
             i.id, i.filename, i.exhibit, i.size, dict(i.hashes or {}), i.state, proxy is not None,
-            proxy.content_type if proxy else "", "contact_sheet" in kinds, "poster" in kinds,
+            proxy.content_type if proxy else "", DerivativeKind.CONTACT_SHEET in kinds, DerivativeKind.POSTER in kinds,
         ))
-    if not head:
-        gate.record(access, client, "page")
-    expires = link.expires_at.strftime("%d %B %Y at %H:%M UTC")
-    body = pages.shared_page(access.case_ref, f"/s/{token}", exhibits, link.permission == "download", expires)
-    return _with_cookie(_html(body), request, token, access)
+    return exhibits
 
 
 @router.post("/{token}")
@@ -120,8 +127,7 @@ def original(token: str, item_id: str, request: Request) -> Response:
     except (Denied, PasscodeRequired, TooMany) as error:
         return _refused(error)
     item = access.item
-    assert item is not None
-    if item.state == "uploading":
+    if item is None or item.state == ItemState.UPLOADING:  # the gate always finds the item it admits
         return _refused(Denied(404, "not stored yet"))
     response, sent = stream_object(request, gate.rt.vault, _COMMON, item.storage_key, item.size, "application/octet-stream",
                                    (item.hashes or {}).get("sha256"), content_disposition(item.filename))
