@@ -7,7 +7,7 @@ work, and the rules can be tested without a server.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,7 +21,7 @@ from transfer.headers import (
     parse_length,
     parse_metadata,
 )
-from transfer.info import UploadInfo
+from transfer.info import Concat, UploadInfo
 
 OCTET_STREAM = "application/offset+octet-stream"
 
@@ -54,6 +54,15 @@ class Creation:
     @property
     def is_final(self) -> bool:
         return self.concat is not None and self.concat.kind == "final"
+
+    @property
+    def concat_kind(self) -> Concat:
+        return None if self.concat is None else self.concat.kind
+
+    @property
+    def partial_ids(self) -> tuple[str, ...]:
+        """The partial uploads a final upload is made of, in order (none for any other)."""
+        return () if self.concat is None else self.concat.partial_ids
 
 
 def parse_creation(headers: Mapping[str, str], collection_path: str, limits: CreationLimits) -> Creation:
@@ -126,3 +135,27 @@ def usable_partials(
             raise errors.BadRequest(f"partial upload {upload_id} is not finished")
         partials.append(partial)
     return partials
+
+
+def new_upload(
+    creation: Creation, owner: str, partials: Sequence[UploadInfo], limits: CreationLimits, *,
+    upload_id: str, now: datetime,
+) -> UploadInfo:
+    """The record of the upload a creation request makes, before the application gives it
+    a storage key. A final upload's length is the sum of its partial uploads' (checked by
+    :func:`usable_partials`), and must be within the limit too."""
+    length = creation.length
+    if creation.is_final:
+        length = sum(partial.size or 0 for partial in partials)
+        if length > limits.max_size:
+            raise errors.TooLarge(f"upload of {length} bytes exceeds the maximum of {limits.max_size}")
+    return UploadInfo(
+        id=upload_id,
+        owner=owner,
+        storage_key="",
+        size=length,
+        metadata=creation.metadata,
+        created_at=now,
+        concat=creation.concat_kind,
+        partials=list(creation.partial_ids),
+    )

@@ -18,35 +18,69 @@ class TusError(Exception):
         super().__init__(self.message)
 
 
-def _error(name: str, status: int, message: str) -> type[TusError]:
-    return type(name, (TusError,), {"status": status, "default_message": message})
+class BadRequest(TusError):
+    status, default_message = 400, "bad request"
 
 
-BadRequest = _error("BadRequest", 400, "bad request")
 class Unauthorized(TusError):
-    status = 401
-    default_message = "a valid bearer token is required"
+    status, default_message = 401, "a valid bearer token is required"
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message)
         self.headers["WWW-Authenticate"] = "Bearer"  # RFC 6750: the scheme that would do
 
 
-Forbidden = _error("Forbidden", 403, "this operation is not allowed on this upload")
-NotFound = _error("NotFound", 404, "upload not found")
-MethodNotAllowed = _error("MethodNotAllowed", 405, "method not allowed")
-OffsetMismatch = _error("OffsetMismatch", 409, "Upload-Offset does not match the upload's current offset")
-Gone = _error("Gone", 410, "upload expired or terminated")
-UnsupportedVersion = _error("UnsupportedVersion", 412, "unsupported Tus-Resumable version; this server speaks 1.0.0")
-TooLarge = _error("TooLarge", 413, "upload exceeds the maximum size")
-UnsupportedMediaType = _error(
-    "UnsupportedMediaType", 415, "Content-Type must be application/offset+octet-stream"
-)
-Locked = _error("Locked", 423, "upload is busy with another request; retry shortly")
-HeadersTooLarge = _error(
-    "HeadersTooLarge", 431, "request header fields too large"
-)
-ChecksumMismatch = _error("ChecksumMismatch", 460, "checksum mismatch: the chunk was not stored")
-StorageUnavailable = _error(
-    "StorageUnavailable", 503, "storage is unavailable; nothing past the reported offset was kept"
-)
+class Forbidden(TusError):
+    status, default_message = 403, "this operation is not allowed on this upload"
+
+
+class NotFound(TusError):
+    status, default_message = 404, "upload not found"
+
+
+class MethodNotAllowed(TusError):
+    status, default_message = 405, "method not allowed"
+
+
+class OffsetMismatch(TusError):
+    status, default_message = 409, "Upload-Offset does not match the upload's current offset"
+
+
+class Gone(TusError):
+    status, default_message = 410, "upload expired or terminated"
+
+
+class UnsupportedVersion(TusError):
+    status, default_message = 412, "unsupported Tus-Resumable version; this server speaks 1.0.0"
+
+
+class TooLarge(TusError):
+    status, default_message = 413, "upload exceeds the maximum size"
+
+
+class UnsupportedMediaType(TusError):
+    status, default_message = 415, "Content-Type must be application/offset+octet-stream"
+
+
+class Locked(TusError):
+    status, default_message = 423, "upload is busy with another request; retry shortly"
+
+
+class HeadersTooLarge(TusError):
+    status, default_message = 431, "request header fields too large"
+
+
+class ChecksumMismatch(TusError):
+    status, default_message = 460, "checksum mismatch: the chunk was not stored"
+
+
+class StorageUnavailable(TusError):
+    """Storage failed part-way through a request. ``written`` is how many bytes of the
+    chunk being written the store had durably kept before it failed (0 when nothing new,
+    or when the failure was not in a write): the handler records exactly that offset."""
+
+    status, default_message = 503, "storage is unavailable; nothing past the reported offset was kept"
+
+    def __init__(self, message: str | None = None, *, written: int = 0) -> None:
+        super().__init__(message)
+        self.written = written

@@ -7,23 +7,25 @@ the application's :class:`~transfer.store.Registry`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, Router
+from starlette.types import Receive, Scope, Send
 
 from transfer import errors
 from transfer.body import VerifiedBody, received, verified
-from transfer.creation import OCTET_STREAM, Creation, CreationLimits, parse_creation, usable_partials
+from transfer.capabilities import Capabilities
+from transfer.creation import OCTET_STREAM, Creation, CreationLimits, new_upload, parse_creation, usable_partials
 from transfer.expiry import Expiry, removable
 from transfer.headers import (
     CHECKSUM_ALGORITHMS,
@@ -34,36 +36,14 @@ from transfer.headers import (
     parse_checksum,
     parse_length,
 )
+from transfer.hooks import Authorizer, Hooks
 from transfer.info import UploadInfo
 from transfer.lock import Locker
-from transfer.store import Concater, LengthDeferrer, Registry, Store, Terminater
+from transfer.store import Registry, Store
+
+__all__ = ["Authorizer", "Hooks", "TusApp", "TusConfig"]
 
 log = logging.getLogger(__name__)
-
-
-class Hooks(Protocol):
-    """What the application decides. All blocking; called in a worker thread."""
-
-    def authenticate(self, authorization: str | None) -> str:
-        """Return the owner id for a request's ``Authorization`` header, or raise Unauthorized."""
-
-    def prepare(self, info: UploadInfo, partials: Sequence[UploadInfo]) -> None:
-        """Check a new upload's metadata (and a final upload's ``partials``, already
-        checked to be the owner's, finished and unused) and set its ``storage_key``;
-        raise a TusError to refuse."""
-
-    def completed(self, info: UploadInfo) -> None:
-        """Called after the registry has recorded a finished upload (e.g. to queue work)."""
-
-
-@runtime_checkable
-class Authorizer(Protocol):
-    """Optional hook: may this owner still act on this upload? Called on every request
-    that names an existing upload (HEAD, PATCH, DELETE), after it is loaded, so that
-    rights taken away since the upload was created take effect at the next request."""
-
-    def authorize(self, owner: str, info: UploadInfo) -> None:
-        """Return to allow; raise a TusError (Forbidden, NotFound, ...) to refuse."""
 
 
 @dataclass
@@ -88,6 +68,15 @@ class TusApp:
         self.locker = locker
         self.hooks = hooks
         self.config = config
+        # What the store and the application can do beyond the contract, found once.
+        self.capabilities = Capabilities.of(store)
+        self._authorize = hooks.authorize if isinstance(hooks, Authorizer) else None
+        self._creation_limits = CreationLimits(
+            max_size=config.max_size,
+            max_partials=config.max_partials,
+            can_defer_length=self.capabilities.declare_length is not None,
+            can_concatenate=self.capabilities.concatenate is not None,
+        )
         self.router = Router(
             routes=[
                 Route("/", self._collection, methods=["OPTIONS", "POST"]),
@@ -96,23 +85,13 @@ class TusApp:
             ]
         )
 
-    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.router(scope, receive, send)
-
-    # -- capabilities -------------------------------------------------------------------
 
     @property
     def extensions(self) -> list[str]:
-        found = ["creation", "creation-with-upload", "checksum"]
-        if self.config.expiry is not None or self.config.max_lifetime is not None:
-            found.append("expiration")
-        if isinstance(self.store, LengthDeferrer):
-            found.append("creation-defer-length")
-        if isinstance(self.store, Terminater):
-            found.append("termination")
-        if isinstance(self.store, Concater):
-            found.append("concatenation")
-        return found
+        expires = self.config.expiry is not None or self.config.max_lifetime is not None
+        return self.capabilities.extensions(expires)
 
     # -- dispatch -----------------------------------------------------------------------
 
@@ -152,15 +131,6 @@ class TusApp:
     async def _authenticate(self, request: Request) -> str:
         return await anyio.to_thread.run_sync(self.hooks.authenticate, request.headers.get("authorization"))
 
-    @property
-    def _creation_limits(self) -> CreationLimits:
-        return CreationLimits(
-            max_size=self.config.max_size,
-            max_partials=self.config.max_partials,
-            can_defer_length=isinstance(self.store, LengthDeferrer),
-            can_concatenate=isinstance(self.store, Concater),
-        )
-
     def _response(self, status: int, headers: dict[str, str] | None = None, body: str = "", method: str = "") -> Response:
         headers = {"Tus-Resumable": TUS_VERSION, "Cache-Control": "no-store", **(headers or {})}
         if method == "HEAD":
@@ -187,8 +157,8 @@ class TusApp:
             raise errors.NotFound()
         # Rights can be taken away after creation (an officer taken off the case): the
         # application decides again on every request.
-        if isinstance(self.hooks, Authorizer):
-            await anyio.to_thread.run_sync(self.hooks.authorize, owner, info)
+        if self._authorize is not None:
+            await anyio.to_thread.run_sync(self._authorize, owner, info)
         if info.terminated:
             raise errors.Gone()
         if self.config.lifetimes.expired(info, _now()):
@@ -210,64 +180,66 @@ class TusApp:
     # -- POST: creation, creation-with-upload, defer-length, concatenation --------------
 
     async def _post(self, request: Request, owner: str, creation: Creation) -> Response:
-        length = creation.length
-        partials: list[UploadInfo] = []
-        if creation.is_final:
-            assert creation.concat is not None
-            ids = creation.concat.partial_ids
-            found = await anyio.to_thread.run_sync(self.registry.load_many, ids)
-            partials = usable_partials(ids, found, owner, self.config.lifetimes, _now())
-            length = sum(p.size or 0 for p in partials)
-            if length > self.config.max_size:
-                raise errors.TooLarge(f"upload of {length} bytes exceeds the maximum of {self.config.max_size}")
-
-        info = UploadInfo(
-            id=secrets.token_hex(16),
-            owner=owner,
-            storage_key="",
-            size=length,
-            metadata=creation.metadata,
-            created_at=_now(),
-            concat=creation.concat.kind if creation.concat else None,  # type: ignore[arg-type]
-            partials=list(creation.concat.partial_ids) if creation.concat else [],
-        )
+        partials = await self._partials(creation, owner)
+        info = new_upload(creation, owner, partials, self._creation_limits, upload_id=secrets.token_hex(16), now=_now())
         self._touch(info)
         await anyio.to_thread.run_sync(self.hooks.prepare, info, partials)
         if not info.storage_key:
             raise errors.TusError("the application gave the upload no storage key")
-
-        # A body that fails its checksum is refused before the upload exists: the client
-        # gets no Location, so an upload created first could never be resumed.
-        limit = length if length is not None else self.config.max_size
-        checksum = creation.checksum
-        spooled = VerifiedBody(self.config.tmp_dir) if creation.with_upload and checksum is not None else None
-        try:
-            if spooled is not None and checksum is not None:
-                await spooled.spool(received(request.stream(), limit), checksum)
+        async with self._first_chunk(request, creation, info) as body:
             async with self.locker.lock(info.id):
                 if partials:
                     await self._assemble(info, partials)
                 else:
-                    await self.store.create(info)
-                    await anyio.to_thread.run_sync(self.registry.add, info)
-                    if spooled is not None:
-                        await self._store(info, spooled.blocks())
-                    elif creation.with_upload:
-                        await self._store(info, received(request.stream(), limit))
+                    await self._begin(info, body)
                 if info.is_complete:
                     await self._finish(info)
-        finally:
-            if spooled is not None:
-                spooled.close()
-
         location = str(request.url.replace(query=None)).rstrip("/") + "/" + info.id
         return self._response(201, {"Location": location, **self._state_headers(info)})
+
+    async def _partials(self, creation: Creation, owner: str) -> list[UploadInfo]:
+        """A final upload's partial uploads, loaded in one round trip and checked."""
+        ids = creation.partial_ids
+        if not ids:
+            return []
+        found = await anyio.to_thread.run_sync(self.registry.load_many, ids)
+        return usable_partials(ids, found, owner, self.config.lifetimes, _now())
+
+    @contextlib.asynccontextmanager
+    async def _first_chunk(
+        self, request: Request, creation: Creation, info: UploadInfo
+    ) -> AsyncIterator[AsyncIterator[bytes] | None]:
+        """creation-with-upload: the body, if any. One that carries a checksum is verified
+        before the upload exists: a refused POST gives the client no Location, so an upload
+        created first could never be resumed."""
+        if not creation.with_upload:
+            yield None
+            return
+        body = received(request.stream(), info.size if info.size is not None else self.config.max_size)
+        if creation.checksum is None:
+            yield body
+            return
+        spooled = VerifiedBody(self.config.tmp_dir)
+        try:
+            await spooled.spool(body, creation.checksum)
+            yield spooled.blocks()
+        finally:
+            spooled.close()
+
+    async def _begin(self, info: UploadInfo, body: AsyncIterator[bytes] | None) -> None:
+        await self.store.create(info)
+        await anyio.to_thread.run_sync(self.registry.add, info)
+        if body is not None:
+            await self._store(info, body)
 
     async def _assemble(self, info: UploadInfo, partials: list[UploadInfo]) -> None:
         """A final upload: its partial uploads' bytes, then its record, which also takes
         the partial uploads (or refuses, if another final upload took one meanwhile)."""
+        concatenate = self.capabilities.concatenate
+        if concatenate is None:  # parse_creation refused the request already
+            raise errors.BadRequest("this server does not support concatenation")
         try:
-            await self.store.concatenate(info, partials)  # type: ignore[attr-defined]
+            await concatenate(info, partials)
             info.offset = info.size or 0
             await anyio.to_thread.run_sync(self.registry.add, info)
         except BaseException:
@@ -277,10 +249,10 @@ class TusApp:
             raise
 
     async def _discard(self, info: UploadInfo) -> None:
-        if not isinstance(self.store, Terminater):
+        if self.capabilities.terminate is None:
             return
         try:
-            await self.store.terminate(info)
+            await self.capabilities.terminate(info)
         except Exception:  # the original error is the one to report
             log.exception("could not discard the stored bytes of unrecorded upload %s", info.id)
 
@@ -346,7 +318,10 @@ class TusApp:
             raise errors.TooLarge(f"upload of {length} bytes exceeds the maximum of {self.config.max_size}")
         if length < info.offset:
             raise errors.BadRequest("Upload-Length is smaller than what was already uploaded")
-        self.store.declare_length(info, length)  # type: ignore[attr-defined]
+        declare = self.capabilities.declare_length
+        if declare is None:  # an upload with a deferred length, on a store that cannot have one
+            raise errors.BadRequest("this server cannot defer the upload length")
+        declare(info, length)
         info.size = length
 
     async def _write(self, request: Request, info: UploadInfo, checksum: Checksum | None) -> None:
@@ -365,8 +340,8 @@ class TusApp:
         except errors.StorageUnavailable as error:
             # The store reports what it did manage to keep; record exactly that, unless the
             # chunk carried a checksum: then a part of it is unverified and counts for nothing.
-            if partial_ok and getattr(error, "written", 0):
-                info.offset += error.written  # type: ignore[attr-defined]
+            if partial_ok and error.written:
+                info.offset += error.written
                 await anyio.to_thread.run_sync(self.registry.save, info)
             error.headers["Upload-Offset"] = str(info.offset)
             raise
@@ -393,7 +368,8 @@ class TusApp:
     # -- DELETE -------------------------------------------------------------------------
 
     async def _delete(self, request: Request, owner: str, upload_id: str) -> Response:
-        if not isinstance(self.store, Terminater):
+        terminate = self.capabilities.terminate
+        if terminate is None:
             raise errors.MethodNotAllowed("this server does not support termination")
         async with self.locker.lock(upload_id):
             info = await self._load(upload_id, owner)
@@ -402,7 +378,7 @@ class TusApp:
             if info.is_complete:
                 # Every byte arrived; only its completion record is missing (HEAD makes it).
                 raise errors.Forbidden("this upload has all its bytes and is kept as received; it cannot be deleted")
-            await self.store.terminate(info)
+            await terminate(info)
             await anyio.to_thread.run_sync(self.registry.remove, info)
         return self._response(204)
 
@@ -415,21 +391,8 @@ class TusApp:
         removed = []
         for listed in await anyio.to_thread.run_sync(self.registry.expired, _now()):
             try:
-                async with self.locker.lock(listed.id):
-                    # Re-read under the lock: a chunk that was being written when the list
-                    # was made has moved the expiry on (or finished the upload).
-                    info = await anyio.to_thread.run_sync(self.registry.load, listed.id)
-                    if info is None or info.terminated:
-                        continue
-                    if info.is_complete and not info.finished:
-                        await self._finish(info)  # all received: keep it, never discard it
-                        continue
-                    if not removable(info, self.config.lifetimes, _now()):
-                        continue
-                    if isinstance(self.store, Terminater):
-                        await self.store.terminate(info)
-                    await anyio.to_thread.run_sync(self.registry.remove, info)
-                removed.append(info.id)
+                if await self._clean(listed.id):
+                    removed.append(listed.id)
             except errors.Locked:
                 continue  # in use right now: not abandoned after all
             except errors.TusError as error:  # storage down, say: the next run tries again
@@ -437,6 +400,24 @@ class TusApp:
             except Exception:  # one bad upload must not stop the cleanup of the others
                 log.exception("cleanup of upload %s failed", listed.id)
         return removed
+
+    async def _clean(self, upload_id: str) -> bool:
+        """Remove one upload the registry listed as expired, if it still is; say whether."""
+        async with self.locker.lock(upload_id):
+            # Re-read under the lock: a chunk that was being written when the list was
+            # made has moved the expiry on (or finished the upload).
+            info = await anyio.to_thread.run_sync(self.registry.load, upload_id)
+            if info is None or info.terminated:
+                return False
+            if info.is_complete and not info.finished:
+                await self._finish(info)  # all received: keep it, never discard it
+                return False
+            if not removable(info, self.config.lifetimes, _now()):
+                return False
+            if self.capabilities.terminate is not None:
+                await self.capabilities.terminate(info)
+            await anyio.to_thread.run_sync(self.registry.remove, info)
+        return True
 
 
 def _now() -> datetime:

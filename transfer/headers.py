@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 
 from transfer.errors import BadRequest
+from transfer.info import ConcatKind
 
 TUS_VERSION = "1.0.0"
 CHECKSUM_ALGORITHMS = ("sha1", "sha256", "md5")
@@ -101,7 +102,7 @@ def parse_checksum(header: str | None) -> Checksum | None:
 
 @dataclass(frozen=True)
 class ConcatRequest:
-    kind: str  # "partial" or "final"
+    kind: ConcatKind
     partial_ids: tuple[str, ...] = ()
 
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-Concat = Literal["partial", "final"] | None
+ConcatKind = Literal["partial", "final"]
+Concat = ConcatKind | None
 
 
 @dataclass

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, TypedDict
 
 from botocore.exceptions import BotoCoreError, ClientError
 from urllib3.exceptions import HTTPError as Urllib3Error
@@ -27,6 +27,20 @@ class Body(Protocol):
     def close(self) -> None: ...
 
 
+class UploadedPart(TypedDict):
+    """What S3 answers for a part: its ETag, and its SHA-256 (base64) where S3 gives one."""
+
+    etag: str
+    sha256: str | None
+
+
+class Part(UploadedPart):
+    """A part of a multipart upload as the store records it (JSON in its state)."""
+
+    n: int
+    size: int
+
+
 @dataclass(frozen=True)
 class StaleUpload:
     key: str
@@ -40,12 +54,9 @@ class S3Api(Protocol):
 
     def create_multipart_upload(self, key: str) -> str: ...
 
-    def upload_part(
-        self, key: str, upload_id: str, number: int, body: IO[bytes], length: int
-    ) -> dict[str, Any]:
-        """Returns ``{"etag": ..., "sha256": ... or None}``."""
+    def upload_part(self, key: str, upload_id: str, number: int, body: IO[bytes], length: int) -> UploadedPart: ...
 
-    def complete_multipart_upload(self, key: str, upload_id: str, parts: list[dict[str, Any]]) -> None:
+    def complete_multipart_upload(self, key: str, upload_id: str, parts: list[Part]) -> None:
         """Raises :class:`NoSuchUpload`."""
 
     def abort_multipart_upload(self, key: str, upload_id: str) -> None:
@@ -113,18 +124,16 @@ class BotoS3:
             )
         return str(reply["UploadId"])
 
-    def upload_part(
-        self, key: str, upload_id: str, number: int, body: IO[bytes], length: int
-    ) -> dict[str, Any]:
+    def upload_part(self, key: str, upload_id: str, number: int, body: IO[bytes], length: int) -> UploadedPart:
         with _s3_errors():
             reply = self.client.upload_part(
                 Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
                 Body=body, ContentLength=length, ChecksumAlgorithm="SHA256",
             )
-        return {"etag": reply["ETag"], "sha256": reply.get("ChecksumSHA256")}
+        return {"etag": str(reply["ETag"]), "sha256": reply.get("ChecksumSHA256")}
 
-    def complete_multipart_upload(self, key: str, upload_id: str, parts: list[dict[str, Any]]) -> None:
-        listed = []
+    def complete_multipart_upload(self, key: str, upload_id: str, parts: list[Part]) -> None:
+        listed: list[dict[str, Any]] = []
         for part in parts:
             entry = {"PartNumber": part["n"], "ETag": part["etag"]}
             if part.get("sha256"):
@@ -140,7 +149,7 @@ class BotoS3:
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
 
     def list_multipart_uploads(self, prefix: str) -> list[StaleUpload]:
-        found = []
+        found: list[StaleUpload] = []
         with _s3_errors():
             pages = self.client.get_paginator("list_multipart_uploads").paginate(
                 Bucket=self.bucket, Prefix=prefix
@@ -151,7 +160,7 @@ class BotoS3:
         return found
 
     def list_keys(self, prefix: str) -> list[str]:
-        found = []
+        found: list[str] = []
         with _s3_errors():
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
                 found.extend(entry["Key"] for entry in page.get("Contents", []))

@@ -19,8 +19,8 @@ Failure semantics of :meth:`S3Store.write_chunk` (what the handler must do):
 - success: returns the bytes now stored from ``source``; ``info.store_state`` is updated.
   The handler adds the count to ``info.offset`` and saves ``info``.
 - :class:`~transfer.errors.StorageUnavailable`: S3 failed part-way. ``info.store_state``
-  already holds the last committed state and the exception's ``written`` attribute is the
-  bytes of ``source`` that state covers (0 when nothing new was committed; never negative).
+  already holds the last committed state and the exception's ``written`` is the bytes of
+  ``source`` that state covers (0 when nothing new was committed; never negative).
   The handler adds ``written`` to ``info.offset``, saves ``info``, then answers 503.
 - any other exception (from ``source``, e.g. a checksum or disconnect error it raises, or
   :class:`~transfer.errors.TooLarge`): ``info.store_state`` is left as it was on entry and
@@ -42,7 +42,7 @@ import anyio.to_thread
 
 from transfer.errors import StorageUnavailable, TooLarge
 from transfer.info import UploadInfo
-from transfer.s3api import BotoS3, NoSuchUpload, S3Api, S3Unavailable, StaleUpload
+from transfer.s3api import BotoS3, NoSuchUpload, Part, S3Api, S3Unavailable, StaleUpload
 
 MiB = 1024 * 1024
 MIN_PART_SIZE = 5 * MiB  # S3's floor for every part but the last
@@ -76,7 +76,7 @@ def pending_key(storage_key: str, prefix: str = "") -> str:
 class _State:
     upload_id: str
     part_size: int
-    parts: list[dict[str, Any]] = field(default_factory=list)
+    parts: list[Part] = field(default_factory=list)
     pending: int = 0
     pending_key: str | None = None  # the object holding the pending bytes
     completed: bool = False
@@ -165,7 +165,7 @@ class _PartWriter:
         self.spool.seek(0)
         reply = await _thread(self.api.upload_part, self.key, self.state.upload_id, number,
                               self.spool, self.spooled)
-        self.state.parts.append({"n": number, "size": self.spooled, **reply})
+        self.state.parts.append(Part(n=number, size=self.spooled, etag=reply["etag"], sha256=reply["sha256"]))
         # The pending object's bytes were at the start of this part.
         self.state.pending = 0
         self.spool.seek(0)
@@ -253,9 +253,7 @@ class S3Store:
                 # overwritten as the very last step); keep the one that covers more.
                 committed = state if state.total >= entry.total else entry
                 info.store_state = committed.dump()
-                error = StorageUnavailable()
-                error.written = committed.total - info.offset  # type: ignore[attr-defined]
-                raise error from exc
+                raise StorageUnavailable(written=committed.total - info.offset) from exc
         finally:
             writer.close()
         info.store_state = state.dump()

@@ -1,6 +1,6 @@
 """What the application decides for the tus server: who may upload, what a new upload must
 carry and where it goes, whether its owner may still touch it, and what happens once it
-is finished (:class:`transfer.handler.Hooks` and :class:`transfer.handler.Authorizer`)."""
+is finished (:class:`transfer.hooks.Hooks` and :class:`transfer.hooks.Authorizer`)."""
 
 from __future__ import annotations
 
@@ -14,19 +14,19 @@ from evidence import cases
 from evidence.accounts import access
 from evidence.db import Database
 from evidence.errors import EvidenceError
-from evidence.models import Case, Upload, User
+from evidence.models import Case, Role, Upload, User
 from evidence.uploads.registry import UploadRegistry
 from transfer import errors as tus
 from transfer.info import UploadInfo
 
 log = logging.getLogger(__name__)
 SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
-UPLOAD_ROLES = ("officer", "admin")
-_TUS_ERRORS = {401: tus.Unauthorized, 403: tus.Forbidden, 503: tus.StorageUnavailable}
+UPLOAD_ROLES = (Role.OFFICER, Role.ADMIN)
+_TUS_ERRORS: dict[int, type[tus.TusError]] = {401: tus.Unauthorized, 403: tus.Forbidden, 503: tus.StorageUnavailable}
 
 
 class UploadHooks:
-    """:class:`transfer.handler.Hooks`: authentication, metadata rules, completion."""
+    """:class:`transfer.hooks.Hooks`: authentication, metadata rules, completion."""
 
     def __init__(self, db: Database, auth: access.Authenticator, registry: UploadRegistry) -> None:
         self.db = db
@@ -71,7 +71,7 @@ class UploadHooks:
         info.storage_key = f"{prefix}/{info.id}"
 
     def authorize(self, owner: str, info: UploadInfo) -> None:
-        """:class:`transfer.handler.Authorizer`: on every request, the owner must still be
+        """:class:`transfer.hooks.Authorizer`: on every request, the owner must still be
         allowed into the upload's case (taken off the case: 403). A disabled account or a
         revoked token never gets here: :meth:`authenticate` refuses it first (401)."""
         with self.db.sessions() as session:
@@ -81,7 +81,7 @@ class UploadHooks:
             if user is None:
                 raise tus.Unauthorized("invalid token")
             if case is None:
-                if user.role == "admin":
+                if user.role == Role.ADMIN:
                     return
                 raise tus.Forbidden("this upload belongs to no case; start it again with 'case' in Upload-Metadata")
             if not cases.may_see(session, user, case):

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
 from evidence import custody
 from evidence.accounts import access
+from evidence.custody.actions import Action
 from evidence.db import Database
-from evidence.models import Case, Item, Upload, User, utcnow
+from evidence.models import Case, Item, ItemState, Upload, User, utcnow
 from evidence.vault import Vault, VaultUnavailable
 from transfer import errors as tus
-from transfer.info import UploadInfo
+from transfer.info import Concat, UploadInfo
 
 
 class UploadRegistry:
@@ -60,7 +62,7 @@ class UploadRegistry:
             )
             custody.record(
                 session,
-                "upload.created",
+                Action.UPLOAD_CREATED,
                 subject=_subject(info, case),
                 actor=_actor(session, info.owner),
                 details={
@@ -99,7 +101,7 @@ class UploadRegistry:
             case = _case_of(session, info)
             actor = _actor(session, info.owner)
             subject = _subject(info, case)
-            custody.record(session, "upload.completed", subject=subject, actor=actor, details={"size": info.size})
+            custody.record(session, Action.UPLOAD_COMPLETED, subject=subject, actor=actor, details={"size": info.size})
             if info.concat == "partial" or case is None:
                 return
             item = Item(
@@ -109,7 +111,7 @@ class UploadRegistry:
                 filename=info.metadata["filename"],
                 size=info.size or 0,
                 storage_key=info.storage_key,
-                state="received",
+                state=ItemState.RECEIVED,
                 client_sha256=(info.metadata.get("sha256") or "").lower() or None,
                 exhibit=info.metadata.get("exhibit"),
                 description=info.metadata.get("description"),
@@ -120,7 +122,7 @@ class UploadRegistry:
             session.flush()
             custody.record(
                 session,
-                "original.stored",
+                Action.ORIGINAL_STORED,
                 # The case and the item: the upload (a transfer's internal id) is named by
                 # upload.created/completed, which a reviewer's copy of a report leaves out,
                 # so this entry says whose upload it was.
@@ -148,14 +150,14 @@ class UploadRegistry:
             details: dict[str, object] = {"offset": info.offset, "size": info.size}
             if row.consumed_at is not None:
                 # Its bytes live on in the final upload that took them.
-                action, actor = "upload.terminated", custody.system_actor("transfer")
+                action, actor = Action.UPLOAD_TERMINATED, custody.system_actor("transfer")
                 details["reason"] = "partial upload used in a final upload; its own copy removed"
             elif row.expires_at is not None and row.expires_at <= now:
-                action, actor = "upload.expired", custody.system_actor("transfer")
+                action, actor = Action.UPLOAD_EXPIRED, custody.system_actor("transfer")
                 if row.finished_at is not None:
                     details["reason"] = "partial upload never used in a final upload"
             else:
-                action, actor = "upload.terminated", _actor(session, info.owner)
+                action, actor = Action.UPLOAD_TERMINATED, _actor(session, info.owner)
             custody.record(session, action, subject=_subject(info, _case_of(session, info)), actor=actor,
                            details=details)
 
@@ -182,7 +184,8 @@ def _consume(session: Session, final: UploadInfo) -> None:
     conditional update: of two final uploads naming the same partial upload at once, one
     takes it and the other is refused (its transaction, and so its record, rolls back)."""
     now = utcnow()
-    taken = session.execute(
+    # An UPDATE's result is a cursor result, which counts the rows it matched.
+    taken = cast(CursorResult[Any], session.execute(
         update(Upload)
         .where(
             Upload.id.in_(final.partials),
@@ -195,8 +198,8 @@ def _consume(session: Session, final: UploadInfo) -> None:
         )
         .values(consumed_at=now)
         .execution_options(synchronize_session=False)
-    )
-    if taken.rowcount != len(final.partials):  # type: ignore[attr-defined]
+    ))
+    if taken.rowcount != len(final.partials):
         raise tus.BadRequest(
             "a partial upload was used in another final upload, or expired, while this one was being"
             " assembled; nothing was recorded"
@@ -213,13 +216,23 @@ def _info(row: Upload) -> UploadInfo:
         metadata=dict(row.upload_metadata),
         created_at=row.created_at,
         expires_at=row.expires_at,
-        concat=row.concat,  # type: ignore[arg-type]
+        concat=_concat(row.concat),
         partials=list(row.partials),
         store_state=dict(row.store_state),
         finished=row.finished_at is not None,
         terminated=row.terminated_at is not None,
         consumed=row.consumed_at is not None,
     )
+
+
+def _concat(value: str | None) -> Concat:
+    if value is None:
+        return None
+    if value == "partial":
+        return "partial"
+    if value == "final":
+        return "final"
+    raise ValueError(f"an upload row holds an unknown concat kind {value!r}")
 
 
 def _case_of(session: Session, info: UploadInfo) -> Case | None:
