@@ -103,29 +103,43 @@ def _needs_utf16_sort(obj: Any) -> bool:
         kind = type(value)
         if kind is str or value is None or kind is bool:
             continue
-        if kind is dict or kind is list or kind is tuple:
+        if kind is int:
+            _check_int(value)
+        elif kind is dict or kind is list or kind is tuple:
             if id(value) in seen:
                 continue
             seen.add(id(value))
-        if kind is dict:
-            for key, item in value.items():
-                if type(key) is not str and not isinstance(key, str):
-                    raise TypeError(f"object keys must be strings, not {type(key).__name__}")
-                if not key.isascii() and max(key) >= "\ue000":
-                    needs = True
-                stack.append(item)
-        elif kind is int:
-            if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-                raise ValueError(f"integer {value} is outside the JSON safe range; pass it as a string")
-        elif kind is list or kind is tuple:
-            stack.extend(value)
-        elif isinstance(value, float):
-            raise TypeError("floats are not allowed in ledger entries; pass numbers as ints or strings")
-        elif isinstance(value, bool | str):
-            continue
-        elif isinstance(value, int):
-            if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-                raise ValueError(f"integer {value} is outside the JSON safe range; pass it as a string")
+            if kind is dict:
+                needs = _keys_need_utf16_sort(value) or needs
+                stack.extend(value.values())
+            else:
+                stack.extend(value)
         else:
-            raise TypeError(f"{type(value).__name__} cannot be written to a ledger entry")
+            _check_other(value)
     return needs
+
+
+def _keys_need_utf16_sort(mapping: dict[Any, Any]) -> bool:
+    """Check that every key is a string; True when one holds a character at or above U+E000."""
+    needs = False
+    for key in mapping:
+        if not isinstance(key, str):
+            raise TypeError(f"object keys must be strings, not {type(key).__name__}")
+        if not key.isascii() and max(key) >= "\ue000":
+            needs = True
+    return needs
+
+
+def _check_int(value: int) -> None:
+    if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        raise ValueError(f"integer {value} is outside the JSON safe range; pass it as a string")
+
+
+def _check_other(value: Any) -> None:
+    """A value of no exact JSON type: a subclass of str, bool or int is written as its base; the rest is refused."""
+    if isinstance(value, float):
+        raise TypeError("floats are not allowed in ledger entries; pass numbers as ints or strings")
+    if isinstance(value, int):  # an IntEnum, say (bool cannot be subclassed: it never comes here)
+        _check_int(value)
+    elif not isinstance(value, bool | str):
+        raise TypeError(f"{type(value).__name__} cannot be written to a ledger entry")

@@ -216,10 +216,10 @@ def open_note(note: str, verifier: NoteVerifier | Iterable[NoteVerifier]) -> str
         blob = _b64decode(sig64)
         if not _is_valid_name(name) or blob is None or len(blob) < 5:
             raise VerificationError(f"malformed note: bad signature line {line[:40]!r}")
-        v = known.get((name, blob[:4]))
-        if v is None:
+        key = known.get((name, blob[:4]))
+        if key is None:
             continue  # someone else's signature (a witness, a rotated key): not ours to judge
-        if not v.verify(message, blob[4:]):
+        if not key.verify(message, blob[4:]):
             raise VerificationError(f"invalid signature for key {name}+{blob[:4].hex()}")
         verified += 1
     if not verified:

@@ -91,7 +91,7 @@ class Entry:
         return leaf_hash(self.encode())
 
     @classmethod
-    def decode(cls, data: bytes) -> Entry:
+    def decode(cls, data: bytes | bytearray | memoryview) -> Entry:
         """The entry whose canonical encoding is exactly ``data``; VerificationError otherwise."""
         if not isinstance(data, bytes):
             if not isinstance(data, bytearray | memoryview):

@@ -104,8 +104,12 @@ class Colour(enum.Enum):
     RED = "red"
 
 
-class Action(str, enum.Enum):
+class Action(enum.StrEnum):
     HASHED = "original.hashed"
+
+
+class OlderAction(str, enum.Enum):  # noqa: UP042 - the spelling before StrEnum, which callers may still use
+    STORED = "original.stored"
 
 
 class Level(enum.IntEnum):
@@ -113,8 +117,9 @@ class Level(enum.IntEnum):
 
 
 def test_str_and_int_subclasses_encode_as_their_values() -> None:
-    doc = {"action": Action.HASHED, "level": Level.HIGH, Action.HASHED: 1}
-    assert canonical(doc) == rfc8785.dumps(doc) == b'{"action":"original.hashed","level":3,"original.hashed":1}'
+    doc: dict[str, Any] = {"action": Action.HASHED, "level": Level.HIGH, Action.HASHED: 1, "older": OlderAction.STORED}
+    assert canonical(doc) == rfc8785.dumps(doc) == (
+        b'{"action":"original.hashed","level":3,"older":"original.stored","original.hashed":1}')
 
 
 @pytest.mark.parametrize(
