@@ -6,6 +6,8 @@ Pure: no database, no HTTP, nothing else from the project. Storage comes in as p
 - `canonical`: RFC 8785 canonical JSON.
 - `entry`: `Entry`, its canonical encoding and leaf hash.
 - `merkle`: hashing, which stored nodes a root or proof needs, and building proofs from them.
+- `rebuild`: a whole log's tree recomputed from its leaves, block by block, checked against
+  the stored nodes (whole, or split between two workers).
 - `verify`: pure proof verification.
 - `checkpoint`: C2SP checkpoints in Ed25519 signed notes.
 - `errors`: `VerificationError`, raised by every verification that fails.
@@ -28,8 +30,10 @@ from audit.merkle import (
     HASH_SIZE,
     TreeBuilder,
     append_needs,
+    complete_node_count,
     consistency_nodes,
     consistency_proof_from,
+    fold,
     inclusion_nodes,
     inclusion_proof_from,
     leaf_hash,
@@ -39,6 +43,7 @@ from audit.merkle import (
     root_from,
     root_nodes,
 )
+from audit.rebuild import Rebuild, WrongNode
 from audit.verify import (
     root_from_consistency,
     root_from_inclusion,
@@ -53,12 +58,16 @@ __all__ = [
     "Entry",
     "NoteSigner",
     "NoteVerifier",
+    "Rebuild",
     "TreeBuilder",
     "VerificationError",
+    "WrongNode",
     "append_needs",
     "canonical",
+    "complete_node_count",
     "consistency_nodes",
     "consistency_proof_from",
+    "fold",
     "format_time",
     "generate_signer",
     "inclusion_nodes",

@@ -18,7 +18,7 @@ builds the proof from those nodes (``*_from``). Neither touches storage.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from audit.errors import VerificationError
 
@@ -26,7 +26,9 @@ HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 NodeId = tuple[int, int]
-Nodes = Mapping[NodeId, bytes]
+# A stored hash as database drivers hand it back (psycopg and sqlite3 give bytes, others a memoryview).
+StoredHash = bytes | bytearray | memoryview
+Nodes = Mapping[NodeId, StoredHash]
 
 _sha256 = hashlib.sha256
 
@@ -39,6 +41,17 @@ def leaf_hash(data: bytes) -> bytes:
 def node_hash(left: bytes, right: bytes) -> bytes:
     """SHA-256(0x01 || left || right): the hash of an interior node."""
     return _sha256(b"\x01" + left + right).digest()
+
+
+def fold(hashes: Sequence[bytes]) -> bytes:
+    """The hash of a subtree from the hashes of the complete subtrees that tile it (`range_nodes`),
+    left to right: folded from the right, as RFC 9162 joins a subtree's unequal halves."""
+    if not hashes:
+        raise ValueError("nothing to fold: an empty tree's root is EMPTY_ROOT")
+    value = hashes[-1]
+    for left in reversed(hashes[:-1]):
+        value = node_hash(left, value)
+    return value
 
 
 # -- appending --------------------------------------------------------------------------
@@ -56,7 +69,7 @@ def append_needs(size_before: int) -> list[NodeId]:
 
 
 def nodes_to_store_on_append(
-    size_before: int, leaf: bytes, get: Callable[[int, int], bytes]
+    size_before: int, leaf: bytes, get: Callable[[int, int], StoredHash]
 ) -> list[tuple[int, int, bytes]]:
     """The complete nodes that appending the leaf hash ``leaf`` creates, the leaf itself first.
 
@@ -110,7 +123,11 @@ class TreeBuilder:
         return created
 
     def root(self) -> bytes:
-        return _fold(self._border) if self._border else EMPTY_ROOT
+        return fold(self._border) if self._border else EMPTY_ROOT
+
+    def border(self) -> list[bytes]:
+        """The hashes of `root_nodes` (size), left to right: what `resume` takes back."""
+        return list(self._border)
 
 
 # -- which stored nodes a root or a proof needs ------------------------------------------------
@@ -133,6 +150,15 @@ def range_nodes(begin: int, end: int) -> list[NodeId]:
         found.append((level, begin >> level))
         begin += 1 << level
     return found
+
+
+def complete_node_count(size: int) -> int:
+    """How many complete subtrees (stored nodes) a tree of ``size`` leaves has.
+
+    The sum over levels of size >> level, which is 2 * size minus the number of set bits.
+    """
+    _check_size(size)
+    return 2 * size - size.bit_count()
 
 
 def root_nodes(size: int) -> list[NodeId]:
@@ -158,7 +184,7 @@ def root_from(size: int, nodes: Nodes) -> bytes:
     """The root of a tree of ``size`` leaves (RFC 9162 MTH), from `root_nodes` (size)."""
     if size == 0:
         return EMPTY_ROOT
-    return _fold([_get(nodes, level, index) for level, index in root_nodes(size)])
+    return fold([_get(nodes, level, index) for level, index in root_nodes(size)])
 
 
 def inclusion_proof_from(index: int, size: int, nodes: Nodes) -> list[bytes]:
@@ -219,14 +245,7 @@ def _flatten(ranges: list[tuple[int, int]]) -> list[NodeId]:
 
 
 def _range_hash(begin: int, end: int, nodes: Nodes) -> bytes:
-    return _fold([_get(nodes, level, index) for level, index in range_nodes(begin, end)])
-
-
-def _fold(hashes: list[bytes]) -> bytes:
-    value = hashes[-1]
-    for left in reversed(hashes[:-1]):
-        value = node_hash(left, value)
-    return value
+    return fold([_get(nodes, level, index) for level, index in range_nodes(begin, end)])
 
 
 def _get(nodes: Nodes, level: int, index: int) -> bytes:
@@ -237,7 +256,7 @@ def _get(nodes: Nodes, level: int, index: int) -> bytes:
     return _checked(value, level, index)
 
 
-def _checked(value: bytes, level: int, index: int) -> bytes:
+def _checked(value: StoredHash, level: int, index: int) -> bytes:
     if isinstance(value, bytearray | memoryview):  # what some database drivers hand back
         value = bytes(value)
     if not isinstance(value, bytes) or len(value) != HASH_SIZE:

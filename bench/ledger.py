@@ -490,7 +490,7 @@ def build_ledger(url: str, entries: int, sizes_wanted: set[int]) -> dict[str, An
             node_chunks.clear()
             timings["copy_nodes_s"] = time.perf_counter() - mark
             frontier = [[level, index, digest.hex()] for (level, index), digest in
-                        zip(merkle.root_nodes(tree.size), tree._border, strict=True)]  # the builder's right edge
+                        zip(merkle.root_nodes(tree.size), tree.border(), strict=True)]  # the builder's right edge
             cursor.execute("UPDATE ledger_head SET size = %s, frontier = %s WHERE id = 1",
                            (tree.size, json.dumps(frontier)))
         mark = time.perf_counter()
@@ -707,7 +707,7 @@ def summarize_profile(path: Path, limit: int = 15) -> list[dict[str, Any]]:
         if not stack or not count.isdigit():
             continue
         frames = [_function(f) for f in stack.split(";")[1:] if f]
-        if not frames or not any("ledger_check" in f for f in frames):
+        if not frames or not any("evidence/custody/verify.py" in f for f in frames):
             continue  # the sampler thread, the startup sleep
         samples = int(count)
         total += samples

@@ -1,4 +1,5 @@
-"""Full verification of the stored custody ledger (``evidence audit verify``).
+"""Full verification of the stored custody ledger (``evidence audit verify``): the SQL that feeds
+the pure rebuild in :mod:`audit.rebuild`.
 
 Recomputes every leaf from the stored entry bodies, rebuilds the tree, compares it with
 every stored node (and checks that no other node is stored) and with the head, and checks
@@ -7,18 +8,19 @@ consistency with the one before. It reports the first thing wrong and the sequen
 where it starts.
 
 It runs in one pass with flat memory: entries stream from a server-side cursor (Core rows,
-only the columns needed, each body decoded and hashed once), in aligned blocks of
-``BLOCK`` leaves; each block's complete subtrees are hashed level by level and compared
-with the stored ones by one range scan per level (the same statement text every time).
-Only the right border of the tree above the blocks is kept between blocks.
+only the columns needed, each body decoded and hashed once) into the rebuild, which compares
+each block's nodes by one range scan per level (the same statement text every time). On
+PostgreSQL a long log is split between two processes reading one snapshot.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, text
@@ -28,24 +30,24 @@ from sqlalchemy.orm import Session
 from audit import (
     Entry,
     NoteVerifier,
+    Rebuild,
     VerificationError,
+    WrongNode,
     format_time,
     merkle,
     verify_consistency,
 )
+from audit.merkle import leaf_hash
+from audit.rebuild import StoredRange
 from evidence.custody import ledger
 from evidence.models import Checkpoint, CustodyEvent, LedgerHead, LedgerNode
 
-BLOCK_LEVEL = 16
-BLOCK = 1 << BLOCK_LEVEL  # leaves hashed and compared together; blocks start at multiples of BLOCK
+BLOCK_LEVEL = 16  # leaves hashed and compared together: 65,536
 FETCH = 10_000  # rows per round trip from the server-side cursor
-# On PostgreSQL, a log of at least PARALLEL_FROM entries is checked by two processes: a helper
+# On PostgreSQL, a log of at least PARALLEL_BLOCKS blocks is checked by two processes: a helper
 # takes the first half (whole blocks) from the same snapshot (pg_export_snapshot).
 HELPER_PROCESSES = 1
-PARALLEL_FROM = 4 * BLOCK
-
-_leaf_hash = merkle.leaf_hash
-_node_hash = merkle.node_hash
+PARALLEL_BLOCKS = 4
 
 # One statement text for every block and level: prepared once, planned as an index range scan.
 _LEVEL_RANGE = text(
@@ -75,6 +77,10 @@ class _Bad(Exception):
         super().__init__(problem)
         self.seq, self.problem = seq, problem
 
+    @classmethod
+    def of(cls, wrong: WrongNode) -> _Bad:
+        return cls(wrong.first, str(wrong))
+
 
 def verify(session: Session, verifier: NoteVerifier, origin: str) -> Result:
     result = Result()
@@ -93,143 +99,19 @@ def _snapshot(session: Session) -> None:
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 
-def _fold(hashes: list[bytes]) -> bytes:
-    value = hashes[-1]
-    for left in reversed(hashes[:-1]):
-        value = _node_hash(left, value)
-    return value
+def _stored_range(session: Session) -> StoredRange:
+    """The stored nodes at a level in [lo, hi), by one index range scan."""
+    execute = session.execute
+
+    def stored(level: int, lo: int, hi: int) -> Sequence[tuple[int, bytes]]:
+        return execute(_LEVEL_RANGE, {"level": level, "lo": lo, "hi": hi}).all()
+
+    return stored
 
 
-class _Tree:
-    """The tree over leaves [first, ...) rebuilt block by block.
-
-    ``border`` holds the hashes of the complete subtrees along the right edge of everything
-    before the current block (``root_nodes(start)``). When the leaves before ``first`` are
-    checked by another process (``deferred``), that border is not known yet: the subtrees up
-    to the block level are compared at once, and what needs the border (the nodes above the
-    blocks, the roots at checkpoint sizes) waits for `resolve`.
-    """
-
-    def __init__(
-        self, session: Session, wanted: set[int], roots: dict[int, bytes], first: int = 0, deferred: bool = False,
-    ) -> None:
-        self.session = session
-        self.wanted = sorted(wanted)
-        self.roots = roots
-        self.start = first  # first leaf of the current block (a multiple of BLOCK)
-        self.leaves: list[bytes] = []
-        self.border: list[bytes] = []
-        self.tail: list[list[bytes]] = []  # levels of the last, partial block, once flushed
-        self.deferred = deferred
-        self.pending: list[tuple[str, int, Any]] = []  # ("root", size, hashes) / ("block", start, root hash)
-
-    def reset(self, first: int) -> None:
-        """Back to no leaves, to read [first, ...) again."""
-        self.start, self.leaves, self.border, self.tail, self.pending = first, [], [], [], []
-        for size in self.wanted:
-            self.roots.pop(size, None)
-
-    @property
-    def size(self) -> int:
-        return self.start + len(self.leaves)
-
-    def add(self, leaf: bytes) -> None:
-        leaves = self.leaves
-        leaves.append(leaf)
-        if len(leaves) == BLOCK:
-            self._block(final=False)
-
-    def finish(self) -> None:
-        """Compare what is left (a partial block); its levels stay for `root`."""
-        self._block(final=True)
-
-    def _block(self, final: bool) -> None:
-        start, leaves = self.start, self.leaves
-        levels = [leaves]
-        current = leaves
-        while len(current) >= 2:
-            current = [_node_hash(current[i], current[i + 1]) for i in range(0, len(current) - 1, 2)]
-            levels.append(current)
-        end = start + len(leaves)
-        for size in self.wanted:
-            if start < size <= end:
-                inside = [levels[level][index - (start >> level)] for level, index in merkle.range_nodes(start, size)]
-                if self.deferred:
-                    self.pending.append(("root", size, inside))
-                else:
-                    self.roots[size] = _fold(self.border + inside)
-        full = len(leaves) == BLOCK and not final
-        if full:
-            if self.deferred:
-                self.pending.append(("block", start, levels[BLOCK_LEVEL][0]))
-            else:
-                levels += self._join(start, levels[BLOCK_LEVEL][0])
-        self._compare(start, levels)
-        if full:
-            self.start, self.leaves = end, []
-        else:
-            self.tail = levels
-
-    def _join(self, start: int, block_root: bytes) -> list[list[bytes]]:
-        """The block's root joins the border; the nodes above the blocks this completes."""
-        made: list[list[bytes]] = []
-        value, index = block_root, start >> BLOCK_LEVEL
-        while index & 1:
-            value = _node_hash(self.border.pop(), value)
-            index >>= 1
-            made.append([value])
-        self.border.append(value)
-        return made
-
-    def resolve(self, border: list[bytes]) -> None:
-        """The border before ``first``, now known: the roots and the nodes above the blocks."""
-        self.border, self.deferred = list(border), False
-        for kind, position, value in self.pending:
-            if kind == "root":
-                self.roots[position] = _fold(self.border + value)
-            else:
-                above = self._join(position, value)
-                if above:
-                    self._compare(position, [[] for _ in range(BLOCK_LEVEL + 1)] + above)
-        self.pending.clear()
-
-    def root(self) -> bytes:
-        if self.size == 0:
-            return merkle.EMPTY_ROOT
-        inside = []
-        if self.leaves:
-            start = self.start
-            inside = [self.tail[level][index - (start >> level)] for level, index in merkle.range_nodes(start, self.size)]
-        return _fold(self.border + inside)
-
-    def _compare(self, start: int, levels: list[list[bytes]]) -> None:
-        """Every node in ``levels`` (level L starting at index start >> L) against the stored ones."""
-        execute = self.session.execute
-        first_bad: tuple[int, int] | None = None  # (first leaf, level)
-        for level, made in enumerate(levels):
-            if not made:
-                continue
-            lo = start >> level
-            stored = execute(_LEVEL_RANGE, {"level": level, "lo": lo, "hi": lo + len(made)}).all()
-            if len(stored) == len(made) and all(bytes(h) == m for (_, h), m in zip(stored, made, strict=True)):
-                continue
-            found = {idx: bytes(h) for idx, h in stored}
-            for offset, digest in enumerate(made):
-                if found.get(lo + offset) != digest:
-                    candidate = ((lo + offset) << level, level)
-                    if first_bad is None or candidate < first_bad:
-                        first_bad = candidate
-                    break
-        if first_bad is not None:
-            first, level = first_bad
-            raise _Bad(first, f"the stored tree node over entries {first}..{first + (1 << level) - 1} is wrong or missing")
-
-    def flush_before(self, seq: int) -> None:
-        """Before reporting a bad entry at ``seq``: any bad node over the leaves before it comes first."""
-        del self.leaves[seq - self.start :]
-        if self.leaves:
-            self.wanted = []
-            self.finish()
+def _rebuild(session: Session, sizes: set[int], first: int = 0, block_level: int | None = None) -> Rebuild:
+    return Rebuild(_stored_range(session), sizes, first=first,
+                   block_level=BLOCK_LEVEL if block_level is None else block_level)
 
 
 def _verify(session: Session, verifier: NoteVerifier, origin: str, result: Result) -> None:
@@ -238,24 +120,29 @@ def _verify(session: Session, verifier: NoteVerifier, origin: str, result: Resul
     wanted = {c.size for c in checkpoints}
     helper = _Helper.start(session, wanted)
     first = helper.end if helper is not None else 0
-    tree = _Tree(session, {size for size in wanted if size > first}, result.roots, first, deferred=helper is not None)
+    tree = _rebuild(session, wanted, first)
     problem: _Bad | None = None
     try:
-        _scan_all(session, tree, first)
+        _scan_all(session, tree)
     except _Bad as bad:
         problem = bad
     if helper is not None:
         # The entries before `first` come first: a problem there is the one to report.
         border = helper.result(result.roots)
         if border is None:  # the helper could not run: check them here
-            before = _Tree(session, {size for size in wanted if size <= first}, result.roots)
-            _scan_all(session, before, 0, first)
+            before = _rebuild(session, {size for size in wanted if size <= first})
+            _scan_all(session, before, first)
             if before.size != first:
                 raise _Bad(before.size, f"entry {before.size} is missing (the entries stop before {first})")
-            border = before.border
-        tree.resolve(border)
+            result.roots.update(before.roots)
+            border = before.border()
+        try:
+            tree.resolve(border)
+        except WrongNode as wrong:
+            raise _Bad.of(wrong) from None
     if problem is not None:
         raise problem
+    result.roots.update(tree.roots)
     size = result.entries = tree.size
     tree_root = tree.root()
 
@@ -301,7 +188,7 @@ def _server_checked_rows(session: Session, first: int, end: int) -> Generator[tu
     """(seq, body, leaf hash, whether the columns agree with the body) from PostgreSQL."""
     rows = session.execute(_COLUMNS_AGREE.execution_options(yield_per=FETCH), {"first": first, "end": end})
     try:
-        yield from rows  # type: ignore[misc]
+        yield from rows
     finally:
         rows.close()  # a problem found mid-way must not leave the server-side cursor open
 
@@ -325,8 +212,9 @@ def _client_checked_rows(session: Session, first: int, end: int) -> Generator[tu
         rows.close()
 
 
-def _scan_all(session: Session, tree: _Tree, first: int, end: int = _NO_END) -> None:
-    """Every entry in [first, end) into ``tree``, checked."""
+def _scan_all(session: Session, tree: Rebuild, end: int = _NO_END) -> None:
+    """Every entry from ``tree.first`` up to ``end`` into ``tree``, checked."""
+    first = tree.first
     if session.get_bind().dialect.name == "postgresql":
         # The server compares the columns with the body's fields (in one pass, on its own CPU).
         # A body it cannot parse (invalid UTF-8 or JSON, or a \u0000 that jsonb refuses) fails
@@ -339,7 +227,7 @@ def _scan_all(session: Session, tree: _Tree, first: int, end: int = _NO_END) -> 
         else:
             savepoint.commit()
             return
-        tree.reset(first)
+        tree.reset()
     _scan(session, tree, _client_checked_rows(session, first, end))
 
 
@@ -351,7 +239,7 @@ class _Helper:
     checks the rest; hands back the border of the tree of ``end`` leaves and the roots at
     the checkpoint sizes up to ``end``, or the problem it found."""
 
-    def __init__(self, process: Any, pipe: Any, end: int) -> None:
+    def __init__(self, process: BaseProcess, pipe: Connection, end: int) -> None:
         self.process, self.pipe, self.end = process, pipe, end
 
     @classmethod
@@ -360,16 +248,16 @@ class _Helper:
         if bind.dialect.name != "postgresql" or HELPER_PROCESSES < 1:
             return None
         size = session.scalar(select(LedgerHead.size).where(LedgerHead.id == ledger.HEAD_ID)) or 0
-        if size < PARALLEL_FROM:
+        if size < PARALLEL_BLOCKS << BLOCK_LEVEL:
             return None
-        end = size // 2 // BLOCK * BLOCK
+        end = size // 2 >> BLOCK_LEVEL << BLOCK_LEVEL  # whole blocks
         try:
             snapshot = session.scalar(text("SELECT pg_export_snapshot()"))
             context = multiprocessing.get_context("spawn")
             ours, theirs = context.Pipe(duplex=False)
             process = context.Process(
                 target=_helper_main, daemon=True,
-                args=(bind.url.render_as_string(hide_password=False), snapshot, end, BLOCK_LEVEL,
+                args=(bind.engine.url.render_as_string(hide_password=False), snapshot, end, BLOCK_LEVEL,
                       sorted(size for size in wanted if size <= end), theirs),
             )
             process.start()
@@ -380,6 +268,7 @@ class _Helper:
 
     def result(self, roots: dict[int, bytes]) -> list[bytes] | None:
         """The border (and ``roots`` filled in); _Bad for a problem; None if the helper failed."""
+        outcome: tuple[Any, ...]
         try:
             outcome = self.pipe.recv()
         except EOFError:
@@ -393,13 +282,12 @@ class _Helper:
             raise _Bad(outcome[1], outcome[2])
         if outcome[0] != "ok":
             return None
+        border: list[bytes] = outcome[1]
         roots.update(outcome[2])
-        return outcome[1]
+        return border
 
 
-def _helper_main(url: str, snapshot: str, end: int, block_level: int, wanted: list[int], pipe: Any) -> None:
-    global BLOCK_LEVEL, BLOCK
-    BLOCK_LEVEL, BLOCK = block_level, 1 << block_level
+def _helper_main(url: str, snapshot: str, end: int, block_level: int, wanted: list[int], pipe: Connection) -> None:
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
@@ -412,16 +300,15 @@ def _helper_main(url: str, snapshot: str, end: int, block_level: int, wanted: li
             if not all(c.isalnum() or c == "-" for c in snapshot):
                 raise ValueError(f"unexpected snapshot id {snapshot!r}")
             session.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
-            roots: dict[int, bytes] = {}
-            tree = _Tree(session, set(wanted), roots)
+            tree = _rebuild(session, set(wanted), block_level=block_level)
             try:
-                _scan_all(session, tree, 0, end)
+                _scan_all(session, tree, end)
                 if tree.size != end:
                     raise _Bad(tree.size, f"entry {tree.size} is missing (the entries stop before {end})")
             except _Bad as bad:
                 pipe.send(("bad", bad.seq, bad.problem))
                 return
-            pipe.send(("ok", tree.border, roots))
+            pipe.send(("ok", tree.border(), tree.roots))
     except BaseException as error:
         pipe.send(("failed", repr(error)))
     finally:
@@ -429,20 +316,23 @@ def _helper_main(url: str, snapshot: str, end: int, block_level: int, wanted: li
         pipe.close()
 
 
-def _scan(session: Session, tree: _Tree, rows: Generator[tuple[Any, ...], None, None]) -> _Tree:
-    with closing(rows):  # closes the server-side cursor whatever happens
-        _scan_rows(session, tree, rows)
-    tree.finish()
-    return tree
+def _scan(session: Session, tree: Rebuild, rows: Generator[tuple[Any, ...], None, None]) -> None:
+    try:
+        with closing(rows):  # closes the server-side cursor whatever happens
+            _scan_rows(session, tree, rows)
+        tree.finish()
+    except WrongNode as wrong:
+        raise _Bad.of(wrong) from None
 
 
-def _scan_rows(session: Session, tree: _Tree, rows: Iterator[tuple[Any, ...]]) -> None:
+def _scan_rows(session: Session, tree: Rebuild, rows: Iterator[tuple[Any, ...]]) -> None:
+    add = tree.add
     for seq, body, stored_leaf, agree, *columns in rows:
         expected = tree.size
         if seq != expected:
-            tree.flush_before(expected)
+            tree.finish()  # a bad node over the entries before comes first
             raise _Bad(expected, f"entry {expected} is missing (the next stored entry is {seq})")
-        leaf = _leaf_hash(body)  # hashed once: checked against the column, then fed to the tree
+        leaf = leaf_hash(body)  # hashed once: checked against the column, then fed to the tree
         try:
             entry = Entry.decode(body)
         except VerificationError as error:
@@ -462,9 +352,9 @@ def _scan_rows(session: Session, tree: _Tree, rows: Iterator[tuple[Any, ...]]) -
                     # Equal as Python values, not to the server's stricter jsonb comparison (true vs 1...).
                     problem = f"entry {seq}: its columns differ from the signed entry: it was edited"
         if problem is not None:
-            tree.flush_before(seq)
+            tree.finish()  # a bad node over the entries before comes first
             raise _Bad(seq, problem)
-        tree.add(leaf)
+        add(leaf)
 
 
 def _column_problem(
@@ -493,7 +383,7 @@ def _column_problem(
 def _check_no_extra_nodes(session: Session, size: int) -> None:
     """Every expected node was found equal; the table must hold no others (a count, then,
     only if it is off, where the extra ones are)."""
-    expected = sum(size >> level for level in range(size.bit_length()))
+    expected = merkle.complete_node_count(size)
     stored = session.scalar(select(func.count()).select_from(LedgerNode))
     if stored == expected:
         return

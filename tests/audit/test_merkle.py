@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 import pytest
 
@@ -14,8 +14,10 @@ from audit.merkle import (
     NodeId,
     TreeBuilder,
     append_needs,
+    complete_node_count,
     consistency_nodes,
     consistency_proof_from,
+    fold,
     inclusion_nodes,
     inclusion_proof_from,
     leaf_hash,
@@ -100,6 +102,8 @@ def test_roots_match_the_reference_at_every_size() -> None:
         assert len(root_nodes(size)) == size.bit_count()
         resumed = TreeBuilder.resume(size, STORE)
         assert resumed.root() == ROOTS[size]
+        assert builder.border() == resumed.border() == [STORE[node] for node in root_nodes(size)]
+        assert fold(builder.border()) == ROOTS[size]
         if size < MAX_SIZE:
             resumed.append(leaf_hash(ENTRIES[size]))
             assert resumed.root() == NAIVE.root(size + 1)
@@ -107,6 +111,7 @@ def test_roots_match_the_reference_at_every_size() -> None:
 
 def inclusion_cases() -> Iterator[tuple[int, int]]:
     for size in range(1, MAX_SIZE + 1):
+        indices: Sequence[int]
         if size <= 70 or size in (127, 128, 129, 255, 256, 257, 300):
             indices = range(size)
         else:
@@ -130,6 +135,7 @@ def test_inclusion_proofs_match_the_reference() -> None:
 
 def consistency_cases() -> Iterator[tuple[int, int]]:
     for size2 in range(1, MAX_SIZE + 1):
+        firsts: Sequence[int]
         if size2 <= 40:
             firsts = range(1, size2 + 1)
         else:
@@ -148,10 +154,27 @@ def test_consistency_proofs_match_the_reference() -> None:
         verify_consistency(size1, size2, proof, ROOTS[size1], ROOTS[size2])
 
 
+def test_fold_joins_the_tiles_of_a_subtree() -> None:
+    for begin, end in ((0, 1), (0, 13), (8, 13), (64, 100), (0, 300)):
+        tiles = [STORE[node] for node in range_nodes(begin, end)]
+        assert fold(tiles) == NAIVE.mth(begin, end)
+    with pytest.raises(ValueError, match="EMPTY_ROOT"):
+        fold([])
+
+
+def test_complete_node_count_is_what_appends_store() -> None:
+    assert [complete_node_count(size) for size in (0, 1, 2, 3, 4, 5)] == [0, 1, 3, 4, 7, 8]
+    for size in range(MAX_SIZE + 1):
+        assert complete_node_count(size) == sum(1 for level, index in STORE if (index + 1) << level <= size)
+    assert complete_node_count(10**6) == sum(10**6 >> level for level in range(20))
+    with pytest.raises(ValueError):
+        complete_node_count(-1)
+
+
 def test_range_nodes_tile_the_range() -> None:
     for begin in range(70):
         for end in range(begin, 140):
-            covered = []
+            covered: list[int] = []
             for level, index in range_nodes(begin, end):
                 covered.extend(range(index << level, (index + 1) << level))
             assert covered == list(range(begin, end))
