@@ -21,7 +21,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, Protocol
 
 MiB = 1024 * 1024
 TiB = 1024 * 1024 * MiB
@@ -92,12 +92,32 @@ class Limits:
             raise ValueError("Limits.ratio_floor must be >= 0")
 
 
+class Source(Protocol):
+    """The archive's bytes, seekable: an open file, or a RangeFile over an object in S3."""
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class _Decoder(Protocol):
+    """What bz2.BZ2Decompressor and lzma.LZMADecompressor have in common."""
+
+    @property
+    def eof(self) -> bool: ...
+
+    @property
+    def needs_input(self) -> bool: ...
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes: ...
+
+
 class _EntryProblem(Exception):
     """This entry cannot be hashed; the rest of the archive can."""
 
 
 def build_manifest(
-    file: BinaryIO,
+    file: Source,
     *,
     limits: Limits = Limits(),
     progress: Callable[[int], None] | None = None,
@@ -158,7 +178,7 @@ def manifest_json(manifest: dict[str, Any]) -> bytes:
     return (json.dumps(manifest, sort_keys=True, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
-def _declared_entry_count(file: BinaryIO, size: int) -> int:
+def _declared_entry_count(file: Source, size: int) -> int:
     # Read before zipfile parses the central directory, so an absurd count costs nothing.
     tail_size = min(size, _EOCD64.size + _EOCD64_LOCATOR.size + _EOCD.size + 0xFFFF)
     file.seek(size - tail_size)
@@ -222,7 +242,7 @@ def _too_compressed(uncompressed: int, compressed: int, limits: Limits) -> bool:
 
 
 def _hash_entries(
-    file: BinaryIO,
+    file: Source,
     infos: list[zipfile.ZipInfo],
     size: int,
     limits: Limits,
@@ -273,7 +293,7 @@ def _hash_entries(
 
 
 def _hash_entry(
-    file: BinaryIO, info: zipfile.ZipInfo, size: int, step: Callable[[int], None]
+    file: Source, info: zipfile.ZipInfo, size: int, step: Callable[[int], None]
 ) -> tuple[str, int, bytes]:
     if info.flag_bits & 0x1:
         raise _EntryProblem("encrypted entry: not decrypted, so not hashed")
@@ -313,7 +333,7 @@ def _hash_entry(
     return digest.hexdigest(), produced, head
 
 
-def _data_start(file: BinaryIO, info: zipfile.ZipInfo, size: int) -> int:
+def _data_start(file: Source, info: zipfile.ZipInfo, size: int) -> int:
     file.seek(info.header_offset)
     header = file.read(_LOCAL.size)
     if len(header) != _LOCAL.size or header[:4] != b"PK\x03\x04":
@@ -327,13 +347,13 @@ def _data_start(file: BinaryIO, info: zipfile.ZipInfo, size: int) -> int:
         local_name = None
     if local_name != info.orig_filename:
         raise _EntryProblem(f"the local header names it {name!r} (corrupt or tampered entry)")
-    start = info.header_offset + _LOCAL.size + name_length + extra_length
+    start = info.header_offset + _LOCAL.size + int(name_length) + int(extra_length)
     if start + info.compress_size > size:
         raise _EntryProblem("the archive ends inside this entry's data (truncated)")
     return start
 
 
-def _raw(file: BinaryIO, start: int, length: int) -> Iterator[bytes]:
+def _raw(file: Source, start: int, length: int) -> Iterator[bytes]:
     left = length
     while left > 0:
         file.seek(start + length - left)  # another reader of the same file may have moved it
@@ -347,42 +367,42 @@ def _raw(file: BinaryIO, start: int, length: int) -> Iterator[bytes]:
 def _decompressed(raw: Iterator[bytes], method: int) -> Iterator[bytes]:
     """The entry's bytes, at most ``BLOCK`` per chunk, however compressible the input."""
     if method == zipfile.ZIP_STORED:
-        yield from raw
-        return
+        return raw
     if method == zipfile.ZIP_DEFLATED:
-        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-        for chunk in raw:
-            data = chunk
-            while data and not inflater.eof:
-                out = inflater.decompress(data, BLOCK)
-                if out:
-                    yield out
-                data = inflater.unconsumed_tail
-            if inflater.eof:
-                return
-        out = inflater.flush()  # what the last bounded call held back: under one match (258 bytes)
-        if out:
-            yield out
-        if not inflater.eof:
-            raise EOFError("the deflate stream ends early")
-        return
-    decoder: Any = None
+        return _inflated(raw)
+    return _decoded(raw, method)
 
-    def feed(data: bytes) -> bytes:
-        try:
-            return decoder.decompress(data, BLOCK)  # type: ignore[no-any-return]
-        except OSError as exc:  # bz2 reports bad data as a bare OSError, not to be taken for I/O
-            raise zlib.error(str(exc)) from None
 
+def _inflated(raw: Iterator[bytes]) -> Iterator[bytes]:
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    for chunk in raw:
+        data = chunk
+        while data and not inflater.eof:
+            out = inflater.decompress(data, BLOCK)
+            if out:
+                yield out
+            data = inflater.unconsumed_tail
+        if inflater.eof:
+            return
+    out = inflater.flush()  # what the last bounded call held back: under one match (258 bytes)
+    if out:
+        yield out
+    if not inflater.eof:
+        raise EOFError("the deflate stream ends early")
+
+
+def _decoded(raw: Iterator[bytes], method: int) -> Iterator[bytes]:
+    """bzip2 or LZMA, through a decoder made from the entry's first bytes."""
+    decoder: _Decoder | None = None
     for chunk in raw:
         data = chunk
         if decoder is None:
             decoder, data = _decoder(method, chunk)
-        out = feed(data)
+        out = _feed(decoder, data)
         if out:
             yield out
         while not decoder.eof and not decoder.needs_input:
-            out = feed(b"")
+            out = _feed(decoder, b"")
             if out:
                 yield out
         if decoder.eof:
@@ -392,7 +412,14 @@ def _decompressed(raw: Iterator[bytes], method: int) -> Iterator[bytes]:
         raise EOFError("the bzip2 stream ends early")
 
 
-def _decoder(method: int, first: bytes) -> tuple[Any, bytes]:
+def _feed(decoder: _Decoder, data: bytes) -> bytes:
+    try:
+        return decoder.decompress(data, BLOCK)
+    except OSError as exc:  # bz2 reports bad data as a bare OSError, not to be taken for I/O
+        raise zlib.error(str(exc)) from None
+
+
+def _decoder(method: int, first: bytes) -> tuple[_Decoder, bytes]:
     if method == zipfile.ZIP_BZIP2:
         return bz2.BZ2Decompressor(), first
     # ZIP's LZMA: version (2 bytes), properties size (2), LZMA1 properties, then the raw stream.

@@ -6,7 +6,7 @@ from __future__ import annotations
 from kombu.transport.sqlalchemy import Transport
 
 
-class SQLiteTransport(Transport):  # type: ignore[misc]
+class SQLiteTransport(Transport):
     # kombu passes this transport's options straight to create_engine, so the interval
     # cannot be set as an option; it is set here instead.
     polling_interval = 0.1

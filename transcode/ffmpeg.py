@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, cast
 
 import ffmpeg
 
@@ -54,6 +54,40 @@ STILL_THREADS = 1
 # Raw elementary streams have no index and no timestamps of their own: they cannot seek, and
 # with keyframes-only decoding ffmpeg numbers the keyframes as if they were consecutive frames.
 UNSEEKABLE = frozenset({"h264", "hevc"})
+
+
+# -- ffmpeg-python, behind the calls made here (it publishes no types) ----------------------
+
+
+class Stream(Protocol):
+    """A stream of ffmpeg-python's graph: an input, a stream picked from one, a filter's output."""
+
+    def __getitem__(self, specifier: str) -> Stream: ...
+
+    def filter(self, name: str, *args: object, **kwargs: object) -> Stream: ...
+
+    def trim(self, **kwargs: object) -> Stream: ...
+
+
+class Output(Protocol):
+    def overwrite_output(self) -> Output: ...
+
+    def get_args(self) -> list[str]: ...
+
+
+def _input(url: str, **options: object) -> Stream:
+    return cast(Stream, ffmpeg.input(url, **options))
+
+
+def _output(streams: list[Stream], target: str, **options: object) -> Output:
+    return cast(Output, ffmpeg.output(*streams, target, **options))
+
+
+def _concat(streams: list[Stream], **options: object) -> Stream:
+    return cast(Stream, ffmpeg.concat(*streams, **options))
+
+
+# -- the build and its inputs -----------------------------------------------------------------
 
 
 class ToolError(RuntimeError):
@@ -124,8 +158,8 @@ class Input:
     def protocols(self) -> str:
         return formats.protocols_for(self.location)[1]
 
-    def node(self, **options: Any) -> Any:
-        bounded: dict[str, Any] = {
+    def node(self, **options: object) -> Stream:
+        bounded: dict[str, object] = {
             "format": self.demuxer,
             "format_whitelist": self.demuxer,
             "protocol_whitelist": self.protocols,
@@ -135,10 +169,13 @@ class Input:
             bounded["framerate"] = self.framerate
         if self.max_pixels:
             bounded["max_pixels"] = self.max_pixels
-        return ffmpeg.input(self.url, **bounded)
+        return _input(self.url, **bounded)
 
 
-def _args(output: Any) -> list[str]:
+# -- argument lists ---------------------------------------------------------------------------
+
+
+def _args(output: Output) -> list[str]:
     return [*PROGRESS, *output.overwrite_output().get_args()]
 
 
@@ -165,7 +202,7 @@ def proxy_args(
         streams.append(source["a:0?"])
     common: dict[str, Any] = {"map_metadata": 0, "movflags": "+faststart", "format": "mp4", **MUX_BITEXACT}
     if remux:
-        return _args(ffmpeg.output(*streams, dst, c="copy", **common))
+        return _args(_output(streams, dst, c="copy", **common))
     options: dict[str, Any] = {
         "c:v": "libx264",
         "preset": X264_PRESET,
@@ -181,7 +218,7 @@ def proxy_args(
     }
     if has_audio:
         options.update({"c:a": "aac", "b:a": AAC_BITRATE, **AUDIO_BITEXACT})
-    return _args(ffmpeg.output(*streams, dst, **options))
+    return _args(_output(streams, dst, **options))
 
 
 def _seekable(src: Input) -> None:
@@ -220,7 +257,7 @@ def poster_args(src: Input, dst: str, *, at_seconds: float) -> list[str]:
     source = src.node(
         ss=f"{max(at_seconds, 0.0):.3f}", noaccurate_seek=None, skip_frame="nokey", threads=STILL_THREADS
     )
-    return _args(ffmpeg.output(source["v:0"], dst, **_still(vf=_fit(STILL_WIDTH))))
+    return _args(_output([source["v:0"]], dst, **_still(vf=_fit(STILL_WIDTH))))
 
 
 def sheet_times(duration: float, count: int) -> list[float]:
@@ -246,7 +283,7 @@ def contact_sheet_args(
     elementary stream (``UNSEEKABLE``: ``ValueError``), make the sheet from the proxy.
     """
     _seekable(src)
-    tiles = []
+    tiles: list[Stream] = []
     for at in sheet_times(duration, columns * rows):
         source = src.node(ss=f"{at:.3f}", noaccurate_seek=None, skip_frame="nokey", threads=STILL_THREADS)
         tiles.append(
@@ -255,15 +292,15 @@ def contact_sheet_args(
             .filter("scale", tile_width, -2, flags=SWS_FLAGS, out_range="full")
             .filter("setsar", 1)
         )
-    sheet = ffmpeg.concat(*tiles, v=1, a=0).filter("tile", f"{columns}x{rows}")
-    return _args(ffmpeg.output(sheet, dst, **_still()))
+    sheet = _concat(tiles, v=1, a=0).filter("tile", f"{columns}x{rows}")
+    return _args(_output([sheet], dst, **_still()))
 
 
 def validate_args(src: Input, *, threads: int = THREADS) -> list[str]:
     """Decode everything, write nothing: ``-progress`` reports the video frames decoded."""
     source = src.node(threads=threads)
     # Errors only on stderr: whatever it says is then a decoding problem worth reporting.
-    return ["-loglevel", "error", *_args(ffmpeg.output(source["v:0?"], source["a?"], "-", format="null", fps_mode="passthrough"))]
+    return ["-loglevel", "error", *_args(_output([source["v:0?"], source["a?"]], "-", format="null", fps_mode="passthrough"))]
 
 
 def hls_args(proxy: Input, out_dir: str) -> list[str]:
@@ -280,10 +317,10 @@ def hls_args(proxy: Input, out_dir: str) -> list[str]:
         "hls_flags": "independent_segments",
         **MUX_BITEXACT,
     }
-    return _args(ffmpeg.output(source["v:0"], source["a:0?"], os.path.join(out_dir, HLS_PLAYLIST), **options))
+    return _args(_output([source["v:0"], source["a:0?"]], os.path.join(out_dir, HLS_PLAYLIST), **options))
 
 
 def thumbnail_args(src: Input, dst: str) -> list[str]:
     """A JPEG of an image, at most 640 px wide (never enlarged)."""
     source = src.node(threads=STILL_THREADS)
-    return _args(ffmpeg.output(source["v:0"], dst, **_still(vf=_fit(THUMBNAIL_WIDTH))))
+    return _args(_output([source["v:0"]], dst, **_still(vf=_fit(THUMBNAIL_WIDTH))))

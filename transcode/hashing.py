@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Callable, Iterable
 from typing import BinaryIO
 
@@ -25,8 +26,9 @@ def hash_stream(
     digests = {name: hashlib.new(name, usedforsecurity=name == "sha256") for name in names}
     buffer = bytearray(BLOCK)
     view = memoryview(buffer)
+    fill = _filler(stream)
     total = 0
-    while n := stream.readinto(buffer):  # type: ignore[attr-defined]
+    while n := fill(buffer):
         chunk = view[:n]
         for digest in digests.values():
             digest.update(chunk)
@@ -34,3 +36,17 @@ def hash_stream(
         if progress is not None:
             progress(total)
     return {name: digest.hexdigest() for name, digest in digests.items()}, total
+
+
+def _filler(stream: BinaryIO) -> Callable[[bytearray], int | None]:
+    """``readinto`` where the stream has it (every io stream, the vault's included): each block
+    lands in the one buffer, never copied; otherwise ``read``, copied in."""
+    if isinstance(stream, io.RawIOBase | io.BufferedIOBase):
+        return stream.readinto
+
+    def fill(buffer: bytearray) -> int:
+        data = stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    return fill

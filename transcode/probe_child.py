@@ -9,6 +9,7 @@ on stdout. Whatever the child does, the parent gets an :class:`Outcome`.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ import sys
 import threading
 import traceback
 from dataclasses import asdict, dataclass, field
-from typing import IO, Any
+from typing import Any
 
 from transcode import limits as bounds
 from transcode.limits import Limits
@@ -67,18 +68,21 @@ def run(request: Request, *, limits: Limits | None, timeout: float) -> Outcome:
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env=bounds.child_env(), preexec_fn=bounds.preexec(limits),
     )
-    assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+    stdin, stdout, stderr = process.stdin, process.stdout, process.stderr
+    # Popen gives buffered pipes when asked for PIPE (whose read1 the readers use).
+    if stdin is None or not isinstance(stdout, io.BufferedReader) or not isinstance(stderr, io.BufferedReader):
+        raise RuntimeError("the probe child was started without buffered pipes")
     out: list[bytes] = []
     log: list[bytes] = []
     readers = [
-        threading.Thread(target=_read, args=(process.stdout, out, OUTPUT_LIMIT), daemon=True),
-        threading.Thread(target=_read, args=(process.stderr, log, LOG_TAIL), daemon=True),
+        threading.Thread(target=_read, args=(stdout, out, OUTPUT_LIMIT), daemon=True),
+        threading.Thread(target=_read, args=(stderr, log, LOG_TAIL), daemon=True),
     ]
     for reader in readers:
         reader.start()
     try:
-        process.stdin.write(json.dumps(header).encode() + b"\n" + request.head)
-        process.stdin.close()
+        stdin.write(json.dumps(header).encode() + b"\n" + request.head)
+        stdin.close()
     except BrokenPipeError:
         pass  # it died at once: its exit status says why
     readers[0].join(timeout)
@@ -89,8 +93,8 @@ def run(request: Request, *, limits: Limits | None, timeout: float) -> Outcome:
     returncode, cpu_seconds = bounds.reap(process)
     for reader in readers:
         reader.join(5)
-    process.stdout.close()
-    process.stderr.close()
+    stdout.close()
+    stderr.close()
     tail = b"".join(log)[-LOG_TAIL:].decode("utf-8", "replace")
     if timed_out:
         return Outcome(stopped=f"stopped: probing took longer than {timeout:.0f} s", cpu_seconds=cpu_seconds, log_tail=tail)
@@ -112,7 +116,7 @@ def run(request: Request, *, limits: Limits | None, timeout: float) -> Outcome:
         demuxer=answer.get("demuxer"),
         data=answer.get("probe"),
         refusal=answer.get("refusal"),
-        pixels=tuple(pixels) if pixels else None,  # type: ignore[arg-type]
+        pixels=(int(pixels[0]), int(pixels[1]), int(pixels[2])) if pixels else None,
         error=answer.get("error"),
         stopped=answer.get("stopped"),
         cpu_seconds=cpu_seconds,
@@ -120,11 +124,11 @@ def run(request: Request, *, limits: Limits | None, timeout: float) -> Outcome:
     )
 
 
-def _read(stream: IO[bytes], into: list[bytes], keep: int) -> None:
+def _read(stream: io.BufferedReader, into: list[bytes], keep: int) -> None:
     """Read ``stream`` to its end so the child never blocks on a full pipe, keeping the last
     ``keep`` bytes at most."""
     size = 0
-    for chunk in iter(lambda: stream.read1(65536), b""):  # type: ignore[attr-defined]
+    for chunk in iter(lambda: stream.read1(65536), b""):
         into.append(chunk)
         size += len(chunk)
         while into and size - len(into[0]) >= keep:

@@ -4,6 +4,7 @@ limit and (given :class:`~transcode.limits.Limits`) bounds on its memory and CPU
 from __future__ import annotations
 
 import collections
+import io
 import os
 import signal
 import subprocess
@@ -65,12 +66,12 @@ def _int(value: str) -> int | None:
         return None
 
 
-def _drain_tail(stream: object, tail: collections.deque[bytes], seen: set[bytes]) -> None:
+def _drain_tail(stream: io.BufferedReader, tail: collections.deque[bytes], seen: set[bytes]) -> None:
     # ffmpeg's log is read continuously so the process never blocks on a full pipe; only the
     # last few KiB are kept, however much it writes, and markers are looked for on the way.
     size = 0
     carry = b""  # the end of the previous chunk, for a marker split across two
-    for chunk in iter(lambda: stream.read1(1024), b""):  # type: ignore[attr-defined]
+    for chunk in iter(lambda: stream.read1(1024), b""):
         if OVER_PIXELS in carry + chunk:
             seen.add(OVER_PIXELS)
         carry = chunk[-len(OVER_PIXELS) :]
@@ -101,10 +102,13 @@ def run_ffmpeg(
         [tool.exe, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env=bounds.child_env() if limits else None, preexec_fn=bounds.preexec(limits),
     )
-    assert process.stdout is not None and process.stderr is not None
+    stdout, stderr = process.stdout, process.stderr
+    # Popen gives buffered pipes when asked for PIPE (whose read1 the log's reader uses).
+    if stdout is None or not isinstance(stderr, io.BufferedReader):
+        raise RuntimeError("ffmpeg was started without buffered pipes")
     tail: collections.deque[bytes] = collections.deque()
     seen: set[bytes] = set()
-    reader = threading.Thread(target=_drain_tail, args=(process.stderr, tail, seen), daemon=True)
+    reader = threading.Thread(target=_drain_tail, args=(stderr, tail, seen), daemon=True)
     reader.start()
     timed_out = threading.Event()
     # The child is reaped with os.wait4 (for its CPU time), not by Popen: signal it by pid, and
@@ -131,7 +135,7 @@ def run_ffmpeg(
     last = -1.0  # and with what
     finished = False
     try:
-        for raw in process.stdout:
+        for raw in stdout:
             key, _, value = raw.decode("ascii", "replace").strip().partition("=")
             if key == "frame":
                 frame = _int(value) if _int(value) is not None else frame
@@ -153,9 +157,9 @@ def run_ffmpeg(
             reaped = True
         if timer:
             timer.cancel()
-        process.stdout.close()
+        stdout.close()
         reader.join(timeout=5)
-        process.stderr.close()
+        stderr.close()
     stderr_tail = b"".join(tail)[-STDERR_TAIL:].decode("utf-8", "replace")
     over_pixels = OVER_PIXELS in seen
     if timed_out.is_set() or returncode != 0:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 MiB = 1024 * 1024
 BUFFER = 8 * MiB
@@ -50,11 +53,11 @@ class RangeFile(io.RawIOBase):
         return True
 
     def tell(self) -> int:
-        self._checkClosed()  # type: ignore[attr-defined]
+        self._checkClosed()
         return self._pos
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        self._checkClosed()  # type: ignore[attr-defined]
+        self._checkClosed()
         if whence == io.SEEK_SET:
             pos = offset
         elif whence == io.SEEK_CUR:
@@ -68,8 +71,8 @@ class RangeFile(io.RawIOBase):
         self._pos = pos
         return pos
 
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        self._checkClosed()  # type: ignore[attr-defined]
+    def readinto(self, b: WriteableBuffer) -> int:
+        self._checkClosed()
         with memoryview(b) as raw, raw.cast("B") as view:
             want = min(len(view), max(0, self._size - self._pos))
             done = 0
