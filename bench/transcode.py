@@ -45,12 +45,14 @@ from rich.table import Table
 from tusclient.client import TusClient
 
 from evidence.cli.sizes import parse_size
+from evidence.models import DerivativeKind, ItemState
 from evidence.runtime import Runtime
 from evidence.settings import Settings
 from tests.support.server import Server
 from transcode import pipeline
 from transcode.ffmpeg import resolve_ffmpeg
 from transcode.hashing import hash_stream
+from transcode.steps import Step
 
 console = Console()
 TARGET_OVERHEAD = 0.10  # the proxy step within 10% of ffmpeg run directly
@@ -136,10 +138,10 @@ def end_to_end(instance: Instance, path: Path) -> dict[str, Any]:
     """Upload, then wait for ``ready``: wall time from upload complete, and each task's time."""
     log_start = instance.server.log.stat().st_size
     item_id, uploaded = instance.upload(path)
-    while (item := instance.item(item_id))["state"] not in ("ready", "failed", "quarantined"):
+    while not ItemState((item := instance.item(item_id))["state"]).settled:
         time.sleep(0.05)
     seconds = time.monotonic() - uploaded
-    if item["state"] != "ready":
+    if item["state"] != ItemState.READY:
         raise RuntimeError(f"{path.name} ended {item['state']}: {item['reason']}")
     with open(instance.server.log, "rb") as log:
         log.seek(log_start)
@@ -160,15 +162,15 @@ def timed(run: Callable[[], Any]) -> float:
 
 def step_alone(instance: Instance, rt: Runtime, path: Path, *, validate: bool) -> dict[str, Any]:
     item_id, _ = instance.upload(path)
-    steps = {"hash_original": timed(lambda: pipeline.hash_original(rt, item_id))}
-    steps["probe_original"] = timed(lambda: pipeline.probe_original(rt, item_id))
+    steps = {Step.HASH_ORIGINAL: timed(lambda: pipeline.hash_original(rt, item_id))}
+    steps[Step.PROBE_ORIGINAL] = timed(lambda: pipeline.probe_original(rt, item_id))
     if validate:
-        steps["validate_media"] = timed(lambda: pipeline.validate_media(rt, item_id))
-    steps["make_proxy"] = timed(lambda: pipeline.make_proxy(rt, item_id))
+        steps[Step.VALIDATE_MEDIA] = timed(lambda: pipeline.validate_media(rt, item_id))
+    steps[Step.MAKE_PROXY] = timed(lambda: pipeline.make_proxy(rt, item_id))
     item = instance.item(item_id)
-    if item["state"] != "processing":
+    if item["state"] != ItemState.PROCESSING:
         raise RuntimeError(f"{path.name}: {item['state']} {item['reason']}")
-    proxy = next(d for d in item["derivatives"] if d["kind"] == "proxy")
+    proxy = next(d for d in item["derivatives"] if d["kind"] == DerivativeKind.PROXY)
     return {"item": item_id, "size": item["size"], "steps": steps, "method": proxy["method"],
             "proxy_size": proxy["size"], "media": item["media"]}
 

@@ -16,17 +16,14 @@ from celery import Celery
 from kombu import Queue
 from sqlalchemy import select
 
-from evidence.models import Item
+from evidence.models import Item, ItemState
 from evidence.runtime import Runtime
 from evidence.settings import Settings
 from transcode import attempts
-
-INGEST = "ingest"  # hashing, probing, manifests: I/O-bound, short
-TRANSCODE = "transcode"  # validation and working copies: long, CPU-bound
-QUEUES = (INGEST, TRANSCODE)
+from transcode.steps import INGEST, QUEUES, Step
 
 
-class EvidenceCelery(Celery):  # type: ignore[misc]
+class EvidenceCelery(Celery):
     """A Celery app that carries the settings and, per process, the runtime built from them
     (built on first use, so each forked worker child opens its own connections)."""
 
@@ -50,6 +47,8 @@ def make_celery(settings: Settings) -> EvidenceCelery:
     config: dict[str, Any] = dict(
         task_queues=[Queue(name) for name in QUEUES],
         task_default_queue=INGEST,
+        # Each step's queue (the task attribute Celery deprecates: routes are the way).
+        task_routes={step.task: {"queue": step.queue} for step in Step},
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         task_acks_on_failure_or_timeout=True,
@@ -84,7 +83,7 @@ def make_celery(settings: Settings) -> EvidenceCelery:
 
 def start_pipeline(app: Celery, item_id: str) -> None:
     """Queue the first step for an item. Safe to call twice: every step is idempotent."""
-    app.send_task("evidence.hash_original", args=[item_id], queue=INGEST)
+    app.send_task(Step.HASH_ORIGINAL.task, args=[item_id], queue=Step.HASH_ORIGINAL.queue)
 
 
 def requeue_stalled(app: Celery, rt: Runtime, older_than_seconds: float, done: set[str]) -> list[str]:
@@ -97,7 +96,9 @@ def requeue_stalled(app: Celery, rt: Runtime, older_than_seconds: float, done: s
         stalled = [
             item_id
             for item_id in session.scalars(
-                select(Item.id).where(Item.state == "received", Item.created_at < cutoff, Item.progress.is_(None))
+                select(Item.id).where(
+                    Item.state == ItemState.RECEIVED, Item.created_at < cutoff, Item.progress.is_(None)
+                )
             )
             if item_id not in done
         ]
@@ -113,7 +114,7 @@ def resume_interrupted(app: Celery, rt: Runtime) -> list[str]:
     not give back a task that a killed worker was running: its worker starts with the
     server, so at start nothing can legitimately be in progress."""
     with rt.db.sessions() as session:
-        found = list(session.scalars(select(Item.id).where(Item.state.in_(("received", "processing")))))
+        found = list(session.scalars(select(Item.id).where(Item.state.in_(attempts.ACTIVE))))
     # An item interrupted every time it was started (it may be what kills the worker) is
     # failed here rather than started once more on every restart.
     allowed = attempts.may_restart(rt, found)

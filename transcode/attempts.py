@@ -9,11 +9,11 @@ is failed instead.
 
 from __future__ import annotations
 
-from evidence.models import Item
+from evidence.models import Item, ItemState
 from evidence.runtime import Runtime
 from transcode.failing import fail_in
 
-ACTIVE = ("received", "processing")
+ACTIVE = (ItemState.RECEIVED, ItemState.PROCESSING)
 
 
 def exhausted_reason(attempts: int) -> str:
@@ -42,7 +42,7 @@ def start(rt: Runtime, item_id: str) -> bool:
 def may_restart(rt: Runtime, item_ids: list[str]) -> list[str]:
     """Of the items about to be queued again, those that may be; the others are failed."""
     limit = rt.settings.max_processing_attempts
-    allowed = []
+    allowed: list[str] = []
     for item_id in item_ids:
         with rt.db.transaction() as session:
             item = session.get(Item, item_id, with_for_update=True)

@@ -5,10 +5,9 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from evidence import custody
-from evidence.models import Case, Item
+from evidence.custody.actions import Action
+from evidence.models import Case, Item, ItemState
 from evidence.runtime import Runtime
-
-SETTLED = ("ready", "failed", "quarantined")
 
 
 def subject(session: Session, item: Item) -> dict[str, str]:
@@ -22,10 +21,10 @@ def actor() -> str:
 
 def fail_in(session: Session, item: Item, reason: str) -> None:
     """Fail ``item`` (locked by the caller) in the caller's transaction, unless it is settled."""
-    if item.state in SETTLED:
+    if ItemState(item.state).settled:
         return
-    item.state, item.reason, item.progress = "failed", reason, None
-    custody.record(session, "item.failed", subject(session, item), actor(), {"reason": reason})
+    item.state, item.reason, item.progress = ItemState.FAILED, reason, None
+    custody.record(session, Action.ITEM_FAILED, subject(session, item), actor(), {"reason": reason})
 
 
 def fail(rt: Runtime, item_id: str, reason: str) -> None:

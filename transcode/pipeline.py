@@ -20,7 +20,8 @@ from typing import Any
 from sqlalchemy import select
 
 from evidence import custody
-from evidence.models import Derivative, Item
+from evidence.custody.actions import Action
+from evidence.models import Derivative, DerivativeKind, Item, ItemState
 from evidence.runtime import Runtime
 from evidence.vault import ObjectExists, VaultError
 from transcode import archive, budget, ffmpeg, formats, probe, probe_child, recognise, sniff
@@ -31,6 +32,7 @@ from transcode.failing import subject as _subject
 from transcode.hashing import hash_stream
 from transcode.run import FFmpegError, RunResult, run_ffmpeg
 from transcode.seekable import RangeFile
+from transcode.steps import Step
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 2.0  # seconds between progress writes
@@ -39,12 +41,13 @@ MEDIA_SUFFIXES = recognise.MEDIA_SUFFIXES
 ORIGINAL = "original"
 PROXY_INPUT = "working copy: proxy"
 PROBE_TIMEOUT = 600  # seconds of wall time for a probe (its CPU time is bounded separately)
-PLAN = {
-    "video": ["validate_media", "make_proxy", "make_stills"],
+# The steps after the probe, by what the file is (the item's kind); then finish_item.
+PLAN: dict[str, list[Step]] = {
+    "video": [Step.VALIDATE_MEDIA, Step.MAKE_PROXY, Step.MAKE_STILLS],
     # Audio is validated and kept as it is; an audio-only working copy is still to come.
-    "audio": ["validate_media"],
-    "image": ["make_thumbnail"],
-    "archive": ["make_manifest"],
+    "audio": [Step.VALIDATE_MEDIA],
+    "image": [Step.MAKE_THUMBNAIL],
+    "archive": [Step.MAKE_MANIFEST],
     "pdf": [],
     "other": [],
 }
@@ -64,15 +67,15 @@ def _load(rt: Runtime, item_id: str) -> Item | None:
 def _processing(rt: Runtime, item_id: str) -> Item | None:
     """The item, if it is still being processed (not failed, quarantined or finished)."""
     item = _load(rt, item_id)
-    return item if item is not None and item.state == "processing" else None
+    return item if item is not None and item.state == ItemState.PROCESSING else None
 
 
-def _has(rt: Runtime, item_id: str, kind: str) -> bool:
+def _has(rt: Runtime, item_id: str, kind: DerivativeKind) -> bool:
     with rt.db.sessions() as session:
         return session.scalar(select(Derivative.id).where(Derivative.item_id == item_id, Derivative.kind == kind)) is not None
 
 
-def _derivative(rt: Runtime, item_id: str, kind: str) -> Derivative | None:
+def _derivative(rt: Runtime, item_id: str, kind: DerivativeKind) -> Derivative | None:
     with rt.db.sessions() as session:
         return session.scalar(select(Derivative).where(Derivative.item_id == item_id, Derivative.kind == kind))
 
@@ -101,7 +104,7 @@ def _workdir(rt: Runtime) -> Iterator[Path]:
 
 
 def _store_derivative(
-    rt: Runtime, item_id: str, kind: str, path: Path, name: str, content_type: str, method: dict[str, Any],
+    rt: Runtime, item_id: str, kind: DerivativeKind, path: Path, name: str, content_type: str, method: dict[str, Any],
     *, key: str | None = None,
 ) -> None:
     """Put a working copy in the vault and record it, once.
@@ -125,7 +128,7 @@ def _store_derivative(
         )
         custody.record(
             session,
-            "derivative.created",
+            Action.DERIVATIVE_CREATED,
             _subject(session, item),
             _actor(),
             # The storage key stays out: where it is kept is ours, what it is (its hash) is the record's.
@@ -255,10 +258,10 @@ def hash_original(rt: Runtime, item_id: str) -> bool:
     """Hash the original as stored and compare with the officer's hash. True when the item
     may go on to be processed."""
     item = _load(rt, item_id)
-    if item is None or item.state in ("failed", "quarantined", "ready"):
+    if item is None or ItemState(item.state).settled:
         return False
     if item.hashes.get("sha256"):
-        return item.state == "processing"
+        return item.state == ItemState.PROCESSING
     try:
         return _hash(rt, item)
     except NOT_THE_STEPS:
@@ -277,39 +280,39 @@ def _hash(rt: Runtime, item: Item) -> bool:
     with rt.db.transaction() as session:
         item = session.get_one(Item, item_id, with_for_update=True)
         if item.hashes.get("sha256"):
-            return item.state == "processing"
+            return item.state == ItemState.PROCESSING
         subject = _subject(session, item)
         item.hashes, item.progress = hashes, None
         # Where it is stored is the server's business, not the record's: the hashes identify it.
-        custody.record(session, "original.hashed", subject, _actor(), {"hashes": hashes, "size": size})
-        problems = []
+        custody.record(session, Action.ORIGINAL_HASHED, subject, _actor(), {"hashes": hashes, "size": size})
+        problems: list[str] = []
         if size != item.size:
             problems.append(f"the stored original is {size} bytes, not the {item.size} received")
         if item.client_sha256 and item.client_sha256 != hashes["sha256"]:
             problems.append(f"its SHA-256 {hashes['sha256']} differs from the officer's {item.client_sha256}")
         if problems:
-            item.state, item.reason = "quarantined", "; ".join(problems)
+            item.state, item.reason = ItemState.QUARANTINED, "; ".join(problems)
             custody.record(
-                session, "integrity.mismatch", subject, _actor(),
+                session, Action.INTEGRITY_MISMATCH, subject, _actor(),
                 {"stored_sha256": hashes["sha256"], "client_sha256": item.client_sha256, "size": size},
             )
         else:
-            item.state = "processing"
+            item.state = ItemState.PROCESSING
             if item.client_sha256:
-                custody.record(session, "integrity.verified", subject, _actor(), {"sha256": hashes["sha256"]})
+                custody.record(session, Action.INTEGRITY_VERIFIED, subject, _actor(), {"sha256": hashes["sha256"]})
             else:
                 item.warnings = [*item.warnings, "the upload carried no SHA-256 from the officer: integrity not cross-checked"]
     try:
         rt.vault.tag(item.storage_key, hashes)
     except VaultError as error:
         log.warning("could not tag %s with its hashes: %s", item.storage_key, error)
-    return item.state == "processing"
+    return item.state == ItemState.PROCESSING
 
 
 # -- 2. probe and route ---------------------------------------------------------------------
 
 
-def probe_original(rt: Runtime, item_id: str) -> list[str] | None:
+def probe_original(rt: Runtime, item_id: str) -> list[Step] | None:
     """Recognise the file, keep the probe as a derivative, and return the steps it needs
     (None when the item cannot go on)."""
     item = _processing(rt, item_id)
@@ -332,7 +335,7 @@ def probe_original(rt: Runtime, item_id: str) -> list[str] | None:
             return None
     steps = list(PLAN.get(item.kind or "other", []))
     if item.kind == "video" and (item.media.get("duration") or 0) >= rt.settings.hls_min_seconds:
-        steps.append("make_hls")
+        steps.append(Step.MAKE_HLS)
     return steps
 
 
@@ -378,7 +381,7 @@ def _probe(rt: Runtime, item: Item) -> None:
         with _workdir(rt) as work:
             path = work / "probe.json"
             path.write_bytes(probe.probe_json(verdict.probe, filename=item.filename))
-            _store_derivative(rt, item.id, "probe", path, "probe.json", "application/json", probe.method())
+            _store_derivative(rt, item.id, DerivativeKind.PROBE, path, "probe.json", "application/json", probe.method())
     _route(rt, item, verdict.kind or "other", verdict.summary, verdict.warnings)
 
 
@@ -401,7 +404,7 @@ def validate_media(rt: Runtime, item_id: str) -> None:
             return
         tool = _tool(rt)
         args = ffmpeg.validate_args(_original(rt, item), threads=rt.settings.ffmpeg_threads)
-        warnings = []
+        warnings: list[str] = []
         try:
             result = _measured(rt, item_id, tool, args, duration=item.media.get("duration"))
             decoded, complaint = result.frame, _last_line(result.stderr_tail) if result.stderr_tail.strip() else None
@@ -429,7 +432,7 @@ def validate_media(rt: Runtime, item_id: str) -> None:
 
 def make_proxy(rt: Runtime, item_id: str) -> None:
     def proxy(item: Item) -> None:
-        if _has(rt, item_id, "proxy"):
+        if _has(rt, item_id, DerivativeKind.PROXY):
             return
         tool = _tool(rt)
         source = _original(rt, item)
@@ -443,7 +446,7 @@ def make_proxy(rt: Runtime, item_id: str) -> None:
             _run(rt, item_id, tool, args, duration=item.media.get("duration"), what="making the proxy")
             method = _ffmpeg_method(tool, args, {source.url: ORIGINAL, str(out): "proxy.mp4"})
             method["remux"] = remux
-            _store_derivative(rt, item_id, "proxy", out, "proxy.mp4", "video/mp4", method)
+            _store_derivative(rt, item_id, DerivativeKind.PROXY, out, "proxy.mp4", "video/mp4", method)
 
     _media_step(rt, item_id, proxy, "making the proxy")
 
@@ -457,24 +460,24 @@ def make_stills(rt: Runtime, item_id: str) -> None:
         if source.demuxer in ffmpeg.UNSEEKABLE:
             # A raw elementary stream cannot be seeked: take the stills from its proxy,
             # which has real timestamps and a keyframe every 2 s.
-            proxy = _derivative(rt, item_id, "proxy")
+            proxy = _derivative(rt, item_id, DerivativeKind.PROXY)
             if proxy is None:
                 raise MediaFailure("no proxy to take stills from")
             source = _proxy_input(rt, proxy)
             names = {source.url: PROXY_INPUT}
             duration = _proxy_duration(rt, item_id, source)
         with _workdir(rt) as work:
-            if not _has(rt, item_id, "poster"):
+            if not _has(rt, item_id, DerivativeKind.POSTER):
                 out = work / "poster.jpg"
                 args = ffmpeg.poster_args(source, str(out), at_seconds=duration * 0.1)
                 _run(rt, item_id, tool, args, duration=None, what="making the poster")
-                _store_derivative(rt, item_id, "poster", out, "poster.jpg", "image/jpeg",
+                _store_derivative(rt, item_id, DerivativeKind.POSTER, out, "poster.jpg", "image/jpeg",
                                   _ffmpeg_method(tool, args, {**names, str(out): "poster.jpg"}))
-            if duration > 0 and not _has(rt, item_id, "contact_sheet"):
+            if duration > 0 and not _has(rt, item_id, DerivativeKind.CONTACT_SHEET):
                 out = work / "contact-sheet.jpg"
                 args = ffmpeg.contact_sheet_args(source, str(out), duration=duration)
                 _run(rt, item_id, tool, args, duration=None, what="making the contact sheet")
-                _store_derivative(rt, item_id, "contact_sheet", out, "contact-sheet.jpg", "image/jpeg",
+                _store_derivative(rt, item_id, DerivativeKind.CONTACT_SHEET, out, "contact-sheet.jpg", "image/jpeg",
                                   _ffmpeg_method(tool, args, {**names, str(out): "contact-sheet.jpg"}))
 
     _media_step(rt, item_id, stills, "making the stills")
@@ -494,8 +497,8 @@ def make_hls(rt: Runtime, item_id: str) -> None:
     keyframe every 2 s, so a reviewer can start anywhere in hours of footage."""
 
     def hls(item: Item) -> None:
-        proxy = _derivative(rt, item_id, "proxy")
-        if proxy is None or _has(rt, item_id, "hls"):
+        proxy = _derivative(rt, item_id, DerivativeKind.PROXY)
+        if proxy is None or _has(rt, item_id, DerivativeKind.HLS):
             return
         tool = _tool(rt)
         source = _proxy_input(rt, proxy)
@@ -505,7 +508,7 @@ def make_hls(rt: Runtime, item_id: str) -> None:
             args = ffmpeg.hls_args(source, str(out))
             _run(rt, item_id, tool, args, duration=item.media.get("duration"), what="making HLS")
             prefix = f"derivatives/{item_id}/hls-{proxy.sha256[:16]}"
-            files = {}
+            files: dict[str, str] = {}
             for path in sorted(out.iterdir()):
                 with open(path, "rb") as stream:
                     files[path.name] = hash_stream(stream)[0]["sha256"]
@@ -514,7 +517,7 @@ def make_hls(rt: Runtime, item_id: str) -> None:
             method = _ffmpeg_method(tool, args, {source.url: PROXY_INPUT}, work)
             method["segments"] = files
             # The playlist is the derivative; its segments sit beside it under the same prefix.
-            _store_derivative(rt, item_id, "hls", out / "index.m3u8", "index.m3u8", "application/vnd.apple.mpegurl",
+            _store_derivative(rt, item_id, DerivativeKind.HLS, out / "index.m3u8", "index.m3u8", "application/vnd.apple.mpegurl",
                               method, key=f"{prefix}/index.m3u8")
 
     _media_step(rt, item_id, hls, "making HLS")
@@ -522,7 +525,7 @@ def make_hls(rt: Runtime, item_id: str) -> None:
 
 def make_thumbnail(rt: Runtime, item_id: str) -> None:
     def thumbnail(item: Item) -> None:
-        if _has(rt, item_id, "thumbnail"):
+        if _has(rt, item_id, DerivativeKind.THUMBNAIL):
             return
         tool = _tool(rt)
         source = _original(rt, item)
@@ -530,7 +533,7 @@ def make_thumbnail(rt: Runtime, item_id: str) -> None:
             out = work / "thumbnail.jpg"
             args = ffmpeg.thumbnail_args(source, str(out))
             _run(rt, item_id, tool, args, duration=None, what="making the thumbnail")
-            _store_derivative(rt, item_id, "thumbnail", out, "thumbnail.jpg", "image/jpeg",
+            _store_derivative(rt, item_id, DerivativeKind.THUMBNAIL, out, "thumbnail.jpg", "image/jpeg",
                               _ffmpeg_method(tool, args, {source.url: ORIGINAL, str(out): "thumbnail.jpg"}))
 
     _media_step(rt, item_id, thumbnail, "making the thumbnail")
@@ -538,7 +541,7 @@ def make_thumbnail(rt: Runtime, item_id: str) -> None:
 
 def make_manifest(rt: Runtime, item_id: str) -> None:
     def manifest(item: Item) -> None:
-        if _has(rt, item_id, "manifest"):
+        if _has(rt, item_id, DerivativeKind.MANIFEST):
             return
         opener = lambda start, end: rt.vault.open(item.storage_key, start, end)  # noqa: E731
         with RangeFile(item.size, opener) as file, _workdir(rt) as work:
@@ -550,7 +553,7 @@ def make_manifest(rt: Runtime, item_id: str) -> None:
                 raise MediaFailure(f"not a readable ZIP archive: {error}") from None
             path = work / "manifest.json"
             path.write_bytes(archive.manifest_json(found))
-            _store_derivative(rt, item_id, "manifest", path, "manifest.json", "application/json",
+            _store_derivative(rt, item_id, DerivativeKind.MANIFEST, path, "manifest.json", "application/json",
                               {"tool": "transcode.archive", "format": archive.FORMAT, "version": _our_version()})
         warnings = list(found.get("warnings") or [])
         if warnings:
@@ -579,5 +582,5 @@ def _progress_writer_bytes(rt: Runtime, item_id: str, total: int) -> Callable[[i
 def finish_item(rt: Runtime, item_id: str) -> None:
     with rt.db.transaction() as session:
         item = session.get(Item, item_id, with_for_update=True)
-        if item is not None and item.state == "processing":
-            item.state, item.progress = "ready", 100.0
+        if item is not None and item.state == ItemState.PROCESSING:
+            item.state, item.progress = ItemState.READY, 100.0

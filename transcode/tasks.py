@@ -2,10 +2,11 @@
 
 Every task goes through :func:`step`, the project-wide decorator: keyword-only options with
 typed defaults (a misspelt option is a TypeError at import, not a silently ignored
-setting), late acknowledgement, retries with back-off for transient failures only, and a
-failure handler that settles the item: whatever ends a task without settling its item (retries
-exhausted, the time limit, an error no step expected) fails the item with a plain reason, so
-nothing is left ``processing`` for ever.
+setting), the task's name from its :class:`~transcode.steps.Step` (a function not named after
+a step is a ValueError at import; its queue is routed by the app), late acknowledgement, retries with back-off
+for transient failures only, and a failure handler that settles the item: whatever ends a
+task without settling its item (retries exhausted, the time limit, an error no step
+expected) fails the item with a plain reason, so nothing is left ``processing`` for ever.
 """
 
 from __future__ import annotations
@@ -13,21 +14,29 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 from celery import Task, shared_task
-from celery.canvas import Signature
 
+from evidence.runtime import Runtime
 from transcode import attempts, pipeline
-from transcode.app import INGEST, TRANSCODE
+from transcode.app import EvidenceCelery
 from transcode.errors import TRANSIENT, describe
 from transcode.failing import fail
+from transcode.steps import Step
 
 log = logging.getLogger(__name__)
 
 
-class ItemTask(Task):  # type: ignore[misc]
-    """A task whose first argument is an item id."""
+class ItemTask(Task[[str], None]):
+    """A task whose one argument is an item id."""
+
+    def runtime(self) -> Runtime:
+        """The worker process's runtime, built from the settings its app was made with."""
+        app = self.app
+        if not isinstance(app, EvidenceCelery):
+            raise TypeError(f"{self.name} is bound to a Celery app without the evidence settings: use make_celery()")
+        return app.runtime()
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         item_id = args[0] if args else kwargs.get("item_id")
@@ -39,33 +48,37 @@ class ItemTask(Task):  # type: ignore[misc]
         else:
             reason = f"processing stopped: {describe(exc)}"
         try:
-            fail(self.app.runtime(), item_id, reason)
+            fail(self.runtime(), item_id, reason)
         except Exception:  # the database itself may be what failed: the next start settles it
             log.exception("could not record the failure of item %s (%s)", item_id, reason)
 
 
-def step(
-    *, queue: Literal["ingest", "transcode"], max_retries: int = 8, starts: bool = False
-) -> Callable[[Callable[..., Any]], Task]:
-    """``starts``: the task begins an item's processing, so every delivery of it counts as a
+StepTask = Callable[[ItemTask, str], None]
+
+
+def step(*, max_retries: int = 8, starts: bool = False) -> Callable[[StepTask], ItemTask]:
+    """Register a function named after a :class:`Step` as that step's task.
+
+    ``starts``: the task begins an item's processing, so every delivery of it counts as a
     start (a retry after a transient error does not). Any step delivered again after its
     worker was lost (the broker marks it redelivered) counts as a start too: an item that
     kills its worker each time cannot come back for ever."""
 
-    def register(function: Callable[..., Any]) -> Task:
+    def register(function: StepTask) -> ItemTask:
+        which = Step(function.__name__)
+
         @functools.wraps(function)
-        def counted(self: Task, item_id: str) -> Any:
+        def counted(self: ItemTask, item_id: str) -> None:
             redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
             fresh = starts and self.request.retries == 0
-            if (fresh or redelivered) and not attempts.start(_rt(self), item_id):
-                return None
-            return function(self, item_id)
+            if (fresh or redelivered) and not attempts.start(self.runtime(), item_id):
+                return
+            function(self, item_id)
 
-        return shared_task(  # type: ignore[no-any-return]
-            name=f"evidence.{function.__name__}",
+        return shared_task(
+            name=which.task,
             base=ItemTask,
             bind=True,
-            queue=queue,
             acks_late=True,
             reject_on_worker_lost=True,
             autoretry_for=TRANSIENT,
@@ -78,24 +91,21 @@ def step(
     return register
 
 
-def _rt(task: Task) -> Any:
-    return task.app.runtime()
+@step(starts=True)
+def hash_original(self: ItemTask, item_id: str) -> None:
+    if pipeline.hash_original(self.runtime(), item_id):
+        following = Step.PROBE_ORIGINAL
+        self.app.send_task(following.task, args=[item_id], queue=following.queue)
 
 
-@step(queue=INGEST, starts=True)
-def hash_original(self: Task, item_id: str) -> None:
-    if pipeline.hash_original(_rt(self), item_id):
-        self.app.send_task("evidence.probe_original", args=[item_id], queue=INGEST)
-
-
-@step(queue=INGEST)
-def probe_original(self: Task, item_id: str) -> None:
-    steps = pipeline.probe_original(_rt(self), item_id)
+@step()
+def probe_original(self: ItemTask, item_id: str) -> None:
+    steps = pipeline.probe_original(self.runtime(), item_id)
     if steps is None:
         return
-    signatures: list[Signature] = [
-        self.app.signature(f"evidence.{name}", args=[item_id], queue=QUEUE_OF[name], immutable=True)
-        for name in [*steps, "finish_item"]
+    signatures = [
+        self.app.signature(name.task, args=[item_id], queue=name.queue, immutable=True)
+        for name in [*steps, Step.FINISH_ITEM]
     ]
     # A chain, not a task waiting on tasks: each step is its own message, acknowledged
     # when done, so a worker lost mid-transcode costs only that step.
@@ -105,47 +115,36 @@ def probe_original(self: Task, item_id: str) -> None:
     chain.apply_async()
 
 
-@step(queue=TRANSCODE)
-def validate_media(self: Task, item_id: str) -> None:
-    pipeline.validate_media(_rt(self), item_id)
+@step()
+def validate_media(self: ItemTask, item_id: str) -> None:
+    pipeline.validate_media(self.runtime(), item_id)
 
 
-@step(queue=TRANSCODE)
-def make_proxy(self: Task, item_id: str) -> None:
-    pipeline.make_proxy(_rt(self), item_id)
+@step()
+def make_proxy(self: ItemTask, item_id: str) -> None:
+    pipeline.make_proxy(self.runtime(), item_id)
 
 
-@step(queue=TRANSCODE)
-def make_stills(self: Task, item_id: str) -> None:
-    pipeline.make_stills(_rt(self), item_id)
+@step()
+def make_stills(self: ItemTask, item_id: str) -> None:
+    pipeline.make_stills(self.runtime(), item_id)
 
 
-@step(queue=TRANSCODE)
-def make_hls(self: Task, item_id: str) -> None:
-    pipeline.make_hls(_rt(self), item_id)
+@step()
+def make_hls(self: ItemTask, item_id: str) -> None:
+    pipeline.make_hls(self.runtime(), item_id)
 
 
-@step(queue=INGEST)
-def make_thumbnail(self: Task, item_id: str) -> None:
-    pipeline.make_thumbnail(_rt(self), item_id)
+@step()
+def make_thumbnail(self: ItemTask, item_id: str) -> None:
+    pipeline.make_thumbnail(self.runtime(), item_id)
 
 
-@step(queue=INGEST)
-def make_manifest(self: Task, item_id: str) -> None:
-    pipeline.make_manifest(_rt(self), item_id)
+@step()
+def make_manifest(self: ItemTask, item_id: str) -> None:
+    pipeline.make_manifest(self.runtime(), item_id)
 
 
-@step(queue=INGEST)
-def finish_item(self: Task, item_id: str) -> None:
-    pipeline.finish_item(_rt(self), item_id)
-
-
-QUEUE_OF = {
-    "validate_media": TRANSCODE,
-    "make_proxy": TRANSCODE,
-    "make_stills": TRANSCODE,
-    "make_hls": TRANSCODE,
-    "make_thumbnail": INGEST,
-    "make_manifest": INGEST,
-    "finish_item": INGEST,
-}
+@step()
+def finish_item(self: ItemTask, item_id: str) -> None:
+    pipeline.finish_item(self.runtime(), item_id)

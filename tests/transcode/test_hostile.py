@@ -368,7 +368,6 @@ def test_an_item_interrupted_every_time_is_failed_not_restarted_for_ever(tmp_pat
 
 
 @pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated:DeprecationWarning")
-@pytest.mark.filterwarnings("ignore::celery.exceptions.CDeprecationWarning")  # Celery on its own task options
 def test_an_unexpected_error_in_a_step_or_a_task_fails_the_item(embedded: Server) -> None:
     """The handlers themselves, on real items in the server's database: an exception no step
     expected fails the item with a plain reason (the traceback goes to the log), and a task that

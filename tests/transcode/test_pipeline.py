@@ -34,10 +34,11 @@ from transcode import formats, pipeline
 from transcode.app import make_celery
 from transcode.ffmpeg import resolve_ffmpeg
 from transcode.probe import probe, summarise
+from transcode.steps import Step
 
 SETTLED = ("ready", "failed", "quarantined")
 REDIS_URL = os.environ.get("EVIDENCE_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
-STEPS = ("validate_media", "make_proxy", "make_stills", "make_hls", "make_thumbnail", "make_manifest", "finish_item")
+STEPS = [step for step in Step if step not in (Step.HASH_ORIGINAL, Step.PROBE_ORIGINAL)]
 FFMPEG_KINDS = ("proxy", "poster", "contact_sheet", "thumbnail", "hls")
 SIGKILL_SECONDS = 20  # long enough that the proxy takes seconds to make, so it can be interrupted
 
@@ -537,11 +538,8 @@ def test_every_step_run_again_changes_nothing(embedded: Server, officer: str) ->
 
     # And through the broker, to the embedded worker: every task, for every item.
     app = make_celery(Settings(data_dir=embedded.data_dir))
-    sent = [app.send_task("evidence.hash_original", args=[i], queue="ingest").id for i in ids]
-    sent += [app.send_task("evidence.probe_original", args=[i], queue="ingest").id for i in ids]
-    from transcode.tasks import QUEUE_OF
-
-    sent += [app.send_task(f"evidence.{name}", args=[i], queue=QUEUE_OF[name]).id for i in ids for name in QUEUE_OF]
+    # By the names queued messages carry ("evidence.<step>"), never renamed.
+    sent = [app.send_task(f"evidence.{step}", args=[i], queue=step.queue).id for step in Step for i in ids]
     deadline = time.monotonic() + 60
     while not all(f"[{task_id}] succeeded" in embedded.log.read_text() for task_id in sent):
         assert time.monotonic() < deadline, "the worker did not run the tasks sent again"
@@ -669,8 +667,8 @@ def test_celery_on_redis_with_a_separate_worker(redis_server: Server, workers, t
         assert item["state"] == "ready", item["reason"]
         assert item["hashes"]["sha256"] == item["client_sha256"] == uploaded[path.name][1]
         data = path.read_bytes()
-        assert item["hashes"]["md5"] == hashlib.md5(data).hexdigest()
-        assert item["hashes"]["sha1"] == hashlib.sha1(data).hexdigest()
+        assert item["hashes"]["md5"] == hashlib.md5(data, usedforsecurity=False).hexdigest()
+        assert item["hashes"]["sha1"] == hashlib.sha1(data, usedforsecurity=False).hexdigest()
         # Two seconds is past EVIDENCE_HLS_MIN_SECONDS here, so HLS is cut from the proxy too.
         assert {d["kind"] for d in item["derivatives"]} == {"proxy", "poster", "contact_sheet", "probe", "hls"}
         assert_custody(server, item)
