@@ -1,4 +1,4 @@
-"""libavformat's prober on real bytes (no filename, no I/O), and image sizes read from headers.
+"""libavformat's prober on real bytes (no filename, no I/O).
 
 Every evidence format is made with the pinned ffmpeg (tiny files) and must be recognised from
 its bytes as the allowed demuxer; every recipe must be refused whatever it is called.
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import hostile
-from transcode import imagesize, sniff
+from transcode import sniff
 from transcode.ffmpeg import resolve_ffmpeg
 from transcode.probe import choose_demuxer
 
@@ -115,22 +115,3 @@ def test_audio_behind_a_tag_larger_than_the_window(samples: Path) -> None:
     assert choose_demuxer(tagged[10 + size :]).demuxer == "flac"
     assert sniff.id3_length(b"ID3\x04\x00\x00\x80\x00\x00\x00") == 0  # not syncsafe: not a tag
     assert sniff.id3_length(flac[:3]) == 0
-
-
-# -- image sizes from headers -----------------------------------------------------------------
-
-
-@pytest.mark.parametrize("name", ["still.png", "still.jpg", "still.gif", "still.bmp", "still.tiff", "still.webp"])
-def test_declared_size_of_real_images(name: str, samples: Path) -> None:
-    assert imagesize.declared_size((samples / name).read_bytes()[:65536]) == (123, 45)
-
-
-def test_declared_size_of_bombs() -> None:
-    assert imagesize.declared_size(hostile.png_bomb(30000, 30000)) == (30000, 30000)
-    assert imagesize.declared_size(hostile.jpeg_bomb(30000, 20000)) == (30000, 20000)
-    assert len(hostile.png_bomb(30000, 30000)) < 1000
-
-
-@pytest.mark.parametrize("data", [b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0\x00", b"GIF8", b"BM", b"RIFF0000WEBP", b"II*\x00\xff\xff\xff\x7f", b"random"])
-def test_declared_size_of_fragments_is_unknown(data: bytes) -> None:
-    assert imagesize.declared_size(data) is None
