@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the servers the tests talk to are up. PostgreSQL and Redis are expected on
 # localhost (they are on the CI machine); if one is installed but stopped, start it.
-# The S3 endpoint (moto's server) is started by the tests themselves.
+# The S3 endpoint (Ceph's gateway) is started and stopped by the tests themselves.
 set -euo pipefail
 
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
@@ -17,13 +17,31 @@ if command -v redis-cli >/dev/null && ! redis-cli -h 127.0.0.1 ping >/dev/null 2
   fi
 fi
 
-# Headless Chromium for the reviewer-page tests: Debian's package (browser drivers' own
-# downloads cannot work here). Playwright drives it through its executable path.
-if ! command -v chromium >/dev/null 2>&1; then
+# Debian packages the tests need, installed when missing (as root, with one apt-get update):
+# - headless Chromium for the reviewer-page tests (browser drivers' own downloads cannot work
+#   here; Playwright drives Debian's build through its executable path);
+# - Ceph's monitor, manager, OSD and RADOS Gateway: the tests' S3 endpoint, a throwaway
+#   single-node cluster that the test session starts and stops itself (infra/ceph-s3.sh).
+browser=()
+command -v chromium >/dev/null 2>&1 || browser=(chromium)
+ceph=()
+for tool in ceph-mon:ceph-mon ceph-osd:ceph-osd ceph-mgr:ceph-mgr radosgw:radosgw radosgw-admin:radosgw \
+    ceph:ceph-common ceph-authtool:ceph-common monmaptool:ceph-common; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || ceph+=("${tool#*:}")
+done
+if [ ${#ceph[@]} -gt 0 ]; then mapfile -t ceph < <(printf '%s\n' "${ceph[@]}" | sort -u); fi
+if [ $((${#browser[@]} + ${#ceph[@]})) -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing chromium"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    echo "installing ${browser[*]} ${ceph[*]}"
+    apt-get update -qq
+    if [ ${#browser[@]} -gt 0 ]; then
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${browser[@]}" >/dev/null
+    fi
+    # Without Ceph's recommended extras (the manager's dashboard and its Python stack).
+    if [ ${#ceph[@]} -gt 0 ]; then
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${ceph[@]}" >/dev/null
+    fi
   else
-    echo "chromium is missing: install Debian's chromium package (browser tests will fail)" >&2
+    echo "missing Debian packages: ${browser[*]} ${ceph[*]} (browser tests fail; S3 tests are skipped, or fail under CI)" >&2
   fi
 fi

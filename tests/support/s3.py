@@ -1,10 +1,15 @@
 """An S3 endpoint for tests: the one named by EVIDENCE_TEST_S3_ENDPOINT (with
-EVIDENCE_TEST_S3_ACCESS_KEY / _SECRET_KEY), else moto's server started once per test
-process on a free port and stopped when the process exits.
+EVIDENCE_TEST_S3_ACCESS_KEY / _SECRET_KEY), else Ceph's RADOS Gateway on a throwaway
+single-node cluster (``infra/ceph-s3.sh``), started on first use, once per test process,
+and stopped when the process exits (or, if it is killed, by the script's own watcher).
 
-moto is a stand-in with known gaps: it does not check presigned signatures or expiry, does
-not apply Object Lock headers given at multipart creation, and does not check checksum
-headers. Tests must not rely on those behaviours.
+The gateway is a real S3 implementation: it verifies SigV4 signatures and presigned URLs
+(expiry included), enforces Object Lock compliance retention and checks ``Content-MD5``. It
+does not check ``x-amz-checksum-*`` headers and does not apply Object Lock headers given at
+multipart creation: tests must not rely on either.
+
+Where the gateway cannot start (Debian's ceph packages missing, no root to install them),
+the S3 tests are skipped with the reason; under CI (``CI=true``) that is a failure instead.
 """
 
 from __future__ import annotations
@@ -14,15 +19,22 @@ import os
 import socket
 import subprocess
 import sys
-import time
+import tempfile
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import boto3
+import pytest
 from botocore.config import Config
 
-REGION = "eu-west-2"
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+REGION: Final = "eu-west-2"
+SCRIPT = Path(__file__).resolve().parents[2] / "infra" / "ceph-s3.sh"
+START_TIMEOUT = 180.0
 
 
 @dataclass(frozen=True)
@@ -39,12 +51,12 @@ class S3Bucket:
     access_key: str
     secret_key: str
 
-    def client(self, endpoint: str | None = None, **config: Any) -> Any:
+    def client(self, endpoint: str | None = None, **config: Any) -> S3Client:
         """A client on this bucket's endpoint (or another URL, such as a proxy in front of it)."""
         return make_client(endpoint or self.endpoint, self.access_key, self.secret_key, **config)
 
 
-def make_client(url: str, access_key: str, secret_key: str, **config: Any) -> Any:
+def make_client(url: str, access_key: str, secret_key: str, **config: Any) -> S3Client:
     options: dict[str, Any] = {
         "signature_version": "s3v4",
         "s3": {"addressing_style": "path"},
@@ -65,63 +77,83 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _wait_for(host: str, port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"moto's server exited with status {process.returncode}")
+class GatewayFailed(RuntimeError):
+    pass
+
+
+class Gateway:
+    """A single-node Ceph cluster and its gateway, all state in a temporary folder."""
+
+    def __init__(self, state: Path, endpoint: S3Endpoint) -> None:
+        self.state = state
+        self.endpoint = endpoint
+
+    @classmethod
+    def start(cls, watch_pid: int | None = None) -> Gateway:
+        """Starts one; with ``watch_pid``, it also stops by itself once that process ends."""
+        state = Path(tempfile.mkdtemp(prefix="evidence-ceph-"))
+        command = [str(SCRIPT), "start", str(state)]
+        if watch_pid is not None:
+            command += ["--watch", str(watch_pid)]
+        env = {**os.environ, "PYTHON": sys.executable, "EVIDENCE_TEST_S3_REGION": REGION}
         try:
-            socket.create_connection((host, port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"moto's server did not answer on {host}:{port} within {timeout}s")
-
-
-class _Moto:
-    def __init__(self) -> None:
-        port = free_port()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            done = subprocess.run(command, capture_output=True, text=True, timeout=START_TIMEOUT, env=env, check=False)
+        except subprocess.TimeoutExpired:
+            _run_stop(state)
+            raise GatewayFailed(f"Ceph's gateway did not start within {START_TIMEOUT:.0f} s") from None
+        if done.returncode != 0:
+            _run_stop(state)
+            raise GatewayFailed(f"Ceph's gateway did not start:\n{done.stderr.strip()}")
+        values = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+        return cls(
+            state,
+            S3Endpoint(
+                values["EVIDENCE_TEST_S3_ENDPOINT"],
+                values["EVIDENCE_TEST_S3_ACCESS_KEY"],
+                values["EVIDENCE_TEST_S3_SECRET_KEY"],
+            ),
         )
-        try:
-            _wait_for("127.0.0.1", port, self.process)
-        except BaseException:
-            self.stop()
-            raise
-        self.url = f"http://127.0.0.1:{port}"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        _run_stop(self.state)
+
+
+def _run_stop(state: Path) -> None:
+    subprocess.run([str(SCRIPT), "stop", str(state)], capture_output=True, timeout=60, check=False)
 
 
 _endpoint: S3Endpoint | None = None
+_failure: str | None = None
+
+
+def _unavailable(reason: str) -> NoReturn:
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
 
 
 def endpoint() -> S3Endpoint:
-    """The session's S3 endpoint, started on first use."""
-    global _endpoint
-    if _endpoint is None:
-        url = os.environ.get("EVIDENCE_TEST_S3_ENDPOINT")
-        if url:
-            _endpoint = S3Endpoint(
-                url,
-                os.environ.get("EVIDENCE_TEST_S3_ACCESS_KEY", ""),
-                os.environ.get("EVIDENCE_TEST_S3_SECRET_KEY", ""),
-            )
-        else:
-            moto = _Moto()
-            atexit.register(moto.stop)
-            # moto accepts any credentials.
-            _endpoint = S3Endpoint(moto.url, "testing", "testing")
+    """The session's S3 endpoint, started on first use (skips or fails the test if it cannot be)."""
+    global _endpoint, _failure
+    if _endpoint is not None:
+        return _endpoint
+    if _failure is not None:
+        _unavailable(_failure)
+    url = os.environ.get("EVIDENCE_TEST_S3_ENDPOINT")
+    if url:
+        _endpoint = S3Endpoint(
+            url,
+            os.environ.get("EVIDENCE_TEST_S3_ACCESS_KEY", ""),
+            os.environ.get("EVIDENCE_TEST_S3_SECRET_KEY", ""),
+        )
+        return _endpoint
+    try:
+        gateway = Gateway.start(watch_pid=os.getpid())
+    except (GatewayFailed, OSError) as error:
+        _failure = f"no S3 endpoint for the tests: {error} (infra/test-services.sh installs Ceph's packages)"
+        _unavailable(_failure)
+    atexit.register(gateway.stop)
+    _endpoint = gateway.endpoint
     return _endpoint
 
 
