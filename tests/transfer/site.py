@@ -1,5 +1,6 @@
-"""A running ``evidence serve`` for the tus tests, its users and cases, and small helpers
-to speak tus to it and to look behind the HTTP (database rows, ledger entries, files)."""
+"""A running ``evidence serve`` for the tus tests, on the file store or the S3 store, its
+users and cases, and small helpers to speak tus to it and to look behind the HTTP
+(database rows, ledger entries, what the store holds)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ from evidence.accounts import users as accounts
 from evidence.db import make_engine
 from evidence.runtime import Runtime
 from evidence.settings import Settings
-from tests.support import postgres
+from tests.conftest import s3_env
+from tests.support import postgres, s3
 from tests.support.server import Server
+from tests.transfer.stored import Bucket, Folder, Stored
 
 TUS = {"Tus-Resumable": "1.0.0"}
 OCTET = {"Content-Type": "application/offset+octet-stream"}
@@ -64,6 +67,7 @@ class Site:
     case: str
     http: requests.Session
     extra_tokens: dict[str, str]
+    stored: Stored
     # More cases by role in the tests: "second" (the officer is assigned), "foreign" (only
     # the colleague is), and whatever a fixture adds.
     cases: dict[str, str] = field(default_factory=dict)
@@ -74,12 +78,14 @@ class Site:
 
     @property
     def vault(self) -> Path:
+        """The file store's folder (the tests that look at files run on the file store)."""
+        assert self.stored.kind == "file", "this server stores uploads in S3"
         return self.server.data_dir / "vault"
 
     def headers(self, token: str | None = None, **more: str) -> dict[str, str]:
         return {**TUS, "Authorization": f"Bearer {token or self.officer}", **more}
 
-    def create(self, length: int | None, token: str | None = None, body: bytes | None = None,
+    def create(self, length: int | None, *, token: str | None = None, body: bytes | None = None,
                meta: str | None = None, **more: str) -> requests.Response:
         headers = self.headers(token, **more)
         headers["Upload-Metadata"] = meta if meta is not None else metadata(filename="clip.mp4", case=self.case)
@@ -113,6 +119,15 @@ class Site:
     def working_file(self, url: str) -> Path:
         return self.vault / ".uploads" / f"{upload_id(url)}.bin"
 
+    def received(self, url: str) -> bytes | None:
+        """What the store keeps of an unfinished upload (None: nothing, any more)."""
+        [(key, state)] = self.sql("SELECT storage_key, store_state FROM uploads WHERE id = :id", id=upload_id(url))
+        return self.stored.received(upload_id(url), key, _json(state))
+
+    def original(self, url: str) -> bytes | None:
+        """The finished original of an upload, as stored; None when there is none."""
+        return self.stored.object(f"originals/{upload_id(url)}")
+
     def sql(self, query: str, **params: Any) -> list[Any]:
         """Rows of a query on the server's database (to look behind the HTTP)."""
         engine = make_engine(self.database_url)
@@ -133,7 +148,7 @@ class Site:
                 if _json(subject).get("upload") == wanted or _json(subject).get("item") in items]
 
     def snapshot(self) -> tuple[int, int, frozenset[str]]:
-        """Upload rows, custody events, and every file in the vault."""
+        """Upload rows, custody events, and everything in the store."""
         engine = make_engine(self.database_url)
         try:
             with engine.connect() as connection:
@@ -143,8 +158,23 @@ class Site:
                 ).scalar_one()
         finally:
             engine.dispose()
-        files = frozenset(str(p.relative_to(self.vault)) for p in self.vault.rglob("*") if p.is_file())
-        return uploads, events, files
+        return uploads, events, self.stored.names()
+
+
+PARTIAL = {"Upload-Concat": "partial"}
+
+
+def partial(site: Site, body: bytes, case: str | None = None, token: str | None = None) -> str:
+    """A finished partial upload (creation-with-upload) of ``body`` for ``case``."""
+    return site.new_upload(len(body), body=body, token=token, meta=metadata(case=case or site.case), **PARTIAL)
+
+
+def final(site: Site, urls: list[str], case: str | None = None, token: str | None = None,
+          **more: str) -> requests.Response:
+    """Ask for a final upload of ``urls`` (partial uploads) into ``case``."""
+    headers = {**site.headers(token), "Upload-Concat": "final;" + " ".join(urls),
+               "Upload-Metadata": metadata(filename="joined.bin", case=case or site.case), **more}
+    return site.http.post(site.files_url, headers=headers)
 
 
 def upload_id(url: str) -> str:
@@ -155,14 +185,22 @@ def _json(value: Any) -> dict[str, Any]:
     return json.loads(value) if isinstance(value, str) else dict(value)
 
 
-def start_site(root: Path, database: str, env: dict[str, str], roles: dict[str, str],
+def start_site(root: Path, database: str, store: str, env: dict[str, str], roles: dict[str, str],
                cases: dict[str, list[str]] | None = None) -> Iterator[Site]:
-    """Start a server; add ``roles`` (email: role; the first two are the officer and the
+    """Start a server on ``database`` (sqlite, postgres) and ``store`` (file, s3: a fresh
+    bucket); add ``roles`` (email: role; the first two are the officer and the
     colleague), the main case (the first officer assigned) and ``cases`` (name: emails
     assigned). They are added the way the CLI adds them, through the application's own
     functions on the server's database and keys, in this process: one CLI call per user
     and case would cost a second of CPU each."""
     url = postgres.create_database() if database == "postgres" else ""
+    stored: Stored
+    if store == "s3":
+        bucket = s3.new_bucket()
+        env = {**env, **s3_env(bucket)}
+        stored = Bucket(bucket)
+    else:
+        stored = Folder(root / "data" / "vault")
     server = Server(root, {**env, **({"EVIDENCE_DATABASE_URL": url} if url else {})})
     http = requests.Session()
     try:
@@ -173,10 +211,12 @@ def start_site(root: Path, database: str, env: dict[str, str], roles: dict[str, 
         assigned = {case: [emails[0]], **{refs[name]: who for name, who in (cases or {}).items()}}
         tokens = _bootstrap(server, url, roles, assigned)
         yield Site(server, url or f"sqlite:///{server.data_dir / 'evidence.db'}", tokens[emails[0]],
-                   tokens[emails[1]] if len(emails) > 1 else "", case, http, tokens, refs)
+                   tokens[emails[1]] if len(emails) > 1 else "", case, http, tokens, stored, refs)
     finally:
         http.close()
         server.stop()
+        if isinstance(stored, Bucket):
+            stored.close()
         if url:
             postgres.drop_database(url)
 

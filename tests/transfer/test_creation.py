@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from transfer import errors
-from transfer.creation import CreationLimits, parse_creation, usable_partials
+from transfer.creation import Creation, CreationLimits, parse_creation, usable_partials
 from transfer.expiry import Expiry
 from transfer.info import UploadInfo
 
@@ -19,13 +19,13 @@ NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 IDS = tuple(f"{n:032x}" for n in range(1, 5))
 
 
-def parse(limits: CreationLimits = LIMITS, **headers: str):  # type: ignore[no-untyped-def]
+def parse(*, limits: CreationLimits = LIMITS, **headers: str) -> Creation:
     return parse_creation({k.replace("_", "-").lower(): v for k, v in headers.items()}, "/files/", limits)
 
 
-def refused(status: int, match: str, limits: CreationLimits = LIMITS, **headers: str) -> None:
+def refused(status: int, match: str, *, limits: CreationLimits = LIMITS, **headers: str) -> None:
     with pytest.raises(errors.TusError, match=match) as caught:
-        parse(limits, **headers)
+        parse(limits=limits, **headers)
     assert caught.value.status == status
 
 
@@ -62,13 +62,13 @@ def test_a_checksum_without_a_body_is_ignored() -> None:
     (400, "'partial' or 'final", {"Upload_Length": "5", "Upload_Concat": "whole"}),
 ])
 def test_refusals(status: int, match: str, headers: dict[str, str]) -> None:
-    refused(status, match, **headers)
+    refused(status, match, limits=LIMITS, **headers)
 
 
 def test_what_the_store_cannot_do_is_refused() -> None:
     plain = CreationLimits(max_size=1000, max_partials=3, can_defer_length=False, can_concatenate=False)
-    refused(400, "cannot defer", plain, Upload_Defer_Length="1")
-    refused(400, "does not support concatenation", plain, Upload_Length="5", Upload_Concat="partial")
+    refused(400, "cannot defer", limits=plain, Upload_Defer_Length="1")
+    refused(400, "does not support concatenation", limits=plain, Upload_Length="5", Upload_Concat="partial")
 
 
 def test_a_final_upload_takes_its_length_from_its_partials() -> None:

@@ -3,6 +3,10 @@ PostgreSQL: concatenation lists that try to multiply or borrow bytes, partial up
 dodge the case checks or linger, oversized headers, rights taken away mid-upload, uploads
 kept alive for ever, and probing for which cases exist. Each attack is refused, and
 nothing is half-written: no upload row, no custody entry, no file, no moved offset.
+
+The attacks are on the protocol and the application, not on a store: they run on the
+file store, whose files the tests can look at directly. tests/transfer/protocol/ runs the
+protocol itself on both stores.
 """
 
 from __future__ import annotations
@@ -14,41 +18,29 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 
 from evidence.http.limits import HeaderLimits
 from evidence.settings import Settings
-from tests.conftest import s3_env
 from tests.transfer.site import (
     ADMIN,
     COLLEAGUE,
     LEAVER,
     LIFETIME_HOURS,
     MOVER,
-    OCTET,
+    PARTIAL,
     TUS,
     Site,
     data,
+    final,
     metadata,
+    partial,
     upload_id,
 )
 
-PARTIAL = {"Upload-Concat": "partial"}
-
-
-def partial(site: Site, body: bytes, case: str | None = None, token: str | None = None) -> str:
-    """A finished partial upload (creation-with-upload) of ``body`` for ``case``."""
-    return site.new_upload(len(body), body=body, token=token, meta=metadata(case=case or site.case), **PARTIAL)
-
-
-def final(site: Site, urls: list[str], case: str | None = None, token: str | None = None,
-          **more: str) -> requests.Response:
-    headers = {**site.headers(token), "Upload-Concat": "final;" + " ".join(urls),
-               "Upload-Metadata": metadata(filename="joined.bin", case=case or site.case), **more}
-    return site.http.post(site.files_url, headers=headers)
+pytestmark = pytest.mark.parametrize("store", ["file"], indirect=True)
 
 
 def consumed(site: Site, url: str) -> bool:
@@ -223,7 +215,7 @@ def test_unknown_and_unassigned_cases_answer_alike(site: Site) -> None:
     answers = []
     for case in ("OP-NO-SUCH-CASE", site.cases["foreign"]):
         for extra in ({}, PARTIAL):
-            response = site.create(3, meta=metadata(filename="x.bin", case=case), **extra)
+            response = site.create(3, body=None, meta=metadata(filename="x.bin", case=case), **extra)
             answers.append((response.status_code, response.text.replace(case, "REF"),
                             sorted(set(response.headers) - {"date"})))
     assert answers[0] == answers[1] == answers[2] == answers[3], answers
@@ -383,38 +375,3 @@ def test_another_officer_cannot_take_a_partial_into_their_own_case(site: Site) -
     response = final(site, [mine], case=site.cases["foreign"], token=site.extra_tokens[COLLEAGUE])
     assert response.status_code == 400 and "does not exist" in response.text
     assert not consumed(site, mine)
-
-
-@pytest.mark.s3
-def test_on_s3_a_used_partial_leaves_no_object_behind(make_server, bucket, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    server = make_server(s3_env(bucket))
-    token, case = server.token(), server.case("OP-S3-PARTIALS")
-    headers = {**TUS, "Authorization": f"Bearer {token}"}
-
-    def create(body: bytes, **more: str) -> str:
-        response = requests.post(server.url + "/files/", data=body, headers={
-            **headers, **OCTET, "Upload-Length": str(len(body)), "Upload-Metadata": metadata(case=case), **more})
-        assert response.status_code == 201, response.text
-        return response.headers["Location"]
-
-    pieces = [create(b"first ", **PARTIAL), create(b"second", **PARTIAL)]
-    joined = requests.post(server.url + "/files/", headers={
-        **headers, "Upload-Concat": "final;" + " ".join(pieces),
-        "Upload-Metadata": metadata(filename="joined.bin", case=case)})
-    assert joined.status_code == 201, joined.text
-    client = bucket.client()
-    try:
-        keys = [f"uploads/partials/{upload_id(url)}" for url in pieces]
-        assert all(_versions(client, bucket.bucket, key) for key in keys)
-        cleaned = server.cli("uploads", "cleanup").stdout.split()
-        assert {upload_id(url) for url in pieces} <= set(cleaned)
-        assert all(_versions(client, bucket.bucket, key) == [] for key in keys)  # bytes gone, not hidden
-        original = f"originals/{upload_id(joined.headers['Location'])}"
-        assert client.get_object(Bucket=bucket.bucket, Key=original)["Body"].read() == b"first second"
-    finally:
-        client.close()
-
-
-def _versions(client: Any, bucket: str, key: str) -> list[str]:
-    listed = client.list_object_versions(Bucket=bucket, Prefix=key)
-    return [v["VersionId"] for v in [*listed.get("Versions", []), *listed.get("DeleteMarkers", [])] if v["Key"] == key]

@@ -325,7 +325,7 @@ async def test_when_s3_goes_down_the_offset_covers_only_what_is_stored(
         source = cut_after(proxy, cut_at - before, data.pieces(info.offset, info.offset + chunk))
         with pytest.raises(StorageUnavailable) as raised:
             await store.write_chunk(info, source)
-        written = raised.value.written  # type: ignore[attr-defined]
+        written = raised.value.written
         info.offset += written
         reload(info)
         assert info.offset == committed
@@ -430,7 +430,7 @@ async def test_a_cut_at_any_moment_loses_nothing_reported(
         try:
             info.offset += await store.write_chunk(info, stream(data.pieces(0, data.size)))
         except StorageUnavailable as error:
-            info.offset += error.written  # type: ignore[attr-defined]
+            info.offset += error.written
         finally:
             timer.join()
         reload(info)
