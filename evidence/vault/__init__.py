@@ -51,9 +51,12 @@ def open_vault(
     if parts.scheme == "file":
         if parts.netloc not in ("", "localhost"):
             raise BadStorageUrl(f"a file storage URL names no host: {url}")
+        root = Path(unquote(parts.path))
+        if not root.is_absolute():
+            raise BadStorageUrl(f"a file storage URL names an absolute folder, file:///path: {url}")
         from evidence.vault.local import LocalVault
 
-        return LocalVault(Path(unquote(parts.path)))
+        return LocalVault(root)
     if parts.scheme == "s3":
         if not parts.netloc or parts.path not in ("", "/"):
             raise BadStorageUrl(f"an s3 storage URL is s3://BUCKET?endpoint_url=...&region=...: {url}")

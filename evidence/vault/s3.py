@@ -159,11 +159,16 @@ class S3Vault:
         head = self._head(key)
         if head is None:
             raise KeyError(key)
-        current = head.get("ObjectLockRetainUntilDate")
-        if not (head.get("ObjectLockMode") == "COMPLIANCE" and current is not None and current >= until):
+        mode, current = head.get("ObjectLockMode"), head.get("ObjectLockRetainUntilDate")
+        if not (mode == "COMPLIANCE" and current is not None and current >= until):
+            # A governance retention (a bucket's default, say) can only be made compliance
+            # with the bypass: it is a change of mode, though it only makes the lock stronger.
+            bypass = {"BypassGovernanceRetention": True} if mode == "GOVERNANCE" else {}
+            # Never shorter than a retention already set.
+            target = max(until, current) if current is not None else until
             with _s3_errors(f"set retention on {key}"):
                 self.client.put_object_retention(
-                    Bucket=self.bucket, Key=key, Retention={"Mode": "COMPLIANCE", "RetainUntilDate": until}
+                    Bucket=self.bucket, Key=key, Retention={"Mode": "COMPLIANCE", "RetainUntilDate": target}, **bypass
                 )
             head = self._head(key) or {}
         mode, current = head.get("ObjectLockMode"), head.get("ObjectLockRetainUntilDate")
@@ -179,7 +184,8 @@ class S3Vault:
         try:
             with _s3_errors(f"store {key}"):
                 # If-None-Match makes S3 itself refuse an overwrite, closing the race the
-                # HEAD above leaves open.
+                # HEAD above leaves open, where the store honours it (AWS, MinIO; Ceph's
+                # gateway before Squid ignores it, and the later writer adds a version).
                 self.client.put_object(Bucket=self.bucket, Key=key, Body=fileobj, IfNoneMatch="*")
         except VaultUnavailable as exc:
             cause = exc.__cause__
