@@ -20,9 +20,10 @@ from sqlalchemy.orm import Session
 from audit import Entry, NoteVerifier, VerificationError, canonical, format_time, merkle, open_note, verify_inclusion
 from evidence import custody
 from evidence.custody import ledger
+from evidence.custody.actions import Action
 from evidence.custody.disclosure import Internals, scrub, withheld_because
 from evidence.custody.report_case import to_case
-from evidence.custody.report_html import render
+from evidence.custody.report_html import embedded_json, render
 from evidence.errors import InvalidInput, NotFound
 from evidence.models import Case, CustodyEvent, Derivative, Item, utcnow
 
@@ -31,7 +32,9 @@ HTML_SIGNATURE_PREFIX = "<!-- evidence-signature "
 # What the ledger key signs for a report: never parseable as a checkpoint.
 _SIGNED = "evidence custody report v1\n{digest}\n"
 # Case-wide entries that concern every item of the case.
-_CASE_ACTIONS = ("case.created",)
+_CASE_ACTIONS = frozenset({Action.CASE_CREATED})
+# A link's entries: those that name the items it covers concern them.
+_LINK_ACTIONS = frozenset(action for action in Action if action.startswith("link."))
 
 
 def build(session: Session, keys: ledger.Keys, item_id: str, actor: str,
@@ -41,7 +44,7 @@ def build(session: Session, keys: ledger.Keys, item_id: str, actor: str,
 
     With ``reviewer`` (the server's internals), the reviewer's copy: entries that name an
     internal are withheld whole, leaving their leaf hash and proof (see
-    :mod:`evidence.disclosure`), and the item's summary leaves internals out."""
+    :mod:`evidence.custody.disclosure`), and the item's summary leaves internals out."""
     item = session.get(Item, item_id)
     if item is None:
         raise NotFound(f"item {item_id} does not exist")
@@ -53,7 +56,8 @@ def build(session: Session, keys: ledger.Keys, item_id: str, actor: str,
     ledger.sign_checkpoint(session, keys, actor)
     session.flush()
     checkpoint = ledger.latest_checkpoint(session)
-    assert checkpoint is not None
+    if checkpoint is None:  # pragma: no cover - one was signed just now, in this transaction
+        raise RuntimeError("no checkpoint after signing one")
     rows = session.scalars(
         select(CustodyEvent)
         .where(
@@ -122,7 +126,7 @@ def build(session: Session, keys: ledger.Keys, item_id: str, actor: str,
 def _shares(row: CustodyEvent, item_id: str) -> bool:
     """A link's case-wide entries (created, revoked, page opened) that cover this item."""
     details = row.details or {}
-    return row.action.startswith("link.") and (item_id in details.get("items", []) or details.get("include_future") is True)
+    return row.action in _LINK_ACTIONS and (item_id in details.get("items", []) or details.get("include_future") is True)
 
 
 def _digest(content: dict[str, Any]) -> str:
@@ -206,9 +210,9 @@ def _verify_item_facts(report: dict[str, Any]) -> None:
         details = entry["details"]
         if entry["subject"].get("item") not in (None, item["id"]):
             raise VerificationError(f"entry {entry['seq']} is about another item")
-        if entry["action"] == "original.hashed" and details.get("hashes") != item["hashes"]:
+        if entry["action"] == Action.ORIGINAL_HASHED and details.get("hashes") != item["hashes"]:
             raise VerificationError("the item's hashes differ from those the ledger recorded")
-        if entry["action"] == "derivative.created":
+        if entry["action"] == Action.DERIVATIVE_CREATED:
             made = {(d["kind"], d["sha256"]) for d in report["derivatives"]}
             if (details.get("kind"), details.get("sha256")) not in made:
                 raise VerificationError(f"working copy {details.get('kind')} differs from the ledger's record")
@@ -232,8 +236,7 @@ def _verify_html(data: bytes, verifier: NoteVerifier) -> bytes:
     end = page.find(b"</script>", start)
     if start < 0 or end < 0:
         raise VerificationError("the HTML report does not embed its JSON form")
-    embedded = page[start + len(b'<script type="application/json" id="custody-report">') : end]
-    return embedded.replace(b"<\\/", b"</")
+    return embedded_json(page[start + len(b'<script type="application/json" id="custody-report">') : end])
 
 
 def sign_html(page: str, keys: ledger.Keys) -> bytes:
@@ -251,7 +254,7 @@ def export(session: Session, keys: ledger.Keys, item_id: str, fmt: str, actor: s
     """The report in ``fmt`` (the reviewer's copy with ``reviewer``), with its export
     recorded in the ledger (after the entries it proves, so the file's own export is in the
     next report) unless ``record`` is false: the caller has already counted this export
-    into a window that the ledger tells of (:mod:`evidence.link_record`). ``note`` adds to
+    into a window that the ledger tells of (:mod:`evidence.links.record`). ``note`` adds to
     the entry's details; ``link`` names the link it was served through."""
     if fmt not in FORMATS:
         raise InvalidInput(f"report format must be one of {', '.join(FORMATS)}")
@@ -267,5 +270,5 @@ def export(session: Session, keys: ledger.Keys, item_id: str, fmt: str, actor: s
         if reviewer is not None:
             details["copy"] = "reviewer"
         subject = {"case": report["item"]["case"], "item": item_id, **({"link": link} if link else {})}
-        custody.record(session, "report.exported", subject, actor, {**details, **(note or {})})
+        custody.record(session, Action.REPORT_EXPORTED, subject, actor, {**details, **(note or {})})
     return data

@@ -15,6 +15,7 @@ from audit import VerificationError
 from evidence import custody, migrate
 from evidence.custody import report
 from evidence.custody.disclosure import Internals
+from evidence.custody.report_html import render
 from evidence.models import Case, Item, Upload, User
 from evidence.runtime import Runtime
 from evidence.settings import Settings
@@ -69,7 +70,7 @@ def test_the_reviewers_copy_withholds_internals_and_verifies(stored: tuple[Runti
     text = report.to_json(copy_).decode()
     assert UPLOAD not in text and str(rt.settings.data_path) not in text and "@vm" not in text
     assert report.verify_report(report.to_json(copy_), rt.ledger_keys.verifier)["copy"] == "reviewer"
-    html = report.sign_html(report.render(copy_), rt.ledger_keys)
+    html = report.sign_html(render(copy_), rt.ledger_keys)
     assert b"withheld from this copy" in html and UPLOAD.encode() not in html
     report.verify_report(html, rt.ledger_keys.verifier)
     with rt.db.transaction() as session:  # the auditors' report holds everything, as before
