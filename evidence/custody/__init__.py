@@ -21,8 +21,7 @@ ACTIONS = frozenset(Action)
 def record(session: Session, action: Action | str, subject: dict[str, str], actor: str, details: dict[str, Any]) -> None:
     if action not in ACTIONS:
         raise ValueError(f"unknown custody action {action!r}")
-    action = Action(action)
-    ledger.append(session, action.value, subject, actor, portable(details))
+    ledger.append(session, Action(action), subject, actor, portable(details))
 
 
 def portable(value: Any) -> Any:

@@ -30,6 +30,7 @@ from audit import (
     open_note,
     verify_consistency,
 )
+from evidence.custody.actions import Action
 from evidence.models import Checkpoint, CustodyEvent, LedgerHead, LedgerNode, utcnow
 
 HEAD_ID = 1
@@ -37,14 +38,15 @@ Node = tuple[int, int]
 
 
 def append(
-    session: Session, action: str, subject: Mapping[str, str], actor: str, details: Mapping[str, Any],
+    session: Session, action: Action, subject: Mapping[str, str], actor: str, details: Mapping[str, Any],
     at: datetime | None = None,
 ) -> CustodyEvent:
     """Append one entry in the caller's transaction (and lock the head until it commits)."""
     head = session.get_one(LedgerHead, HEAD_ID, with_for_update=True)
     at = at or utcnow()
     seq = head.size
-    entry = Entry(seq=seq, time=format_time(at), actor=actor, action=action, subject=dict(subject), details=dict(details))
+    name = action.value  # the plain string, in the entry and in the column
+    entry = Entry(seq=seq, time=format_time(at), actor=actor, action=name, subject=dict(subject), details=dict(details))
     body = entry.encode()
     leaf = merkle.leaf_hash(body)
     tree = TreeBuilder.resume(seq, _frontier(head))
@@ -54,7 +56,7 @@ def append(
     head.size = seq + 1
     head.frontier = [[level, index, known[(level, index)].hex()] for level, index in merkle.root_nodes(seq + 1)]
     event = CustodyEvent(
-        seq=seq, at=at, action=action, actor=actor, subject=dict(subject), details=dict(details),
+        seq=seq, at=at, action=name, actor=actor, subject=dict(subject), details=dict(details),
         item_id=subject.get("item"), case_ref=subject.get("case"), body=body, leaf_hash=leaf,
     )
     session.add(event)
@@ -74,15 +76,17 @@ def size(session: Session) -> int:
 
 # The head's size and the wanted nodes in one round trip, with one statement text whatever
 # the nodes (so the server prepares and plans it once): the wanted (level, index) pairs go in
-# as arrays (PostgreSQL) or one JSON document (SQLite), joined with the primary key.
-_HEAD_ROW = "SELECT -1 AS level, size AS idx, NULL AS hash FROM ledger_head WHERE id = :head"
+# as arrays (PostgreSQL) or one JSON document (SQLite), joined with the primary key. Constant
+# text, values bound.
 _NODES_POSTGRES = text(
-    _HEAD_ROW + " UNION ALL SELECT n.level, n.idx, n.hash"
+    "SELECT -1 AS level, size AS idx, NULL AS hash FROM ledger_head WHERE id = :head"
+    " UNION ALL SELECT n.level, n.idx, n.hash"
     " FROM unnest(CAST(:levels AS integer[]), CAST(:indexes AS bigint[])) AS w(level, idx)"
     " JOIN ledger_nodes n ON n.level = w.level AND n.idx = w.idx"
 )
 _NODES_SQLITE = text(
-    _HEAD_ROW + " UNION ALL SELECT n.level, n.idx, n.hash FROM json_each(:wanted) AS w"
+    "SELECT -1 AS level, size AS idx, NULL AS hash FROM ledger_head WHERE id = :head"
+    " UNION ALL SELECT n.level, n.idx, n.hash FROM json_each(:wanted) AS w"
     " JOIN ledger_nodes n ON n.level = json_extract(w.value, '$[0]') AND n.idx = json_extract(w.value, '$[1]')"
 )
 
@@ -171,7 +175,7 @@ def sign_checkpoint(session: Session, keys: Keys, actor: str, force: bool = Fals
     details: dict[str, Any] = {"origin": keys.origin, "size": head.size + 1}
     if previous is not None:
         details["previous_size"] = previous.size
-    append(session, "checkpoint.signed", {}, actor, details)
+    append(session, Action.CHECKPOINT_SIGNED, {}, actor, details)
     session.flush()
     tree_size = head.size
     tree_root = root(session, tree_size)

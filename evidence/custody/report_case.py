@@ -1,7 +1,7 @@
 """An item's custody report as CASE/UCO JSON-LD (CASE 1.5.0 / UCO 1.5.0, what `case_validate` 0.18 checks).
 
-A pure transformation of the report dict that `evidence.report` builds; it imports nothing else
-from the project. The graph says:
+A pure transformation of the report dict that `evidence.custody.report` builds; it imports
+nothing else from the project but the names of the custody actions. The graph says:
 
 - the original is a ``uco-observable:File`` with a ``FileFacet`` (original file name, size) and a
   ``ContentDataFacet`` holding one ``uco-types:Hash`` per algorithm; each working copy is a File of
@@ -31,6 +31,8 @@ import uuid
 from typing import Any
 from urllib.parse import quote
 
+from evidence.custody.actions import Action
+
 CONTEXT: dict[str, str] = {
     "case-investigation": "https://ontology.caseontology.org/case/investigation/",
     "uco-action": "https://ontology.unifiedcyberontology.org/uco/action/",
@@ -55,7 +57,7 @@ HASH_METHODS = {
 
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})+")
 # Actions whose ledger subject creates the original rather than acting on it.
-_CREATES_ORIGINAL = frozenset({"upload.completed", "original.stored"})
+_CREATES_ORIGINAL = frozenset({Action.UPLOAD_COMPLETED, Action.ORIGINAL_STORED})
 
 
 def base_iri(origin: str) -> str:
@@ -122,7 +124,7 @@ def to_case(report: dict[str, Any]) -> dict[str, Any]:
                 "uco-core:externalIdentifier": f"{entry['seq']}:{proven.get('leaf_hash', '')}",
             })],
         }
-        if entry["action"] == "derivative.created":
+        if entry["action"] == Action.DERIVATIVE_CREATED:
             key = (details.get("kind", ""), details.get("sha256", ""))
             made = derivatives.get(key)
             if made is None and details.get("sha256"):
