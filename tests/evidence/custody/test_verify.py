@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, update
+from sqlalchemy import delete, insert, update
 from sqlalchemy.sql import Executable
 
 from audit import Checkpoint as SignedCheckpoint
@@ -121,13 +121,13 @@ def test_an_entry_appended_behind_the_logs_back_is_caught(log: Runtime, block_le
     with log.db.sessions() as session:
         last = session.get_one(CustodyEvent, 39)
         forged = {attr.key: getattr(last, attr.key) for attr in CustodyEvent.__mapper__.column_attrs}
-    edit(log, CustodyEvent.__table__.insert().values({**forged, "seq": 40}))  # type: ignore[attr-defined]
+    edit(log, insert(CustodyEvent).values({**forged, "seq": 40}))
     result = verdict(log)
     assert not result.ok and result.seq is not None and result.seq >= 39, result.problem
 
 
 def test_a_node_added_behind_the_logs_back_is_caught(log: Runtime, block_level: int) -> None:
-    edit(log, LedgerNode.__table__.insert().values(level=0, idx=40, hash=bytes(32)))  # type: ignore[attr-defined]
+    edit(log, insert(LedgerNode).values(level=0, index=40, hash=bytes(32)))
     result = verdict(log)
     assert not result.ok and result.seq == 40 and "extended behind the log's back" in (result.problem or "")
 
