@@ -14,6 +14,7 @@ import pytest
 from audit import VerificationError
 from evidence import custody, migrate
 from evidence.custody import report
+from evidence.custody.actions import Action
 from evidence.custody.disclosure import Internals
 from evidence.custody.report_html import render
 from evidence.models import Case, Item, Upload, User
@@ -41,13 +42,13 @@ def stored(tmp_path: Path, database_url: str) -> Iterator[tuple[Runtime, str]]:
             session.add(item)
             session.flush()
             subject = {"case": "OP-1", "item": item.id}
-            custody.record(session, "case.created", {"case": "OP-1"}, "operator:root", {"title": None})
-            custody.record(session, "upload.created", {"case": "OP-1", "upload": UPLOAD}, "user:pc@force.police.uk",
+            custody.record(session, Action.CASE_CREATED, {"case": "OP-1"}, "operator:root", {"title": None})
+            custody.record(session, Action.UPLOAD_CREATED, {"case": "OP-1", "upload": UPLOAD}, "user:pc@force.police.uk",
                            {"filename": "CCTV.mp4"})
-            custody.record(session, "original.stored", {**subject, "upload": UPLOAD}, "system:transfer",
+            custody.record(session, Action.ORIGINAL_STORED, {**subject, "upload": UPLOAD}, "system:transfer",
                            {"storage_key": f"originals/{UPLOAD}", "size": 5})
-            custody.record(session, "original.hashed", subject, "system:worker@vm", {"hashes": {"sha256": "ab" * 32}})
-            custody.record(session, "original.hashed", subject, "system:worker", {"hashes": {"sha256": "ab" * 32}})
+            custody.record(session, Action.ORIGINAL_HASHED, subject, "system:worker@vm", {"hashes": {"sha256": "ab" * 32}})
+            custody.record(session, Action.ORIGINAL_HASHED, subject, "system:worker", {"hashes": {"sha256": "ab" * 32}})
         yield rt, item.id
     finally:
         rt.close()
