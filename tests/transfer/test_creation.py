@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from transfer import errors
-from transfer.creation import Creation, CreationLimits, parse_creation, usable_partials
+from transfer.creation import Creation, CreationLimits, new_upload, parse_creation, usable_partials
 from transfer.expiry import Expiry
 from transfer.info import UploadInfo
 
@@ -118,6 +118,32 @@ def test_unusable_partials_are_refused(state: dict[str, object] | None, message:
         found[IDS[1]] = partial(IDS[1], **state)
     with pytest.raises(errors.BadRequest, match=message):
         usable_partials(IDS[:2], found, "me", Expiry(), NOW)
+
+
+# -- the record of the new upload -----------------------------------------------------
+
+
+def test_a_new_upload_is_recorded_as_asked() -> None:
+    info = new_upload(parse(Upload_Length="10", Upload_Metadata="filename YS5iaW4="), "me", [], LIMITS,
+                      upload_id=IDS[0], now=NOW)
+    assert (info.id, info.owner, info.size, info.offset, info.created_at) == (IDS[0], "me", 10, 0, NOW)
+    assert info.metadata == {"filename": "a.bin"}
+    assert info.storage_key == "" and info.concat is None and info.partials == []
+    deferred = new_upload(parse(Upload_Defer_Length="1"), "me", [], LIMITS, upload_id=IDS[1], now=NOW)
+    assert deferred.size is None and deferred.size_is_deferred
+    piece = new_upload(parse(Upload_Length="3", Upload_Concat="partial"), "me", [], LIMITS, upload_id=IDS[2], now=NOW)
+    assert piece.concat == "partial" and piece.partials == []
+
+
+def test_a_final_upload_is_as_long_as_its_partials_and_no_longer_than_the_limit() -> None:
+    creation = parse(Upload_Concat=final_header(IDS[1], IDS[0]))
+    partials = [partial(IDS[1], size=400, offset=400), partial(IDS[0], size=600, offset=600)]
+    info = new_upload(creation, "me", partials, LIMITS, upload_id=IDS[2], now=NOW)
+    assert info.size == 1000 and info.concat == "final" and info.partials == [IDS[1], IDS[0]]
+    partials.append(partial(IDS[3], size=1, offset=1))
+    with pytest.raises(errors.TooLarge, match="1001 bytes exceeds the maximum of 1000"):
+        new_upload(parse(Upload_Concat=final_header(IDS[1], IDS[0], IDS[3])), "me", partials, LIMITS,
+                   upload_id=IDS[2], now=NOW)
 
 
 # -- anything at all ---------------------------------------------------------------------

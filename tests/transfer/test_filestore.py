@@ -1,4 +1,5 @@
-"""FileStore on a real folder: what termination removes, and what it never removes."""
+"""FileStore on a real folder: chunks that count only when whole, what finishing and
+termination do, and what they never do (replace or remove a stored original)."""
 
 from __future__ import annotations
 
@@ -74,3 +75,44 @@ async def test_concatenation_is_private_until_sealed(store: FileStore) -> None:
         assert stat.S_IMODE(working.stat().st_mode) == 0o600
     finally:
         os.umask(umask)
+
+
+async def failing(data: bytes, error: BaseException) -> AsyncIterator[bytes]:
+    yield data
+    raise error
+
+
+async def test_a_refused_chunk_leaves_nothing_of_itself(store: FileStore) -> None:
+    info = UploadInfo(id="u2", owner="officer", storage_key="originals/u2", size=10)
+    await store.create(info)
+    info.offset = await store.write_chunk(info, body(b"abc"))
+    with pytest.raises(ValueError, match="checksum"):
+        await store.write_chunk(info, failing(b"defg", ValueError("checksum mismatch")))
+    assert (store.uploads_dir / "u2.bin").read_bytes() == b"abc"
+
+
+async def test_bytes_past_the_recorded_offset_are_dropped_before_the_next_chunk(store: FileStore) -> None:
+    """A process killed mid-chunk may have written bytes it never acknowledged."""
+    info = UploadInfo(id="u3", owner="officer", storage_key="originals/u3", size=6)
+    await store.create(info)
+    (store.uploads_dir / "u3.bin").write_bytes(b"abXXXXXXXX")
+    info.offset = 2
+    assert await store.write_chunk(info, body(b"cdef")) == 4
+    assert (store.uploads_dir / "u3.bin").read_bytes() == b"abcdef"
+
+
+async def test_finish_is_idempotent_and_never_replaces_a_stored_file(store: FileStore) -> None:
+    info = await finished(store, "u4", "originals/u4", b"first")
+    await store.finish(info)  # again (a lost answer): nothing to do
+    assert store.final_path(info).read_bytes() == b"first"
+    other = UploadInfo(id="u5", owner="officer", storage_key="originals/u4", size=5)
+    await store.create(other)
+    other.offset = await store.write_chunk(other, body(b"other"))
+    with pytest.raises(FileExistsError, match="refusing to replace"):
+        await store.finish(other)
+    assert store.final_path(info).read_bytes() == b"first"
+
+
+def test_a_storage_key_cannot_leave_the_store(store: FileStore) -> None:
+    with pytest.raises(ValueError, match="escapes the store root"):
+        store.final_path(UploadInfo(id="u6", owner="officer", storage_key="../outside", size=1))
