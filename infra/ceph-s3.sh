@@ -28,6 +28,8 @@ usage() { die "usage: $0 start DIR [--watch PID] | env DIR | stop DIR"; }
 
 ceph_() { timeout 60 ceph -c "$DIR/ceph.conf" "$@"; }
 
+uuid() { cat /proc/sys/kernel/random/uuid; }
+
 free_ports() {  # N distinct free ports of 127.0.0.1, one a line
   "$PYTHON" - "$1" <<'EOF'
 import socket, sys
@@ -42,7 +44,7 @@ write_conf() {
   local mon_port=$1 rgw_port=$2
   cat >"$DIR/ceph.conf" <<EOF
 [global]
-fsid = $(uuidgen)
+fsid = $(uuid)
 mon host = v1:127.0.0.1:$mon_port
 public addr = 127.0.0.1
 cluster addr = 127.0.0.1
@@ -111,12 +113,12 @@ launch() {  # NAME COMMAND...: runs a daemon in the foreground of a session of i
   echo $! >"$DIR/run/$name.started"
 }
 
-wait_http() {
-  local url=$1 deadline=$((SECONDS + START_TIMEOUT))
-  until curl -s -o /dev/null --max-time 2 "$url"; do
+wait_listening() {  # the gateway listens once it is ready to serve
+  local port=$1 deadline=$((SECONDS + START_TIMEOUT))
+  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
     alive client.rgw.gw || die "radosgw exited: $(tail -5 "$DIR/log/client.rgw.gw.log" 2>/dev/null)"
-    [ $SECONDS -lt $deadline ] || die "radosgw did not answer on $url within ${START_TIMEOUT}s"
-    sleep 0.2
+    [ $SECONDS -lt $deadline ] || die "radosgw did not listen on 127.0.0.1:$port within ${START_TIMEOUT}s"
+    sleep 0.1
   done
 }
 
@@ -147,7 +149,7 @@ start() {
   launch mon.a ceph-mon -i a
 
   local osd_uuid
-  osd_uuid=$(uuidgen)
+  osd_uuid=$(uuid)
   ceph-osd -c "$DIR/ceph.conf" -i 0 --mkfs --osd-uuid "$osd_uuid" >>"$DIR/log/mkfs.out" 2>&1
   ceph_ osd new "$osd_uuid" 0 >/dev/null
   launch osd.0 ceph-osd -i 0
@@ -166,7 +168,7 @@ start() {
   timeout 60 radosgw-admin -c "$DIR/ceph.conf" zonegroup modify --rgw-zonegroup=default \
     --api-name "$REGION" >>"$DIR/log/admin.out" 2>&1
   launch client.rgw.gw radosgw -n client.rgw.gw
-  wait_http "http://127.0.0.1:$rgw_port/"
+  wait_listening "$rgw_port"
 
   cat >"$DIR/env" <<EOF
 EVIDENCE_TEST_S3_ENDPOINT=http://127.0.0.1:$rgw_port

@@ -148,7 +148,12 @@ def endpoint() -> S3Endpoint:
         )
         return _endpoint
     try:
-        gateway = Gateway.start(watch_pid=os.getpid())
+        try:
+            gateway = Gateway.start(watch_pid=os.getpid())
+        except GatewayFailed:
+            # Once more: its free ports are chosen before they are bound, and another
+            # process may have taken one in between.
+            gateway = Gateway.start(watch_pid=os.getpid())
     except (GatewayFailed, OSError) as error:
         _failure = f"no S3 endpoint for the tests: {error} (infra/test-services.sh installs Ceph's packages)"
         _unavailable(_failure)
