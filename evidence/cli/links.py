@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import click
 
 from evidence import custody
 from evidence.cli.common import err, friendly, local_runtime
-from evidence.cli.sizes import parse_duration
-from evidence.links.sharing import Share, create_link, link_json, list_links, revoke_link
+from evidence.cli.sizes import DurationType
+from evidence.http.views import link_view
+from evidence.links.sharing import Share, create_link, link_url, list_links, revoke_link
 from evidence.links.tokens import keyring_for
 from evidence.models import utcnow
-
-
-class DurationType(click.ParamType):
-    name = "duration"
-
-    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
-        try:
-            return parse_duration(value)
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
-        except OverflowError:  # past what a date can hold: not a traceback, a usage error
-            self.fail(f"{value!r} is far too long; a link lasts at most 366 days", param, ctx)
 
 
 @click.command("share")
@@ -37,18 +27,18 @@ class DurationType(click.ParamType):
 @click.option("--include-future", is_flag=True, help="A case-wide share also shows items added later")
 @click.pass_context
 @friendly
-def share(ctx: click.Context, case_ref: str, item_ids: tuple[str, ...], recipient: str, lifetime, download: bool,  # type: ignore[no-untyped-def]
-          passcode: bool, max_uses: int | None, include_future: bool) -> None:
+def share(ctx: click.Context, case_ref: str, item_ids: tuple[str, ...], recipient: str, lifetime: timedelta,
+          download: bool, passcode: bool, max_uses: int | None, include_future: bool) -> None:
     """Share a case, or chosen items, with a reviewer: prints the link's URL."""
     rt = local_runtime(ctx)
     keys = keyring_for(rt.settings)
     request = Share(case_ref, recipient, lifetime, item_ids, download, passcode, max_uses, include_future)
     with rt.db.transaction() as session:
         link, code = create_link(session, keys, request, custody.operator_actor(), None, utcnow())
-        data = link_json(keys, link, case_ref, rt.settings.effective_public_url)
+        url = link_url(keys, link, rt.settings.effective_public_url)
     if code:
         err.print(f"passcode (send it separately from the link): {code}", highlight=False)
-    click.echo(data["url"])
+    click.echo(url)
 
 
 @click.group("links")
@@ -66,7 +56,9 @@ def links_list(ctx: click.Context, case_ref: str, as_json: bool) -> None:
     rt = local_runtime(ctx)
     keys = keyring_for(rt.settings)
     with rt.db.sessions() as session:
-        found = [link_json(keys, link, case_ref, rt.settings.effective_public_url) for link in list_links(session, case_ref)]
+        public_url = rt.settings.effective_public_url
+        found = [link_view(link, link_url(keys, link, public_url), case_ref).as_json()
+                 for link in list_links(session, case_ref)]
     if as_json:
         click.echo(json.dumps(found, indent=2))
         return

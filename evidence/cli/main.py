@@ -293,7 +293,7 @@ def items_show(ctx: click.Context, item_id: str, as_json: bool) -> None:
         item = session.get(Item, item_id)
         if item is None:
             raise NotFound(f"item {item_id} does not exist")
-        data = items_view(session, [item], rt.settings.effective_public_url)[0]
+        data = items_view(session, [item], rt.settings.effective_public_url)[0].as_json()
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return

@@ -1,14 +1,27 @@
-"""Human sizes and durations on the command line: ``8M``, ``64MiB``, ``14d``."""
+"""Human sizes and durations on the command line: ``8M``, ``64MiB``, ``14d``.
+
+The parsers are pure: a value, or ValueError saying what was expected. The click types
+turn a ValueError into a usage error (exit 2, one line, no traceback)."""
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import click
 
 _SIZE = re.compile(r"(?i)\s*(\d+)\s*([kmgt]?)(i?b)?\s*")
 _DURATION = re.compile(r"\s*(\d+)\s*([smhd])\s*")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+if TYPE_CHECKING:
+    # click's ParamType is generic from click 8.4 on; at run time the bases stay plain,
+    # because older click (which pyproject allows) cannot be subscripted.
+    _SizeParam = click.ParamType[int]
+    _DurationParam = click.ParamType[timedelta]
+else:
+    _SizeParam = _DurationParam = click.ParamType
 
 
 def parse_size(text: str) -> int:
@@ -16,23 +29,37 @@ def parse_size(text: str) -> int:
     if not match:
         raise ValueError(f"{text!r} is not a size (examples: 8M, 64MiB, 1048576)")
     number, unit = int(match.group(1)), match.group(2).lower()
-    return number * 1024 ** " kmgt".index(unit or " ")
+    return number << (10 * " kmgt".index(unit or " "))  # binary multiples: 1024 per step
 
 
 def parse_duration(text: str) -> timedelta:
     match = _DURATION.fullmatch(text)
     if not match:
         raise ValueError(f"{text!r} is not a duration (examples: 90s, 30m, 12h, 14d)")
-    return timedelta(seconds=int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)])
+    return timedelta(seconds=int(match.group(1)) * _SECONDS[match.group(2)])
 
 
-class SizeType(click.ParamType):
+class SizeType(_SizeParam):
     name = "size"
 
-    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+    def convert(self, value: str | int, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int):
             return value
         try:
             return parse_size(value)
         except ValueError as error:
             self.fail(str(error), param, ctx)
+
+
+class DurationType(_DurationParam):
+    name = "duration"
+
+    def convert(self, value: str | timedelta, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        try:
+            return parse_duration(value)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+        except OverflowError:  # past what a date can hold: not a traceback, a usage error
+            self.fail(f"{value!r} is far too long; a link lasts at most 366 days", param, ctx)

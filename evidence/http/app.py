@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Literal
 
 import anyio
 from celery import Celery
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import Field
 from sqlalchemy import text
 
 from evidence import custody, migrate
@@ -21,6 +23,7 @@ from evidence.http.access_log import AccessLog, LinkIds
 from evidence.http.api import accounts, audit, cases, links, uploads
 from evidence.http.limits import HeaderLimitMiddleware, HeaderLimits
 from evidence.http.reviewer import routes as reviewer
+from evidence.http.views import View
 from evidence.keys import load_or_create_secret
 from evidence.links import record as link_record
 from evidence.links.gate import Gate
@@ -33,6 +36,19 @@ from transcode.app import make_celery, requeue_stalled, resume_interrupted, star
 from transfer.handler import TusApp
 
 log = logging.getLogger(__name__)
+
+
+class Health(View):
+    status: Literal["ok"]
+
+
+class Readiness(View):
+    status: Literal["ready"]
+
+
+class Unready(View):
+    status: Literal["unavailable"]
+    error: str = Field(description="The kind of error met, and nothing more")
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -82,10 +98,11 @@ def create_app(settings: Settings) -> FastAPI:
         return JSONResponse({"error": error.message}, status_code=error.status, headers=headers)
 
     @app.get("/healthz", summary="Liveness (no authentication)")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def healthz() -> Health:
+        return Health(status="ok")
 
-    @app.get("/readyz", summary="Database and storage reachable (no authentication)")
+    @app.get("/readyz", summary="Database and storage reachable (no authentication)", response_model=Readiness,
+             responses={503: {"model": Unready, "description": "The database or the storage cannot be reached"}})
     def readyz() -> JSONResponse:
         try:
             with rt.db.engine.connect() as connection:

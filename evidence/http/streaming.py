@@ -4,6 +4,7 @@ Streamed in blocks, so memory stays flat for any size."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
@@ -12,6 +13,14 @@ from evidence.http.ranges import Unsatisfiable, parse_range, repr_digest
 from evidence.vault import Vault
 
 BLOCK = 1024 * 1024
+_BYTES = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+# How a route that streams an object documents its answers (OpenAPI ``responses``): the bytes,
+# whole or a range of them, in the object's own media type.
+MEDIA_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The whole object (Repr-Digest: its SHA-256)", "content": _BYTES},
+    206: {"description": "The byte range asked for (Range, If-Range)", "content": _BYTES},
+    416: {"description": "No byte of the range asked for exists"},
+}
 
 
 def stream_object(

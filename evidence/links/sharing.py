@@ -13,7 +13,6 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session
 from evidence import custody
 from evidence.accounts.users import EMAIL
 from evidence.cases import get_case
+from evidence.custody.actions import Action
 from evidence.errors import InvalidInput, NotFound
 from evidence.links.tokens import KeyRing, scope_hash
 from evidence.models import Case, Item, Link, User
@@ -75,7 +75,7 @@ def create_link(session: Session, keys: KeyRing, share: Share, actor: str, creat
     )
     session.add(link)
     session.flush()
-    custody.record(session, "link.created", {"case": case.ref, "link": link.id}, actor, {
+    custody.record(session, Action.LINK_CREATED, {"case": case.ref, "link": link.id}, actor, {
         "to": recipient, "scope": link.scope, "items": item_ids, "include_future": link.include_future,
         "permission": link.permission, "expires_at": link.expires_at.isoformat(), "max_uses": link.max_uses,
         "passcode": passcode is not None, "kid": link.kid,
@@ -90,7 +90,7 @@ def revoke_link(session: Session, link_id: str, actor: str, now: datetime) -> Li
     if link.revoked_at is None:
         link.revoked_at, link.revoked_by = now, actor
         case = session.get_one(Case, link.case_id)
-        custody.record(session, "link.revoked", {"case": case.ref, "link": link.id}, actor,
+        custody.record(session, Action.LINK_REVOKED, {"case": case.ref, "link": link.id}, actor,
                        {"items": list(link.item_ids), "include_future": link.include_future})
     return link
 
@@ -125,20 +125,6 @@ def link_url(keys: KeyRing, link: Link, public_url: str) -> str | None:
         return f"{public_url}/s/{token_of(keys, link)}"
     except FileNotFoundError:  # its signing key has been retired: the link can no longer be used
         return None
-
-
-def link_json(keys: KeyRing, link: Link, case_ref: str, public_url: str) -> dict[str, Any]:
-    def when(value: datetime | None) -> str | None:
-        return value.isoformat() if value else None
-
-    return {
-        "id": link.id, "url": link_url(keys, link, public_url), "case": case_ref, "to": link.recipient,
-        "scope": link.scope, "items": list(link.item_ids), "include_future": link.include_future,
-        "permission": link.permission, "expires_at": when(link.expires_at), "revoked_at": when(link.revoked_at),
-        "uses": link.uses, "max_uses": link.max_uses, "passcode": link.passcode_hash is not None,
-        "failed_attempts": link.failed_attempts, "locked_at": when(link.locked_at),
-        "created_at": when(link.created_at), "created_by": link.created_by, "kid": link.kid,
-    }
 
 
 # -- passcodes ------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ created here); auditors and admins see all; media (working copies) only officers
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -15,14 +15,15 @@ from evidence.accounts import access
 from evidence.cases import case_for, create_case, may_see, visible_cases
 from evidence.errors import NotFound
 from evidence.http.api.body import Body
-from evidence.http.deps import role, session
-from evidence.http.streaming import stream_object
-from evidence.http.views import case_json, items_view
-from evidence.models import Case, Derivative, Item, User
+from evidence.http.deps import Db, role, runtime
+from evidence.http.streaming import MEDIA_RESPONSES, stream_object
+from evidence.http.views import CaseView, ItemView, case_view, items_view
+from evidence.models import Case, Derivative, Item, Role, User
+from evidence.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1")
-READERS = ("officer", "auditor", "admin")
-WRITERS = ("officer", "admin")
+Reader = Annotated[User, Depends(role(Role.OFFICER, Role.AUDITOR, Role.ADMIN))]
+Writer = Annotated[User, Depends(role(Role.OFFICER, Role.ADMIN))]
 
 
 class NewCase(Body):
@@ -35,49 +36,45 @@ def _base_url(request: Request) -> str:
 
 
 @router.get("/cases", summary="List cases: an officer's own, or all (officer, auditor, admin)")
-def list_cases(db: Session = Depends(session), user: User = Depends(role(*READERS))) -> list[dict[str, Any]]:
-    return [case_json(c) for c in db.scalars(visible_cases(user).order_by(Case.created_at))]
+def list_cases(db: Db, user: Reader) -> list[CaseView]:
+    return [case_view(c) for c in db.scalars(visible_cases(user).order_by(Case.created_at))]
 
 
 @router.post("/cases", status_code=201, summary="Create a case; an officer is assigned to it (officer, admin)")
-def post_case(body: NewCase, db: Session = Depends(session), user: User = Depends(role(*WRITERS))) -> dict[str, Any]:
+def post_case(body: NewCase, db: Db, user: Writer) -> CaseView:
     # The session has already been used to authenticate; commit the case with its custody event.
     case = create_case(db, body.ref, body.title, access.actor_of(user), creator=user)
     db.commit()
-    return case_json(case)
+    return case_view(case)
 
 
 @router.get("/cases/{ref:path}", summary="One case (assigned officer, auditor, admin)")
-def read_case(ref: str, db: Session = Depends(session), user: User = Depends(role(*READERS))) -> dict[str, Any]:
-    return case_json(case_for(db, user, ref))
+def read_case(ref: str, db: Db, user: Reader) -> CaseView:
+    return case_view(case_for(db, user, ref))
 
 
 @router.get("/items", summary="Items of a case (assigned officer, auditor, admin)")
-def list_items(
-    request: Request, case: str, db: Session = Depends(session), user: User = Depends(role(*READERS))
-) -> list[dict[str, Any]]:
+def list_items(request: Request, case: str, db: Db, user: Reader) -> list[ItemView]:
     found = case_for(db, user, case)
     items = db.scalars(select(Item).where(Item.case_id == found.id).order_by(Item.created_at))
     return items_view(db, list(items), _base_url(request))
 
 
 @router.get("/items/{item_id}", summary="One item: state, hashes, derivatives (assigned officer, auditor, admin)")
-def read_item(
-    request: Request, item_id: str, db: Session = Depends(session), user: User = Depends(role(*READERS))
-) -> dict[str, Any]:
+def read_item(request: Request, item_id: str, db: Db, user: Reader) -> ItemView:
     return items_view(db, [_visible_item(db, user, item_id)], _base_url(request))[0]
 
 
-@router.get("/items/{item_id}/derivatives/{kind}", summary="Download a working copy (assigned officer, admin)")
-def read_derivative(
-    item_id: str, kind: str, request: Request, db: Session = Depends(session), user: User = Depends(role(*WRITERS))
-) -> Response:
+@router.get("/items/{item_id}/derivatives/{kind}", summary="Download a working copy (assigned officer, admin)",
+            response_class=Response, responses=MEDIA_RESPONSES)
+def read_derivative(item_id: str, kind: str, request: Request, db: Db, user: Writer,
+                    rt: Annotated[Runtime, Depends(runtime)]) -> Response:
     _visible_item(db, user, item_id)
     derivative = db.scalar(select(Derivative).where(Derivative.item_id == item_id, Derivative.kind == kind))
     if derivative is None:
         raise NotFound("no such working copy")
     # Range requests too, so a player can seek in a long proxy.
-    response, _ = stream_object(request, request.app.state.runtime.vault, {}, derivative.key, derivative.size,
+    response, _ = stream_object(request, rt.vault, {}, derivative.key, derivative.size,
                                 derivative.content_type, derivative.sha256, None)
     return response
 

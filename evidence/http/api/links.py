@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import Field
-from sqlalchemy.orm import Session
 
 from evidence.accounts import access
 from evidence.cases import case_for, may_see
 from evidence.errors import NotFound
 from evidence.http.api.body import Body
-from evidence.http.deps import role, session
+from evidence.http.deps import Db, link_gate, role
+from evidence.http.views import LinkView, NewLinkView, link_view
 from evidence.links.gate import Gate
-from evidence.links.sharing import MAX_LIFETIME, Share, create_link, link_json, list_links, revoke_link
-from evidence.models import Case, Link, User
+from evidence.links.sharing import MAX_LIFETIME, Share, create_link, link_url, list_links, revoke_link
+from evidence.models import Case, Link, Role, User
 
 router = APIRouter(prefix="/api/v1")
-SHARERS = ("officer", "admin")
+Sharer = Annotated[User, Depends(role(Role.OFFICER, Role.ADMIN))]
+Links = Annotated[Gate, Depends(link_gate)]
 
 
 class NewLink(Body):
@@ -36,42 +37,36 @@ class NewLink(Body):
     include_future: bool = Field(default=False, description="A case-wide share also shows items added later")
 
 
-def _gate(request: Request) -> Gate:
-    return request.app.state.link_gate  # type: ignore[no-any-return]
+def _public_url(request: Request, gate: Gate) -> str:
+    return gate.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
 
 
-def _public_url(request: Request) -> str:
-    return request.app.state.runtime.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
+def _view(gate: Gate, link: Link, case_ref: str, request: Request) -> LinkView:
+    return link_view(link, link_url(gate.keys, link, _public_url(request, gate)), case_ref)
 
 
 @router.post("/links", status_code=201, summary="Share by signed link; the passcode is shown once (officer, admin)")
-def post_link(body: NewLink, request: Request, db: Session = Depends(session),
-              user: User = Depends(role(*SHARERS))) -> dict[str, Any]:
-    gate = _gate(request)
+def post_link(body: NewLink, request: Request, db: Db, user: Sharer, gate: Links) -> NewLinkView:
     case_for(db, user, body.case)  # officers share only from cases they are assigned to
     share = Share(body.case, body.to, timedelta(seconds=body.expires_in), body.items, body.download,
                   body.passcode, body.max_uses, body.include_future)
     link, passcode = create_link(db, gate.keys, share, access.actor_of(user), user, gate.clock())
     db.commit()
-    return {**link_json(gate.keys, link, body.case, _public_url(request)), "issued_passcode": passcode}
+    return NewLinkView(**dict(_view(gate, link, body.case, request)), issued_passcode=passcode)
 
 
 @router.get("/links", summary="A case's links (officer, admin)")
-def get_links(case: str, request: Request, db: Session = Depends(session),
-              user: User = Depends(role(*SHARERS))) -> list[dict[str, Any]]:
+def get_links(case: str, request: Request, db: Db, user: Sharer, gate: Links) -> list[LinkView]:
     case_for(db, user, case)
-    keys, url = _gate(request).keys, _public_url(request)
-    return [link_json(keys, link, case, url) for link in list_links(db, case)]
+    return [_view(gate, link, case, request) for link in list_links(db, case)]
 
 
 @router.post("/links/{link_id}/revoke", summary="Revoke a link: the next request is refused (officer, admin)")
-def post_revoke(link_id: str, request: Request, db: Session = Depends(session),
-                user: User = Depends(role(*SHARERS))) -> dict[str, Any]:
-    gate = _gate(request)
+def post_revoke(link_id: str, request: Request, db: Db, user: Sharer, gate: Links) -> LinkView:
     found = db.get(Link, link_id)
     if found is None or not may_see(db, user, db.get_one(Case, found.case_id)):
         raise NotFound(f"link {link_id} does not exist")
     link = revoke_link(db, link_id, access.actor_of(user), gate.clock())
     case = db.get_one(Case, link.case_id)
     db.commit()
-    return link_json(gate.keys, link, case.ref, _public_url(request))
+    return _view(gate, link, case.ref, request)
