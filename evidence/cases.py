@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, false, select
 from sqlalchemy.orm import Session
 
 from evidence import custody
 from evidence.accounts.users import add_user
+from evidence.custody.actions import Action
 from evidence.errors import Conflict, InvalidInput, NotFound
-from evidence.models import Case, CaseAssignment, User
+from evidence.models import Case, CaseAssignment, Role, User
 
 CASE_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._/\-]{0,63}")
 
 
 # Roles that see every case; officers see the cases they are assigned to, reviewers none.
-SEE_ALL = ("auditor", "admin")
+SEE_ALL = frozenset({Role.AUDITOR, Role.ADMIN})
 
 
 def create_case(session: Session, ref: str, title: str | None, actor: str, creator: User | None = None) -> Case:
@@ -31,8 +32,8 @@ def create_case(session: Session, ref: str, title: str | None, actor: str, creat
     case = Case(ref=ref, title=title, created_by=actor)
     session.add(case)
     session.flush()
-    custody.record(session, "case.created", subject={"case": ref}, actor=actor, details={"title": title})
-    if creator is not None and creator.role == "officer":
+    custody.record(session, Action.CASE_CREATED, subject={"case": ref}, actor=actor, details={"title": title})
+    if creator is not None and creator.role == Role.OFFICER:
         assign(session, case, creator, actor)
     return case
 
@@ -48,8 +49,8 @@ def officer_account(session: Session, email: str) -> User:
     """The officer with this email; an unknown email is registered as an officer (so a
     case can be assigned before the officer's first sign-in with the identity provider)."""
     email = email.strip().lower()
-    user = session.scalar(select(User).where(User.email == email)) or add_user(session, email, "officer")
-    if user.role != "officer":
+    user = session.scalar(select(User).where(User.email == email)) or add_user(session, email, Role.OFFICER)
+    if user.role != Role.OFFICER:
         raise InvalidInput(f"{email} is {user.role}; only officers are assigned to cases")
     return user
 
@@ -60,7 +61,7 @@ def assign(session: Session, case: Case, officer: User, actor: str) -> bool:
         return False
     session.add(CaseAssignment(case_id=case.id, user_id=officer.id, assigned_by=actor))
     session.flush()
-    custody.record(session, "case.assigned", subject={"case": case.ref}, actor=actor, details={"officer": officer.email})
+    custody.record(session, Action.CASE_ASSIGNED, subject={"case": case.ref}, actor=actor, details={"officer": officer.email})
     return True
 
 
@@ -70,7 +71,7 @@ def unassign(session: Session, case: Case, officer: User, actor: str) -> bool:
         return False
     session.delete(found)
     session.flush()
-    custody.record(session, "case.unassigned", subject={"case": case.ref}, actor=actor, details={"officer": officer.email})
+    custody.record(session, Action.CASE_UNASSIGNED, subject={"case": case.ref}, actor=actor, details={"officer": officer.email})
     return True
 
 
@@ -79,20 +80,20 @@ def assignees(session: Session, case: Case) -> list[User]:
     return list(session.scalars(query.order_by(User.email)))
 
 
-def visible_cases(user: User) -> Select[tuple[Case]]:
+def visible_cases(user: User) -> Select[Case]:
     """The cases ``user`` may see, as a query."""
     query = select(Case)
     if user.role in SEE_ALL:
         return query
-    if user.role != "officer":
-        return query.where(False)
+    if user.role != Role.OFFICER:
+        return query.where(false())
     return query.join(CaseAssignment, CaseAssignment.case_id == Case.id).where(CaseAssignment.user_id == user.id)
 
 
 def may_see(session: Session, user: User, case: Case) -> bool:
     if user.role in SEE_ALL:
         return True
-    return user.role == "officer" and session.get(CaseAssignment, (case.id, user.id)) is not None
+    return user.role == Role.OFFICER and session.get(CaseAssignment, (case.id, user.id)) is not None
 
 
 def case_for(session: Session, user: User, ref: str) -> Case:

@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from evidence.accounts.jwtcheck import strict_claims
 from evidence.accounts.oidc import Identity, OidcVerifier
 from evidence.errors import Forbidden, Unauthorized
-from evidence.models import User
+from evidence.models import Role, User
 
 log = logging.getLogger(__name__)
 
@@ -194,9 +194,9 @@ def user_for(session: Session, identity: Identity, verified_claim: str = "email_
                 if attempt:
                     raise
                 continue  # someone else's first sign-in won the race: read theirs
-        assert user is not None
-        return user
-    raise AssertionError("unreachable")
+        if user is not None:
+            return user
+    raise AssertionError("unreachable: the second attempt returns or raises")
 
 
 def _apply(session: Session, user: User | None, identity: Identity) -> bool:
@@ -217,7 +217,7 @@ def _apply(session: Session, user: User | None, identity: Identity) -> bool:
     return changed
 
 
-def require_role(user: User, *roles: str) -> User:
+def require_role(user: User, *roles: Role) -> User:
     if user.role not in roles:
         raise Forbidden(f"this needs one of the roles: {', '.join(roles)}")
     return user

@@ -220,7 +220,7 @@ class OidcVerifier:
     def _key_set(self) -> KeySet:
         with self._keys_lock:
             if self._keys is None:
-                self._keys = KeySet(self._jwks_url or self._discover(), **self._client_options)  # type: ignore[arg-type]
+                self._keys = KeySet(self._jwks_url or self._discover(), **self._client_options)
             return self._keys
 
     def _discover(self) -> str:

@@ -11,15 +11,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from evidence import custody
+from evidence.custody.actions import Action
 from evidence.errors import Conflict, InvalidInput, NotFound
-from evidence.models import ROLES, User, utcnow
+from evidence.models import ROLES, Role, User, utcnow
 
 EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}")
 
 
-def add_user(session: Session, email: str, role: str) -> User:
+def add_user(session: Session, email: str, role: Role | str) -> User:
     if role not in ROLES:
         raise InvalidInput(f"role must be one of: {', '.join(ROLES)}")
+    role = Role(role)
     email = email.strip().lower()
     if not EMAIL.fullmatch(email):
         raise InvalidInput(f"{email!r} is not an email address")
@@ -27,11 +29,12 @@ def add_user(session: Session, email: str, role: str) -> User:
     if user is None:
         try:
             with session.begin_nested():
-                user = User(email=email, role=role)
+                user = User(email=email, role=role.value)
                 session.add(user)
         except IntegrityError:  # added at the same moment by someone else: theirs counts
             user = session.scalar(select(User).where(User.email == email))
-            assert user is not None
+            if user is None:  # neither ours nor theirs: not a duplicate, so say what it was
+                raise
     if user.role != role:
         raise Conflict(f"{email} already exists with role {user.role}")
     if user.disabled_at is not None:
@@ -54,7 +57,7 @@ def revoke_tokens(session: Session, user: User, actor: str, now: datetime | None
     if user.tokens_valid_after is None or now > user.tokens_valid_after:
         user.tokens_valid_after = now
     session.flush()
-    custody.record(session, "user.revoked", subject={"user": user.email}, actor=actor,
+    custody.record(session, Action.USER_REVOKED, subject={"user": user.email}, actor=actor,
                    details={"role": user.role, "tokens_valid_after": user.tokens_valid_after.isoformat()})
     return user.tokens_valid_after
 
@@ -66,6 +69,6 @@ def set_disabled(session: Session, user: User, disabled: bool, actor: str) -> bo
         return False
     user.disabled_at = utcnow() if disabled else None
     session.flush()
-    custody.record(session, "user.disabled" if disabled else "user.enabled", subject={"user": user.email},
+    custody.record(session, Action.USER_DISABLED if disabled else Action.USER_ENABLED, subject={"user": user.email},
                    actor=actor, details={"role": user.role})
     return True

@@ -6,12 +6,14 @@ import sys
 from pathlib import Path
 
 import click
+from sqlalchemy.orm import Session
 
 from audit import NoteVerifier, VerificationError, verify_consistency
 from evidence import custody
 from evidence.cli.common import err, friendly, local_runtime
 from evidence.custody import ledger, report
 from evidence.custody import verify as ledger_check
+from evidence.errors import NotFound
 
 
 @click.group("audit")
@@ -40,7 +42,7 @@ def verify(ctx: click.Context, kept: str | None) -> None:
     click.echo(f"ok: {result.entries} entries and {result.checkpoints} checkpoints verify")
 
 
-def _verify_against(session, keys: ledger.Keys, note: str) -> None:  # type: ignore[no-untyped-def]
+def _verify_against(session: Session, keys: ledger.Keys, note: str) -> None:
     try:
         old = ledger.read_checkpoint(note, keys.verifier, keys.origin)
         size = ledger.size(session)
@@ -64,7 +66,8 @@ def checkpoint(ctx: click.Context) -> None:
         ledger.sign_checkpoint(session, rt.ledger_keys, custody.operator_actor())
     with rt.db.sessions() as session:
         found = ledger.latest_checkpoint(session)
-        assert found is not None
+        if found is None:  # never: one was signed just above if none covered the ledger
+            raise NotFound("the ledger has no signed checkpoint")
         click.echo(found.note, nl=False)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import click
 from rich.console import Console
@@ -14,22 +14,23 @@ from evidence.errors import EvidenceError
 from evidence.runtime import Runtime
 from evidence.settings import Settings
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 err = Console(stderr=True)
 
 
-def friendly(command: F) -> F:
+def friendly(command: Callable[P, R]) -> Callable[P, R]:
     """Users see a message and an exit code, never a traceback."""
 
     @wraps(command)
-    def run(*args: Any, **kwargs: Any) -> Any:
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
         except EvidenceError as error:
             err.print(f"[red]error:[/] {error.message}", highlight=False)
             sys.exit(error.exit_code)
 
-    return run  # type: ignore[return-value]
+    return run
 
 
 def settings_of(ctx: click.Context, **overrides: Any) -> Settings:

@@ -9,12 +9,14 @@ which collides for CCTV exports that share a header.)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
 from urllib.parse import quote
 
 import requests
@@ -30,7 +32,7 @@ from rich.progress import (
 from tusclient.client import TusClient
 from tusclient.exceptions import TusCommunicationError
 from tusclient.storage.filestorage import FileStorage
-from tusclient.uploader import Uploader
+from tusclient.uploader.uploader import Uploader
 
 from evidence.errors import EvidenceError, InvalidInput, NotFound, Unauthorized, Unavailable
 
@@ -52,7 +54,7 @@ class _Uploader(Uploader):
     """tuspy's uploader, remembering its URL under our key: the file's full SHA-256
     (computed once), not tuspy's re-read (and stream-closing) fingerprint."""
 
-    def __init__(self, *args, resume_key: str, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, *args: Any, resume_key: str, **kwargs: Any) -> None:
         self._resume_key = resume_key
         super().__init__(*args, **kwargs)
 
@@ -109,7 +111,7 @@ class UploadClient:
 
     # -- checks before any byte is sent -------------------------------------------------
 
-    def _api(self, path: str) -> dict:  # type: ignore[type-arg]
+    def _api(self, path: str) -> dict[str, Any]:
         try:
             response = requests.get(f"{self.server}{path}", headers=self.headers, timeout=30)
         except requests.RequestException:
@@ -122,7 +124,8 @@ class UploadClient:
             raise NotFound(response.json().get("error", "not found"))
         if response.status_code >= 400:
             raise EvidenceError(f"the server answered {response.status_code}: {response.text[:200]}")
-        return response.json()  # type: ignore[no-any-return]
+        found: dict[str, Any] = response.json()
+        return found
 
     def check_case(self, case: str) -> None:
         self._api(f"/api/v1/cases/{quote(case, safe='')}")
@@ -143,22 +146,25 @@ class UploadClient:
     def upload(self, path: Path, case: str, metadata: dict[str, str], progress: Progress) -> Uploaded:
         sha256 = self.sha256(path, progress)
         key = f"{self.server}|{case}|{sha256}|{path.stat().st_size}"
-        storage = FileStorage(str(state_file()))
+        # tuspy's FileStorage is not annotated (nor its close, below).
+        storage = FileStorage(str(state_file()))  # type: ignore[no-untyped-call]
         try:
             with open(path, "rb") as stream:
                 uploader = self._uploader(stream, key, storage, case, sha256, path, metadata)
-                size = uploader.get_file_size()
+                size: int = uploader.stop_at  # the stream's size, measured when the uploader was made
                 task = progress.add_task(f"uploading {path.name}", total=size, completed=uploader.offset)
                 self._send(uploader, size, lambda offset: progress.update(task, completed=offset))
                 progress.remove_task(task)
-            item_id = self._item_of(uploader.url)
+            item_id = self._item_of(_url_of(uploader))
         finally:
-            storage.close()
+            storage.close()  # type: ignore[no-untyped-call]
         return Uploaded(item_id, sha256, path)
 
-    def _uploader(self, stream, key, storage, case, sha256, path, metadata) -> Uploader:  # type: ignore[no-untyped-def]
+    def _uploader(self, stream: BinaryIO, key: str, storage: FileStorage, case: str, sha256: str, path: Path,
+                  metadata: dict[str, str]) -> _Uploader:
         client = TusClient(f"{self.server}/files/", headers=dict(self.headers))
-        options = dict(
+        new_uploader = functools.partial(
+            _Uploader,
             file_stream=stream,
             chunk_size=self.chunk_size,
             metadata={"filename": path.name, "case": case, "sha256": sha256, **metadata},
@@ -169,7 +175,7 @@ class UploadClient:
             client=client,
         )
         try:
-            uploader = _Uploader(**options)
+            uploader = new_uploader()
         except TusCommunicationError as error:
             # The remembered upload is no longer on the server (expired, or another
             # server): begin this file again.
@@ -178,7 +184,7 @@ class UploadClient:
             if error.status_code is None:
                 raise Unavailable(f"the server at {self.server} is not reachable; is it running?") from None
             storage.remove_item(key)
-            uploader = _Uploader(**options)
+            uploader = new_uploader()
         if uploader.url is None:
             self._with_retries(lambda: uploader.set_url(uploader.create_url()), creating=True)
             uploader.offset = 0
@@ -250,6 +256,13 @@ class UploadClient:
         with Progress(*columns, console=self.console, transient=True) as progress:
             for path in files:
                 yield self.upload(path, case, metadata, progress)
+
+
+def _url_of(uploader: Uploader) -> str:
+    url: object = uploader.url  # tuspy declares it by assigning None
+    if not isinstance(url, str):
+        raise EvidenceError("the server gave no URL for the upload")
+    return url
 
 
 def _refresh_offset(uploader: Uploader) -> None:

@@ -29,6 +29,7 @@ from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 
 from evidence import custody
+from evidence.custody.actions import Action
 from evidence.links import record as link_record
 from evidence.links.ratelimit import RateLimiter
 from evidence.links.sharing import check_passcode, covers, link_actor, link_scope_hash
@@ -204,10 +205,10 @@ class Gate:
                         link_record.claim_use(session, link.id, client.viewer,
                                               window_of(now, self.settings.link_session_minutes * 60), now, client.agent):
                     # Atomic, so two reviewers opening the last use at once cannot both get it.
-                    spent = session.execute(
+                    spent = link_record.affected(session.execute(
                         update(Link).where(Link.id == link.id, or_(Link.max_uses.is_(None), Link.uses < Link.max_uses))
                         .values(uses=Link.uses + 1)
-                    ).rowcount
+                    ))
                     if not spent:
                         raise _UsedUp()  # rolls the claimed use back
         except _UsedUp:
@@ -229,7 +230,7 @@ class Gate:
                                                "items": sorted(link.item_ids)}
                     if access.item is not None:  # a covered item (never one of another case)
                         details["requested_item"] = access.item.id
-                    custody.record(session, "link.accessed", {"case": access.case_ref, "link": link.id},
+                    custody.record(session, Action.LINK_ACCESSED, {"case": access.case_ref, "link": link.id},
                                    link_actor(link), details)
         raise Denied(status, reason)
 
@@ -259,7 +260,7 @@ class Gate:
             with self.rt.db.transaction() as session:
                 session.execute(update(Link).where(Link.id == link.id).values(failed_attempts=0))
                 if link_record.tally(session, link.id, client.viewer, PASSCODE, None, window, now, client.agent):
-                    custody.record(session, "link.accessed", {"case": access.case_ref, "link": link.id},
+                    custody.record(session, Action.LINK_ACCESSED, {"case": access.case_ref, "link": link.id},
                                    link_actor(link), {"outcome": "granted", "kind": "passcode", **_who(client, window)})
             self._start_session(access, client, now, passcode_ok=True)
             return access
@@ -271,7 +272,7 @@ class Gate:
             if locked:
                 row.locked_at = now
             # Every wrong guess is recorded: there are at most a few before the link locks.
-            custody.record(session, "link.accessed", {"case": access.case_ref, "link": link.id}, link_actor(link), {
+            custody.record(session, Action.LINK_ACCESSED, {"case": access.case_ref, "link": link.id}, link_actor(link), {
                 "outcome": "denied", "reason": "wrong passcode", "attempt": row.failed_attempts,
                 "locked": row.locked_at is not None, "client_ip": client.ip, "user_agent": client.agent,
             })
@@ -303,17 +304,19 @@ class Gate:
                 details["range"] = {"first": sent[0], "last": sent[1]}
                 if size is not None:
                     details["whole_file"] = sent == (0, size - 1)
-            custody.record(session, "link.accessed", subject, link_actor(link), details)
+            custody.record(session, Action.LINK_ACCESSED, subject, link_actor(link), details)
 
     def count_report(self, session: Session, access: Access, client: Client) -> bool:
         """Count a custody report served through the link, in the caller's transaction
         (the one that exports it); true when the export is the first of its window, and so
         to be recorded (``report.exported``) there."""
-        assert access.item is not None
+        item = access.item
+        if item is None:
+            raise ValueError("a report is about an item: check the request with its item first")
         now = self.clock()
         window = window_of(now, self.settings.link_record_window_seconds)
-        return link_record.tally(session, access.link.id, client.viewer, item_key("report", access.item.id),
-                                 access.item.id, window, now, client.agent)
+        return link_record.tally(session, access.link.id, client.viewer, item_key("report", item.id), item.id,
+                                 window, now, client.agent)
 
     def report_note(self, client: Client) -> dict[str, Any]:
         """What the ``report.exported`` entry of a report served through a link adds."""

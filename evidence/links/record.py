@@ -15,11 +15,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import CursorResult, Result, and_, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from evidence import custody
+from evidence.custody.actions import Action
 from evidence.db import Database
 from evidence.links.sharing import link_actor
 from evidence.links.window import USE, Range, Tally, Window, bounded, coalesce, kind_of, summary_details
@@ -78,10 +79,10 @@ def has_use(session: Session, link_id: str, viewer: str, since: datetime) -> boo
 def claim_use(session: Session, link_id: str, viewer: str, window: Window, now: datetime, agent: str) -> bool:
     """Mark a use for this viewer in this window; false when another request got there
     first (then that one spends the use)."""
-    values = {"id": new_id(), "link_id": link_id, "viewer": viewer, "key": USE, "item_id": None,
-              "window_start": window.start, "window_end": window.end, "first_at": now, "last_at": now,
-              "requests": 1, "bytes_sent": 0, "ranges": [], "ranges_exact": True, "user_agent": agent,
-              "reported_requests": 1, "summarised_at": None}
+    values: dict[str, Any] = {"id": new_id(), "link_id": link_id, "viewer": viewer, "key": USE, "item_id": None,
+                              "window_start": window.start, "window_end": window.end, "first_at": now,
+                              "last_at": now, "requests": 1, "bytes_sent": 0, "ranges": [], "ranges_exact": True,
+                              "user_agent": agent, "reported_requests": 1, "summarised_at": None}
     return _inserted(session, values)
 
 
@@ -109,7 +110,7 @@ def close_windows(db: Database, now: datetime, grace: timedelta, limit: int = 50
                 subject["item"] = row.item_id
             else:  # about the link as a whole: it shows in the reports of every item it shares
                 details["items"] = sorted(link.item_ids)
-            custody.record(session, "link.accessed", subject, link_actor(link), details)
+            custody.record(session, Action.LINK_ACCESSED, subject, link_actor(link), details)
             row.reported_requests, row.summarised_at = row.requests, now
         return len(rows)
 
@@ -121,7 +122,15 @@ def prune(db: Database, now: datetime, keep: timedelta) -> int:
     if not _any(db, old):
         return 0
     with db.transaction() as session:
-        return int(session.execute(delete(LinkAccess).where(old)).rowcount or 0)  # type: ignore[attr-defined]
+        return affected(session.execute(delete(LinkAccess).where(old)))
+
+
+def affected(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE changed. Its result is a CursorResult, though
+    ``Session.execute`` is typed as returning any Result."""
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"not the result of an UPDATE or DELETE: {type(result).__name__}")
+    return int(result.rowcount or 0)
 
 
 def _any(db: Database, condition: Any) -> bool:

@@ -74,7 +74,7 @@ def test_case_export_conforms_to_case_uco(uploaded: tuple[Server, str, str], tmp
 
 
 def test_verify_against_a_kept_checkpoint_and_after_tampering(uploaded: tuple[Server, str, str], tmp_path: Path) -> None:
-    server, item_id, _ = uploaded
+    server, _, _ = uploaded
     kept = tmp_path / "kept.checkpoint"
     kept.write_text(server.cli("audit", "checkpoint").stdout)
     server.cli("cases", "create", "OP-LATER")  # the log grows after the witness kept its copy

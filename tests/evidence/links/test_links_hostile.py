@@ -162,7 +162,7 @@ def _flood(site: Site, url: str, count: int) -> Counter[int]:
         size = item["size"]
         first = rng.randrange(size)
         paths = ["", f"/items/{item['id']}/original", f"/items/{item['id']}/proxy", f"/items/{item['id']}/poster",
-                 f"/items/{item['id']}/contact-sheet", f"/items/{elsewhere}/original", f"/items/{'%032x' % n}/proxy",
+                 f"/items/{item['id']}/contact-sheet", f"/items/{elsewhere}/original", f"/items/{n:032x}/proxy",
                  f"/items/{item['id']}/original", f"/items/{item['id']}/probe", "/items/../../etc/passwd"]
         path = f"/items/{item['id']}/report" if n % 100 == 1 else paths[n % len(paths)]
         headers = {"User-Agent": f"scanner-{n}/{'x' * rng.randrange(2000)}",
