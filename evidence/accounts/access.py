@@ -185,7 +185,7 @@ def user_for(session: Session, identity: Identity, verified_claim: str = "email_
             try:
                 with session.begin_nested():
                     if user is None:
-                        user = User(email=identity.email, role=identity.role, idp_issuer=identity.issuer,
+                        user = User(email=identity.email, role=identity.role.value, idp_issuer=identity.issuer,
                                     idp_subject=identity.subject)
                         session.add(user)
                 session.commit()
@@ -208,7 +208,7 @@ def _apply(session: Session, user: User | None, identity: Identity) -> bool:
         changed = True
     if user.role != identity.role:
         log.info("account %s: role %s -> %s (from the identity provider)", user.email, user.role, identity.role)
-        user.role = identity.role
+        user.role = identity.role.value
         changed = True
     if (identity.email_verified and user.email != identity.email
             and session.scalar(select(User.id).where(User.email == identity.email)) is None):

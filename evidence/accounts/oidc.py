@@ -32,12 +32,12 @@ from jwt.exceptions import PyJWKClientConnectionError
 
 from evidence.accounts.jwtcheck import strict_claims
 from evidence.errors import Forbidden, Unauthorized, Unavailable
-from evidence.models import ROLES
+from evidence.models import ROLES, Role
 
 log = logging.getLogger(__name__)
 
 # When a token carries several of our roles, the first of these wins.
-ROLE_PRECEDENCE = ("admin", "auditor", "officer", "reviewer")
+ROLE_PRECEDENCE = (Role.ADMIN, Role.AUDITOR, Role.OFFICER, Role.REVIEWER)
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class Identity:
     issuer: str
     subject: str
     email: str
-    role: str
+    role: Role
     # True only when the token's verified-email claim is exactly true.
     email_verified: bool = False
     # The token's `iat` (seconds since the epoch): a revocation covers tokens issued until then.
@@ -68,20 +68,20 @@ def claim_at(claims: Mapping[str, Any], path: str) -> Any:
     return value
 
 
-def parse_role_map(text: str) -> dict[str, str]:
+def parse_role_map(text: str) -> dict[str, Role]:
     """``"idp-value=role,..."`` to a mapping; every target must be one of our roles."""
-    mapping: dict[str, str] = {}
+    mapping: dict[str, Role] = {}
     for pair in (p.strip() for p in text.split(",")):
         if not pair:
             continue
         source, sep, target = (s.strip() for s in pair.rpartition("="))
         if not sep or not source or target not in ROLES:
             raise ValueError(f"role map entry {pair!r} must be IDP_VALUE=ROLE with ROLE one of {', '.join(ROLES)}")
-        mapping[source] = target
+        mapping[source] = Role(target)
     return mapping
 
 
-def role_from(value: Any, mapping: Mapping[str, str]) -> str | None:
+def role_from(value: Any, mapping: Mapping[str, Role]) -> Role | None:
     """Our role for a role claim's value (a string, a space-separated string or a list of
     strings), or None when it names none we know."""
     if isinstance(value, str):
@@ -90,11 +90,11 @@ def role_from(value: Any, mapping: Mapping[str, str]) -> str | None:
         values = value
     else:
         return None
-    found = set()
+    found: set[Role] = set()
     for raw in values:
         if not isinstance(raw, str):
             continue
-        role = mapping.get(raw, raw if raw in ROLES else None)
+        role = mapping.get(raw, Role(raw) if raw in ROLES else None)
         if role is not None:
             found.add(role)
     return next((role for role in ROLE_PRECEDENCE if role in found), None)
@@ -128,7 +128,7 @@ class OidcVerifier:
         *,
         jwks_url: str = "",
         role_claim: str = "roles",
-        role_map: Mapping[str, str] | None = None,
+        role_map: Mapping[str, Role | str] | None = None,
         email_claim: str = "email",
         email_verified_claim: str = "email_verified",
         leeway: float = 30,
@@ -144,7 +144,7 @@ class OidcVerifier:
         self.audience = audience
         self.algorithms = tuple(algorithms)
         self.role_claim = role_claim
-        self.role_map = dict(role_map or {})
+        self.role_map = {source: Role(target) for source, target in (role_map or {}).items()}
         self.email_claim = email_claim
         self.email_verified_claim = email_verified_claim
         self.leeway = leeway

@@ -20,7 +20,7 @@ from evidence.cli.sizes import SizeType
 from evidence.errors import NotFound
 from evidence.filemodes import private_umask
 from evidence.http.views import items_view
-from evidence.models import Case, Item, User
+from evidence.models import Case, Item, Role, User
 from evidence.settings import Settings
 
 
@@ -118,7 +118,7 @@ def users() -> None:
 
 @users.command("add")
 @click.argument("email")
-@click.option("--role", required=True, type=click.Choice(["officer", "reviewer", "auditor", "admin"]))
+@click.option("--role", required=True, type=click.Choice([role.value for role in Role]))
 @click.pass_context
 @friendly
 def users_add(ctx: click.Context, email: str, role: str) -> None:

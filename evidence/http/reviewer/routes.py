@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
 from evidence.custody.report import export
+from evidence.http.deps import link_gate
 from evidence.http.ranges import content_disposition
 from evidence.http.reviewer import pages
 from evidence.http.streaming import stream_object
@@ -26,11 +27,6 @@ router = APIRouter(prefix="/s", include_in_schema=False)
 MEDIA = {"proxy": DerivativeKind.PROXY, "poster": DerivativeKind.POSTER, "contact-sheet": DerivativeKind.CONTACT_SHEET}
 _COMMON = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff",
            "X-Robots-Tag": "noindex, nofollow", "X-Frame-Options": "DENY"}
-
-
-def _gate(request: Request) -> Gate:
-    gate: Gate = request.app.state.link_gate
-    return gate
 
 
 def _client(request: Request) -> Client:
@@ -62,7 +58,7 @@ def _with_cookie(response: Response, request: Request, token: str, access: Acces
 
 @router.api_route("/{token}", methods=["GET", "HEAD"])
 def shared(token: str, request: Request) -> Response:
-    gate, client = _gate(request), _client(request)
+    gate, client = link_gate(request), _client(request)
     head = request.method == "HEAD"
     try:
         access = gate.check(token, client, head=head)
@@ -102,7 +98,7 @@ def _exhibits(gate: Gate, link: Link) -> list[pages.Exhibit]:
 async def passcode(token: str, request: Request) -> Response:
     body = await request.body()
     given = parse_qs(body[:4096].decode("utf-8", "replace")).get("passcode", [""])[0]
-    gate, client = _gate(request), _client(request)
+    gate, client = link_gate(request), _client(request)
     try:
         access = await run_in_threadpool(gate.try_passcode, token, client, given)
     except TooMany as error:
@@ -121,7 +117,7 @@ async def passcode(token: str, request: Request) -> Response:
 
 @router.api_route("/{token}/items/{item_id}/original", methods=["GET", "HEAD"])
 def original(token: str, item_id: str, request: Request) -> Response:
-    gate, client = _gate(request), _client(request)
+    gate, client = link_gate(request), _client(request)
     try:
         access = gate.check(token, client, item_id, download=True, head=request.method == "HEAD")
     except (Denied, PasscodeRequired, TooMany) as error:
@@ -138,7 +134,7 @@ def original(token: str, item_id: str, request: Request) -> Response:
 
 @router.api_route("/{token}/items/{item_id}/report", methods=["GET"])
 def report(token: str, item_id: str, request: Request) -> Response:
-    gate, client = _gate(request), _client(request)
+    gate, client = link_gate(request), _client(request)
     try:
         access = gate.check(token, client, item_id)
     except (Denied, PasscodeRequired, TooMany) as error:
@@ -155,7 +151,7 @@ def report(token: str, item_id: str, request: Request) -> Response:
 
 @router.api_route("/{token}/items/{item_id}/{name}", methods=["GET", "HEAD"])
 def working_copy(token: str, item_id: str, name: str, request: Request) -> Response:
-    gate, client = _gate(request), _client(request)
+    gate, client = link_gate(request), _client(request)
     if name not in MEDIA:
         return _refused(Denied(404, "no such page"))
     try:
