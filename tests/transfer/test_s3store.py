@@ -1,4 +1,4 @@
-"""S3Store against a real S3 endpoint over HTTP (moto's server unless
+"""S3Store against a real S3 endpoint over HTTP (Ceph's gateway unless
 EVIDENCE_TEST_S3_ENDPOINT is set); the endpoint is cut with a TCP proxy to test failures."""
 
 from __future__ import annotations
