@@ -3,7 +3,9 @@ on the partial uploads a final upload names. Pure: no server, no database."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -89,11 +91,10 @@ def test_a_final_upload_names_at_most_max_partials_each_once() -> None:
 # -- the partial uploads a final upload names ------------------------------------------
 
 
-def partial(upload_id: str, **state: object) -> UploadInfo:
-    fields: dict[str, object] = {"owner": "me", "concat": "partial", "finished": True, "size": 3, "offset": 3,
-                                 "expires_at": NOW + timedelta(hours=1)}
-    fields.update(state)
-    return UploadInfo(id=upload_id, storage_key=f"uploads/partials/{upload_id}", **fields)  # type: ignore[arg-type]
+def partial(upload_id: str, **state: Any) -> UploadInfo:
+    made = UploadInfo(id=upload_id, owner="me", storage_key=f"uploads/partials/{upload_id}", size=3, offset=3,
+                      concat="partial", finished=True, expires_at=NOW + timedelta(hours=1))
+    return replace(made, **state)
 
 
 def test_usable_partials_come_back_in_the_order_named() -> None:

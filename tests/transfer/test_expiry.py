@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from transfer.expiry import Expiry, removable
 from transfer.info import UploadInfo
@@ -12,10 +14,10 @@ HOUR = timedelta(hours=1)
 EXPIRY = Expiry(idle=2 * HOUR, lifetime=10 * HOUR)
 
 
-def upload(**state: object) -> UploadInfo:
-    fields: dict[str, object] = {"size": 10, "offset": 3, "created_at": NOW - HOUR, "expires_at": NOW + HOUR}
-    fields.update(state)
-    return UploadInfo(id="u", owner="me", storage_key="originals/u", **fields)  # type: ignore[arg-type]
+def upload(**state: Any) -> UploadInfo:
+    made = UploadInfo(id="u", owner="me", storage_key="originals/u", size=10, offset=3, created_at=NOW - HOUR,
+                      expires_at=NOW + HOUR)
+    return replace(made, **state)
 
 
 def test_touching_renews_the_idle_expiry_up_to_the_lifetime() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -33,7 +34,7 @@ def b64(data: bytes | str) -> str:
     return base64.b64encode(data.encode() if isinstance(data, str) else data).decode()
 
 
-def refused(call, *args, match: str) -> None:  # type: ignore[no-untyped-def]
+def refused(call: Callable[..., object], *args: object, match: str) -> None:
     with pytest.raises(BadRequest, match=match) as caught:
         call(*args)
     assert caught.value.status == 400

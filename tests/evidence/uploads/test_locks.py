@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import anyio
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, QueuePool, create_engine, text
 
 from evidence.uploads.locks import PostgresLocker, lock_key
 from transfer.errors import Locked
@@ -89,4 +89,5 @@ async def test_a_failed_request_releases_its_lock(engines: tuple[Engine, Engine]
     assert held(engines[1]) == 0
     async with PostgresLocker(engines[1], timeout=0.3).lock(UPLOAD):
         pass
-    assert engines[0].pool.checkedout() == 0  # type: ignore[attr-defined]  # QueuePool's count
+    pool = engines[0].pool
+    assert isinstance(pool, QueuePool) and pool.checkedout() == 0

@@ -24,6 +24,12 @@ def upload_actions(rt: Runtime) -> list[tuple[str, dict[str, str], str, dict[str
     return [entry for entry in actions(rt) if not entry[0].startswith("case.")]
 
 
+def loaded(registry: UploadRegistry, upload_id: str) -> UploadInfo:
+    found = registry.load(upload_id)
+    assert found is not None, upload_id
+    return found
+
+
 def stored(rt: Runtime, info: UploadInfo, data: bytes) -> None:
     """The bytes the tus store would have put at the upload's key."""
     path = rt.settings.data_path / "vault" / info.storage_key
@@ -114,7 +120,7 @@ def test_an_upload_that_cannot_be_sealed_is_not_finished(rt: Runtime, people: Pe
     info.offset, info.finished = 10, True
     with pytest.raises(tus.StorageUnavailable, match="could not seal the stored original: S3 did not answer"):
         registry.complete(info)
-    assert registry.load(info.id) is not None and not registry.load(info.id).finished  # type: ignore[union-attr]
+    assert not loaded(registry, info.id).finished
     assert registry.item_for(info.id) is None
     assert [entry[0] for entry in upload_actions(rt)] == ["upload.created"]
 
@@ -144,7 +150,7 @@ def test_removal_says_who_and_why(rt: Runtime, registry: UploadRegistry, people:
         (used.id, "upload.terminated", "system:transfer", "partial upload used in a final upload; its own copy removed"),
         (unused.id, "upload.expired", "system:transfer", "partial upload never used in a final upload"),
     ]
-    assert all(registry.load(info.id).terminated for info in (terminated, expired, used, unused))  # type: ignore[union-attr]
+    assert all(loaded(registry, info.id).terminated for info in (terminated, expired, used, unused))
 
 
 def test_the_cleanup_is_offered_what_has_expired_and_spent_partials(rt: Runtime, registry: UploadRegistry,
@@ -175,7 +181,7 @@ def test_a_partial_upload_goes_into_one_final_upload_at_most(rt: Runtime, regist
         registry.complete(info)
     first = upload(people.officer, 3, concat="final", partials=[p.id for p in pieces], size=20)
     registry.add(first)
-    assert all(registry.load(p.id).consumed for p in pieces)  # type: ignore[union-attr]
+    assert all(loaded(registry, p.id).consumed for p in pieces)
     before = actions(rt)
     second = upload(people.officer, 4, concat="final", partials=[pieces[1].id], size=10)
     with pytest.raises(tus.BadRequest, match="used in another final upload, or expired"):

@@ -40,6 +40,7 @@ from tests.support.relay import Relay
 from tests.support.server import EVIDENCE, Server
 
 MiB = 1024 * 1024
+MakeServer = Callable[..., Server]  # tests/conftest.py: start a server with these settings
 BIG = 200 * MiB + 17  # nothing lines up with a chunk or an S3 part
 ONE_PATCH = BIG  # a chunk size >= the file: the whole upload in one PATCH
 
@@ -106,7 +107,8 @@ def upload_status(server: Server, token: str, upload_id: str) -> dict[str, Any]:
     reply = requests.get(f"{server.url}/api/v1/uploads/{upload_id}", headers={"Authorization": f"Bearer {token}"},
                          timeout=30)
     assert reply.status_code == 200, reply.text
-    return reply.json()  # type: ignore[no-any-return]
+    status: dict[str, Any] = reply.json()
+    return status
 
 
 def read_range(path: Path, start: int, end: int) -> bytes:
@@ -303,7 +305,8 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server
     [(5 * MiB, "tuspy"), (8 * MiB, "cli"), (7_777_777, "tuspy"), (ONE_PATCH, "tuspy")],
     ids=["5MiB", "8MiB-cli", "7777777", "one-patch"],
 )
-def test_200_mib_on_the_file_store_in_any_chunk_size(file_server, big, chunk_size: int, via: str) -> None:  # type: ignore[no-untyped-def]
+def test_200_mib_on_the_file_store_in_any_chunk_size(file_server: tuple[Server, str, str], big: tuple[Path, str],
+                                                     chunk_size: int, via: str) -> None:
     server, token, case = file_server
     path, digest = big
     if via == "cli":
@@ -325,7 +328,8 @@ def test_200_mib_on_the_file_store_in_any_chunk_size(file_server, big, chunk_siz
 @pytest.mark.slow
 @pytest.mark.s3
 @pytest.mark.parametrize("chunk_size", [7_777_777, ONE_PATCH], ids=["7777777", "one-patch"])
-def test_200_mib_on_the_s3_store_in_any_chunk_size(s3_server, big, chunk_size: int) -> None:  # type: ignore[no-untyped-def]
+def test_200_mib_on_the_s3_store_in_any_chunk_size(s3_server: tuple[Server, str, str, s3.S3Bucket], big: tuple[Path, str],
+                                                   chunk_size: int) -> None:
     server, token, case, bucket = s3_server
     path, digest = big
     upload_id = upload_id_of(tuspy_upload(server.url, token, path, case, chunk_size))
@@ -348,7 +352,9 @@ def test_200_mib_on_the_s3_store_in_any_chunk_size(s3_server, big, chunk_size: i
 @pytest.mark.parametrize(
     "sig, database", [(signal.SIGKILL, "sqlite"), (signal.SIGINT, "postgres")], ids=["SIGKILL-sqlite", "SIGINT-postgres"]
 )
-def test_interrupted_client_resumes_from_the_servers_offset(make_server, tmp_path: Path, request, sig, database) -> None:  # type: ignore[no-untyped-def]
+def test_interrupted_client_resumes_from_the_servers_offset(make_server: MakeServer, tmp_path: Path,
+                                                            request: pytest.FixtureRequest, sig: signal.Signals,
+                                                            database: str) -> None:
     env = {"EVIDENCE_DATABASE_URL": request.getfixturevalue("postgres_url")} if database == "postgres" else {}
     server = make_server(env)
     token, case = server.token(), server.case("OP-INTERRUPTED")
@@ -395,7 +401,7 @@ def test_interrupted_client_resumes_from_the_servers_offset(make_server, tmp_pat
 
 
 @pytest.mark.slow
-def test_server_killed_mid_chunk_then_the_client_rerun_resumes(make_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_server_killed_mid_chunk_then_the_client_rerun_resumes(make_server: MakeServer, tmp_path: Path) -> None:
     server = make_server()
     token, case = server.token(), server.case("OP-POWER-CUT")
     size, chunk = 128 * MiB + 1, 64 * MiB
@@ -431,7 +437,7 @@ def test_server_killed_mid_chunk_then_the_client_rerun_resumes(make_server, tmp_
 
 
 @pytest.mark.parametrize("store", ["file", pytest.param("s3", marks=pytest.mark.s3)])
-def test_server_killed_while_a_chunk_streams_into_the_store(make_server, tmp_path: Path, store: str) -> None:  # type: ignore[no-untyped-def]
+def test_server_killed_while_a_chunk_streams_into_the_store(make_server: MakeServer, tmp_path: Path, store: str) -> None:
     """No checksum, so the bytes go straight into the store as they arrive: the kill lands
     while the store is being written (file grown past the offset / S3 parts uploaded)."""
     bucket = s3.new_bucket() if store == "s3" else None
@@ -475,7 +481,8 @@ def test_server_killed_while_a_chunk_streams_into_the_store(make_server, tmp_pat
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("store", ["file", pytest.param("s3", marks=pytest.mark.s3)])
-def test_server_killed_between_storing_a_chunk_and_recording_it(make_server, postgres_url: str, tmp_path: Path, store: str) -> None:  # type: ignore[no-untyped-def]
+def test_server_killed_between_storing_a_chunk_and_recording_it(make_server: MakeServer, postgres_url: str, tmp_path: Path,
+                                                                 store: str) -> None:
     """The narrowest window: the chunk is in the store, the new offset not yet in the
     database. A row lock held by the test stops the server right there, then it is killed."""
     bucket = s3.new_bucket() if store == "s3" else None
@@ -519,7 +526,8 @@ def test_server_killed_between_storing_a_chunk_and_recording_it(make_server, pos
 
 
 @pytest.mark.s3
-def test_s3_outage_answers_503_and_never_overstates_the_offset(make_server, bucket, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_s3_outage_answers_503_and_never_overstates_the_offset(make_server: MakeServer, bucket: s3.S3Bucket,
+                                                               tmp_path: Path) -> None:
     proxy = Proxy("127.0.0.1", s3_port(bucket))
     proxy.start()
     try:
@@ -570,7 +578,7 @@ def test_s3_outage_answers_503_and_never_overstates_the_offset(make_server, buck
 
 
 @pytest.mark.s3
-def test_officer_client_rides_through_a_short_s3_outage(make_server, bucket, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_officer_client_rides_through_a_short_s3_outage(make_server: MakeServer, bucket: s3.S3Bucket, tmp_path: Path) -> None:
     proxy = Proxy("127.0.0.1", s3_port(bucket))
     proxy.start()
     try:
@@ -603,7 +611,7 @@ def test_officer_client_rides_through_a_short_s3_outage(make_server, bucket, tmp
 
 
 @pytest.fixture
-def two_servers(make_server, postgres_url: str, bucket, tmp_path: Path):  # type: ignore[no-untyped-def]
+def two_servers(make_server: MakeServer, postgres_url: str, bucket: s3.S3Bucket, tmp_path: Path) -> tuple[Server, Server]:
     """Two `evidence serve` processes on one PostgreSQL database and one S3 bucket; they share a
     data dir, so also the token secret."""
     env = {"EVIDENCE_DATABASE_URL": postgres_url, **s3_env(bucket)}
@@ -616,7 +624,8 @@ def two_servers(make_server, postgres_url: str, bucket, tmp_path: Path):  # type
 
 @pytest.mark.postgres
 @pytest.mark.s3
-def test_chunks_alternate_between_two_servers_and_races_have_one_winner(two_servers, bucket, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_chunks_alternate_between_two_servers_and_races_have_one_winner(two_servers: tuple[Server, Server],
+                                                                        bucket: s3.S3Bucket, tmp_path: Path) -> None:
     a, b = two_servers
     token, case = a.token(), a.case("OP-TWO-NODES")
     size = 48 * MiB + 9
@@ -688,7 +697,8 @@ def test_chunks_alternate_between_two_servers_and_races_have_one_winner(two_serv
 
 @pytest.mark.postgres
 @pytest.mark.s3
-def test_tuspy_through_a_round_robin_balancer_over_two_servers(two_servers, bucket, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_tuspy_through_a_round_robin_balancer_over_two_servers(two_servers: tuple[Server, Server], bucket: s3.S3Bucket,
+                                                               tmp_path: Path) -> None:
     a, b = two_servers
     token, case = a.token(), a.case("OP-BALANCED")
     size = 40 * MiB + 13
@@ -705,7 +715,7 @@ def test_tuspy_through_a_round_robin_balancer_over_two_servers(two_servers, buck
 
 
 @pytest.mark.postgres
-def test_many_chunks_at_once_on_one_postgresql_node(make_server, postgres_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_many_chunks_at_once_on_one_postgresql_node(make_server: MakeServer, postgres_url: str) -> None:
     """Each chunk holds a connection for its advisory lock while it needs another to record
     its progress: with locks drawn from the application's pool, 40 chunks at once starved it
     (22 of 40 answered 500 after the 30 s pool timeout)."""
