@@ -1,8 +1,9 @@
 """The contract between the tus handler and a storage backend.
 
 A store can create an upload, write a chunk at an offset and finish it. Everything else
-is an optional capability that the handler detects with ``isinstance`` and advertises in
-``Tus-Extension`` only when the configured store has it.
+is an optional capability, found once when the server is made
+(:class:`transfer.capabilities.Capabilities`) and advertised in ``Tus-Extension`` only
+when the configured store has it.
 
 Upload state is not kept by the store but by a :class:`Registry` supplied by the
 application (a database in this project), so any server process can take any chunk.
