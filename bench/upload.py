@@ -7,8 +7,9 @@ disk's and the CPU's own limits measured on the same file in the same run.
 Throughput is in MB/s with MB = 10^6 bytes; memory is in MiB. Client (tuspy, in this
 process) and server share the machine, so an upload competes with itself for CPU: the
 ``cp`` and ``hashlib`` figures say how much of the gap is the machine. The S3 figures are
-against whatever ``tests.support.s3`` gives (moto's in-memory server unless
-``EVIDENCE_TEST_S3_ENDPOINT`` is set), which measures the code path, not real S3.
+against whatever ``tests.support.s3`` gives (Ceph's RADOS Gateway on a single-node cluster
+keeping objects in memory, on this machine, unless ``EVIDENCE_TEST_S3_ENDPOINT`` is set):
+a real S3 implementation, but sharing the two cores with the client and the server.
 
 Every upload is checked afterwards: the stored bytes must hash to the source's SHA-256,
 or the run stops with an error (exit status 1).
@@ -305,7 +306,7 @@ def s3_env(found: s3.S3Bucket) -> dict[str, str]:
 
 def drop_bucket(found: s3.S3Bucket) -> None:
     """Best effort: originals are under COMPLIANCE retention, which a real S3 will not
-    let anyone delete early (moto forgets everything when its server stops)."""
+    let anyone delete early (the test gateway forgets everything when its cluster stops)."""
     client = found.client()
     try:
         with contextlib.suppress(Exception):
@@ -568,8 +569,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         if "s3" in args.store_names:
             endpoint = s3.endpoint()
-            moto = not os.environ.get("EVIDENCE_TEST_S3_ENDPOINT")
-            result["s3_endpoint"] = "moto server (in memory, this machine)" if moto else endpoint.url
+            local = not os.environ.get("EVIDENCE_TEST_S3_ENDPOINT")
+            result["s3_endpoint"] = (
+                "Ceph's RADOS Gateway (single node, objects in memory, this machine)" if local else endpoint.url
+            )
         for store in args.store_names:
             for chunk in args.chunk_sizes:
                 err.print(f"uploading to the {store} store in {human(chunk)} chunks")
