@@ -1,5 +1,6 @@
 """A TCP proxy that can be cut and brought back on the same port, to make an S3 endpoint
-"go down" in the middle of an upload."""
+"go down" in the middle of an upload; or that damages one byte on its way to the endpoint,
+as a faulty network card or a hostile middlebox would."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from types import TracebackType
 
 
 class Proxy:
-    def __init__(self, target_host: str, target_port: int, port: int = 0) -> None:
+    def __init__(self, target_host: str, target_port: int, port: int = 0, flip_byte_at: int | None = None) -> None:
         self.target = (target_host, target_port)
         self.port = port
+        # Byte number (counted per connection, client to endpoint) whose bits are inverted once.
+        self.flip_byte_at = flip_byte_at
         self._listener: socket.socket | None = None
         self._accepting: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -90,15 +93,21 @@ class Proxy:
                     upstream.close()
                     return
                 self._sockets.update((client, upstream))
-                for source, sink in ((client, upstream), (upstream, client)):
-                    thread = threading.Thread(target=self._pump, args=(source, sink), daemon=True)
+                for source, sink, flip in ((client, upstream, self.flip_byte_at), (upstream, client, None)):
+                    thread = threading.Thread(target=self._pump, args=(source, sink, flip), daemon=True)
                     self._threads.add(thread)
                     thread.start()
 
     @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def _pump(source: socket.socket, sink: socket.socket, flip_at: int | None = None) -> None:
+        passed = 0
         try:
             while data := source.recv(65536):
+                if flip_at is not None and passed <= flip_at < passed + len(data):
+                    damaged = bytearray(data)
+                    damaged[flip_at - passed] ^= 0xFF
+                    data = bytes(damaged)
+                passed += len(data)
                 sink.sendall(data)
         except OSError:
             pass

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.proxy import Proxy
 from tests.support.s3 import S3Bucket, free_port, make_client, new_bucket
 from transfer.s3api import BotoS3, NoSuchUpload, Part, S3Unavailable
 
@@ -102,3 +103,21 @@ def test_a_refusal_and_an_unreachable_endpoint_are_both_unavailable(bucket: S3Bu
             body_error.get_object("k")
     finally:
         nowhere.close()
+
+
+def test_a_part_damaged_on_the_way_is_refused_not_stored(bucket: S3Bucket) -> None:
+    """A byte changed in transit makes the part refused, so an upload cannot complete with
+    it. Over plain HTTP the request's SigV4 signature covers the payload's SHA-256, which the
+    gateway checks (it checks no x-amz-checksum-* header); over HTTPS, TLS does the same."""
+    host, port = bucket.endpoint.removeprefix("http://").rsplit(":", 1)
+    with Proxy(host, int(port), flip_byte_at=3 * MiB) as proxy:
+        client = bucket.client(proxy.url, retries={"max_attempts": 1, "mode": "standard"})
+        try:
+            api = BotoS3(client, bucket.bucket)
+            upload_id = api.create_multipart_upload("damaged/object")
+            with pytest.raises(S3Unavailable):
+                api.upload_part("damaged/object", upload_id, 1, io.BytesIO(b"c" * 5 * MiB), 5 * MiB)
+            api.abort_multipart_upload("damaged/object", upload_id)
+        finally:
+            client.close()
+    assert BotoS3(bucket.client(), bucket.bucket).head_object("damaged/object") is None
