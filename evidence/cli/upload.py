@@ -146,8 +146,7 @@ class UploadClient:
     def upload(self, path: Path, case: str, metadata: dict[str, str], progress: Progress) -> Uploaded:
         sha256 = self.sha256(path, progress)
         key = f"{self.server}|{case}|{sha256}|{path.stat().st_size}"
-        # tuspy's FileStorage is not annotated (nor its close, below).
-        storage = FileStorage(str(state_file()))  # type: ignore[no-untyped-call]
+        storage = FileStorage(str(state_file()))  # type: ignore[no-untyped-call]  # tuspy leaves it unannotated
         try:
             with open(path, "rb") as stream:
                 uploader = self._uploader(stream, key, storage, case, sha256, path, metadata)
@@ -157,7 +156,7 @@ class UploadClient:
                 progress.remove_task(task)
             item_id = self._item_of(_url_of(uploader))
         finally:
-            storage.close()  # type: ignore[no-untyped-call]
+            storage.close()  # type: ignore[no-untyped-call]  # tuspy leaves it unannotated
         return Uploaded(item_id, sha256, path)
 
     def _uploader(self, stream: BinaryIO, key: str, storage: FileStorage, case: str, sha256: str, path: Path,
