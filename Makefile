@@ -20,7 +20,11 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-run
 	$(BIN)/evidence serve
 
+# Types (mypy --strict), style and complexity (ruff, cyclomatic complexity 15 at most), and
+# the one-way import layers (import-linter). `make test` runs it first.
 lint: $(VENV)/.installed-test
+	$(BIN)/mypy
+	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
 test: lint

@@ -224,6 +224,7 @@ def _writer(url: str, worker: int, count: int, per_txn: int, ready: Any, go: Any
     from sqlalchemy import event, text
 
     from evidence import custody
+    from evidence.custody.actions import Action
     from evidence.db import Database
 
     db = Database(url)
@@ -254,7 +255,7 @@ def _writer(url: str, worker: int, count: int, per_txn: int, ready: Any, go: Any
         with db.transaction() as session:
             for _ in range(batch):
                 _, action, subject, actor, details = workload.next()
-                custody.record(session, action, subject, actor, details)
+                custody.record(session, Action(action), subject, actor, details)
         t1 = time.perf_counter()
         waits.append(marks["locked"] - marks["asked"])
         holds.append(t1 - marks["locked"])

@@ -7,22 +7,12 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 import click
 
 _SIZE = re.compile(r"(?i)\s*(\d+)\s*([kmgt]?)(i?b)?\s*")
 _DURATION = re.compile(r"\s*(\d+)\s*([smhd])\s*")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-if TYPE_CHECKING:
-    # click's ParamType is generic from click 8.4 on; at run time the bases stay plain,
-    # because older click (which pyproject allows) cannot be subscripted.
-    _SizeParam = click.ParamType[int]
-    _DurationParam = click.ParamType[timedelta]
-else:
-    _SizeParam = _DurationParam = click.ParamType
-
 
 def parse_size(text: str) -> int:
     match = _SIZE.fullmatch(text)
@@ -39,7 +29,7 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=int(match.group(1)) * _SECONDS[match.group(2)])
 
 
-class SizeType(_SizeParam):
+class SizeType(click.ParamType[int]):
     name = "size"
 
     def convert(self, value: str | int, param: click.Parameter | None, ctx: click.Context | None) -> int:
@@ -51,7 +41,7 @@ class SizeType(_SizeParam):
             self.fail(str(error), param, ctx)
 
 
-class DurationType(_DurationParam):
+class DurationType(click.ParamType[timedelta]):
     name = "duration"
 
     def convert(self, value: str | timedelta, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:

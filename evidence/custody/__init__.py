@@ -14,12 +14,10 @@ from sqlalchemy.orm import Session
 from evidence.custody import ledger
 from evidence.custody.actions import Action
 
-# Kept for callers that test membership: the one list is the Action enum.
-ACTIONS = frozenset(Action)
 
-
-def record(session: Session, action: Action | str, subject: dict[str, str], actor: str, details: dict[str, Any]) -> None:
-    if action not in ACTIONS:
+def record(session: Session, action: Action, subject: dict[str, str], actor: str, details: dict[str, Any]) -> None:
+    # Typed as Action; checked too, for a caller that passes a string anyway.
+    if action not in frozenset(Action):
         raise ValueError(f"unknown custody action {action!r}")
     ledger.append(session, Action(action), subject, actor, portable(details))
 

@@ -356,8 +356,13 @@ def test_a_client_hammering_a_link_gets_429(brief: Site) -> None:
     url, link_id = brief.share(brief.items["extraction.bin"]["id"], download=False)
     before = brief.seq()
     _window_start()
-    statuses = [requests.get(url, timeout=10) for _ in range(45)]  # the limit: 40 a minute
+    started = time.monotonic()
+    statuses = [requests.get(url, timeout=10) for _ in range(80)]  # the limit: 40 a minute
+    elapsed = time.monotonic() - started
+    passed = sum(r.status_code == 200 for r in statuses)
     limited = [r for r in statuses if r.status_code == 429]
-    assert len(limited) >= 5 and all(1 <= int(r.headers["Retry-After"]) <= 60 for r in limited)
+    # 40 at once, then one every 1.5 s: never more, however slowly a loaded machine sends them.
+    assert 40 <= passed <= 40 + elapsed / 1.5 + 1, (passed, elapsed)
+    assert limited and all(1 <= int(r.headers["Retry-After"]) <= 60 for r in limited)
     assert requests.get(url, headers={"X-Forwarded-For": "198.51.100.77"}, timeout=10).status_code == 200
     assert len([e for e in brief.about(link_id, before) if not e["details"].get("summary")]) == 2  # one page each

@@ -16,7 +16,8 @@ import requests
 from tests.support.media import library
 from tests.support.server import Server
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+# Beside pyproject.toml, whatever folder this module sits in.
+ARTIFACTS = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists()) / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
