@@ -59,6 +59,19 @@ class Settings(BaseSettings):
     oidc_jwks_cache_seconds: float = Field(default=300, gt=0)
     oidc_jwks_refresh_cooldown_seconds: float = Field(default=30, ge=0)
     oidc_http_timeout_seconds: float = Field(default=5, gt=0)
+    # "Sign in with your force account" on the web pages (authorization code flow with PKCE,
+    # evidence.accounts.oidc_login): this service's client id at the identity provider.
+    # Off while empty; needs the issuer above.
+    oidc_client_id: str = ""
+    # The client's secret, sent with HTTP Basic (client_secret_basic); none for a public client.
+    oidc_client_secret: str | None = None
+    # Space-separated; must include "openid".
+    oidc_scopes: str = "openid email profile"
+    # Empty means "from the issuer's discovery document" (authorization_endpoint, token_endpoint).
+    oidc_authorization_endpoint: str = ""
+    oidc_token_endpoint: str = ""
+    # The most time between sending the browser to the identity provider and its return.
+    oidc_sign_in_minutes: int = Field(default=10, ge=1, le=60)
 
     # Uploads
     max_upload_size: int = Field(default=1 * TiB, ge=1)
