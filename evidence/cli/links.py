@@ -1,14 +1,17 @@
-"""``evidence share`` and ``evidence links``: signed links for reviewers, from the server host."""
+"""``evidence share`` and ``evidence links``: signed links for reviewers, on the server host or,
+with ``--server``, through the API (an officer's laptop)."""
 
 from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import click
 
 from evidence import custody
 from evidence.cli.common import err, friendly, local_runtime
+from evidence.cli.remote import api_of, remote_options
 from evidence.cli.sizes import DurationType
 from evidence.http.views import link_view
 from evidence.links.sharing import Share, create_link, link_url, list_links, revoke_link
@@ -25,20 +28,31 @@ from evidence.models import utcnow
 @click.option("--passcode", is_flag=True, help="Also require a passcode (printed on stderr; send it separately)")
 @click.option("--max-uses", type=click.IntRange(min=1), default=None, help="Browser sessions allowed in all")
 @click.option("--include-future", is_flag=True, help="A case-wide share also shows items added later")
+@remote_options
 @click.pass_context
 @friendly
 def share(ctx: click.Context, case_ref: str, item_ids: tuple[str, ...], recipient: str, lifetime: timedelta,
-          download: bool, passcode: bool, max_uses: int | None, include_future: bool) -> None:
+          download: bool, passcode: bool, max_uses: int | None, include_future: bool, server: str | None,
+          token: str | None) -> None:
     """Share a case, or chosen items, with a reviewer: prints the link's URL."""
-    rt = local_runtime(ctx)
-    keys = keyring_for(rt.settings)
     request = Share(case_ref, recipient, lifetime, item_ids, download, passcode, max_uses, include_future)
-    with rt.db.transaction() as session:
-        link, code = create_link(session, keys, request, custody.operator_actor(), None, utcnow())
-        url = link_url(keys, link, rt.settings.effective_public_url)
+    api = api_of(server, token)
+    if api:
+        made = api.share(request)
+        url, code = made["url"], made["issued_passcode"]
+    else:
+        url, code = _local_share(ctx, request)
     if code:
         err.print(f"passcode (send it separately from the link): {code}", highlight=False)
     click.echo(url)
+
+
+def _local_share(ctx: click.Context, request: Share) -> tuple[str | None, str | None]:
+    rt = local_runtime(ctx)
+    keys = keyring_for(rt.settings)
+    with rt.db.transaction() as session:
+        link, code = create_link(session, keys, request, custody.operator_actor(), None, utcnow())
+        return link_url(keys, link, rt.settings.effective_public_url), code
 
 
 @click.group("links")
@@ -49,16 +63,13 @@ def links_group() -> None:
 @links_group.command("list")
 @click.option("--case", "case_ref", required=True)
 @click.option("--json", "as_json", is_flag=True, help="The same objects as GET /api/v1/links?case=REF")
+@remote_options
 @click.pass_context
 @friendly
-def links_list(ctx: click.Context, case_ref: str, as_json: bool) -> None:
+def links_list(ctx: click.Context, case_ref: str, as_json: bool, server: str | None, token: str | None) -> None:
     """A case's links: id, recipient, expiry, state, uses."""
-    rt = local_runtime(ctx)
-    keys = keyring_for(rt.settings)
-    with rt.db.sessions() as session:
-        public_url = rt.settings.effective_public_url
-        found = [link_view(link, link_url(keys, link, public_url), case_ref).as_json()
-                 for link in list_links(session, case_ref)]
+    api = api_of(server, token)
+    found = api.links(case_ref) if api else _local_links(ctx, case_ref)
     if as_json:
         click.echo(json.dumps(found, indent=2))
         return
@@ -71,17 +82,32 @@ def links_list(ctx: click.Context, case_ref: str, as_json: bool) -> None:
                    f"  {len(link['items'])} item(s)")
 
 
+def _local_links(ctx: click.Context, case_ref: str) -> list[dict[str, Any]]:
+    rt = local_runtime(ctx)
+    keys = keyring_for(rt.settings)
+    with rt.db.sessions() as session:
+        public_url = rt.settings.effective_public_url
+        return [link_view(link, link_url(keys, link, public_url), case_ref).as_json()
+                for link in list_links(session, case_ref)]
+
+
 @links_group.command("revoke")
 @click.argument("link_id")
+@remote_options
 @click.pass_context
 @friendly
-def links_revoke(ctx: click.Context, link_id: str) -> None:
+def links_revoke(ctx: click.Context, link_id: str, server: str | None, token: str | None) -> None:
     """Revoke a link: its next request is refused."""
+    api = api_of(server, token)
+    revoked = api.revoke(link_id)["revoked_at"] if api else _local_revoke(ctx, link_id)
+    click.echo(f"{link_id} revoked at {revoked or '?'}")
+
+
+def _local_revoke(ctx: click.Context, link_id: str) -> str | None:
     rt = local_runtime(ctx)
     with rt.db.transaction() as session:
         link = revoke_link(session, link_id, custody.operator_actor(), utcnow())
-        revoked = link.revoked_at
-    click.echo(f"{link_id} revoked at {revoked.isoformat() if revoked else '?'}")
+        return link.revoked_at.isoformat() if link.revoked_at else None
 
 
 @links_group.command("rotate-key")

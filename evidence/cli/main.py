@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,12 +14,12 @@ from evidence import cases, custody
 from evidence.accounts import users as accounts
 from evidence.cli.audit import audit_group
 from evidence.cli.common import err, friendly, local_runtime, settings_of
+from evidence.cli.items import items_group
 from evidence.cli.links import links_group, share
 from evidence.cli.sizes import SizeType
 from evidence.errors import NotFound
 from evidence.filemodes import private_umask
-from evidence.http.views import items_view
-from evidence.models import Case, Item, Role, User
+from evidence.models import Case, Role, User
 from evidence.settings import Settings
 
 
@@ -263,51 +262,6 @@ def upload(paths: tuple[str, ...], case_ref: str, server: str, token: str, chunk
         sys.exit(130)
 
 
-@main.group("items")
-def items_group() -> None:
-    """Items (originals) and their state."""
-
-
-@items_group.command("list")
-@click.option("--case", "case_ref", required=True)
-@click.pass_context
-@friendly
-def items_list(ctx: click.Context, case_ref: str) -> None:
-    """List a case's items: id, state, size, filename."""
-    rt = local_runtime(ctx)
-    with rt.db.sessions() as session:
-        case = cases.get_case(session, case_ref)
-        for item in session.scalars(select(Item).where(Item.case_id == case.id).order_by(Item.created_at)):
-            click.echo(f"{item.id}  {item.state:<11}  {item.size:>14}  {item.filename}")
-
-
-@items_group.command("show")
-@click.argument("item_id")
-@click.option("--json", "as_json", is_flag=True, help="The same object as GET /api/v1/items/{id}")
-@click.pass_context
-@friendly
-def items_show(ctx: click.Context, item_id: str, as_json: bool) -> None:
-    """Show one item."""
-    rt = local_runtime(ctx)
-    with rt.db.sessions() as session:
-        item = session.get(Item, item_id)
-        if item is None:
-            raise NotFound(f"item {item_id} does not exist")
-        data = items_view(session, [item], rt.settings.effective_public_url)[0].as_json()
-    if as_json:
-        click.echo(json.dumps(data, indent=2))
-        return
-    for key in ("id", "case", "filename", "size", "state", "reason", "exhibit", "kind", "progress", "client_sha256"):
-        click.echo(f"{key:<14}{data[key] if data[key] is not None else '-'}")
-    for name, value in data["hashes"].items():
-        verified = " (matches the officer's)" if name == "sha256" and value == data["client_sha256"] else ""
-        click.echo(f"{name:<14}{value}{verified}")
-    for warning in data["warnings"]:
-        click.echo(f"{'warning':<14}{warning}")
-    for made in data["derivatives"]:
-        click.echo(f"{made['kind']:<14}{made['sha256']}  {made['size']} bytes")
-
-
 @main.group("uploads")
 def uploads_group() -> None:
     """Unfinished uploads."""
@@ -332,6 +286,7 @@ def uploads_cleanup(ctx: click.Context) -> None:
 
 
 main.add_command(audit_group)
+main.add_command(items_group)
 main.add_command(share)
 main.add_command(links_group)
 
