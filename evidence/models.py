@@ -339,3 +339,21 @@ class LinkAccess(Base):
     # when the last summary went in: a closed window with more requests than that is summarised.
     reported_requests: Mapped[int] = mapped_column(Integer, default=1)
     summarised_at: Mapped[datetime | None]
+
+
+class WebSession(Base):
+    """A signed-in browser (the pages under /app/). The cookie holds ``id.secret``; only the
+    secret's SHA-256 is stored, so a copy of the database signs nobody in. A session ends
+    when its token would have (``expires_at``), on sign-out (``ended_at``), or when the
+    account is disabled or its tokens revoked after the session began."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    # The form token: every state-changing request from the pages carries it.
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    ended_at: Mapped[datetime | None]

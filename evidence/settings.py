@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     upload_expiry_hours: float = Field(default=24 * 7, gt=0)
     # However often it is touched, an unfinished upload is removed this long after it began.
     upload_max_lifetime_hours: float = Field(default=24 * 30, gt=0)
+    # The browser client's chunk: one PATCH each, so one request's worth of loss on a network
+    # drop. At least 5 MiB, the smallest part S3 takes.
+    web_chunk_size: int = Field(default=16 * 1024 * 1024, ge=5 * 1024 * 1024, le=1024 * 1024 * 1024)
     # Upload-Concat: final takes at most this many partial uploads.
     max_concat_partials: int = Field(default=1000, ge=1)
     # Caps on every request's headers (count, each value, all together); more is refused

@@ -23,6 +23,7 @@ from evidence import custody
 from evidence.custody.actions import Action
 from evidence.models import Derivative, DerivativeKind, Item, ItemState
 from evidence.runtime import Runtime
+from evidence.uploads.client_hash import NO_CLIENT_HASH
 from evidence.vault import ObjectExists, VaultError
 from transcode import archive, budget, ffmpeg, formats, probe, probe_child, recognise, sniff
 from transcode.errors import NOT_THE_STEPS, MediaFailure, describe
@@ -301,7 +302,7 @@ def _hash(rt: Runtime, item: Item) -> bool:
             if item.client_sha256:
                 custody.record(session, Action.INTEGRITY_VERIFIED, subject, _actor(), {"sha256": hashes["sha256"]})
             else:
-                item.warnings = [*item.warnings, "the upload carried no SHA-256 from the officer: integrity not cross-checked"]
+                item.warnings = [*item.warnings, NO_CLIENT_HASH]
     try:
         rt.vault.tag(item.storage_key, hashes)
     except VaultError as error:

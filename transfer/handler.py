@@ -129,7 +129,7 @@ class TusApp:
             return self._response(error.status, {**headers, **error.headers}, error.message + "\n", method)
 
     async def _authenticate(self, request: Request) -> str:
-        return await anyio.to_thread.run_sync(self.hooks.authenticate, request.headers.get("authorization"))
+        return await anyio.to_thread.run_sync(self.hooks.authenticate, request.headers)
 
     def _response(self, status: int, headers: dict[str, str] | None = None, body: str = "", method: str = "") -> Response:
         headers = {"Tus-Resumable": TUS_VERSION, "Cache-Control": "no-store", **(headers or {})}

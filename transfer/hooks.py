@@ -4,15 +4,16 @@ is finished. The handler calls these in a worker thread: they may block."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from transfer.info import UploadInfo
 
 
 class Hooks(Protocol):
-    def authenticate(self, authorization: str | None) -> str:
-        """Return the owner id for a request's ``Authorization`` header, or raise Unauthorized."""
+    def authenticate(self, headers: Mapping[str, str]) -> str:
+        """Return the owner id for a request's headers (lower-case names: ``authorization``,
+        or whatever else the application accepts), or raise Unauthorized."""
 
     def prepare(self, info: UploadInfo, partials: Sequence[UploadInfo]) -> None:
         """Check a new upload's metadata (and a final upload's ``partials``, already

@@ -16,6 +16,7 @@ class Action(StrEnum):
     UPLOAD_EXPIRED = "upload.expired"
     ORIGINAL_STORED = "original.stored"
     ORIGINAL_HASHED = "original.hashed"
+    CLIENT_HASH_RECORDED = "client_hash.recorded"
     INTEGRITY_VERIFIED = "integrity.verified"
     INTEGRITY_MISMATCH = "integrity.mismatch"
     DERIVATIVE_CREATED = "derivative.created"
@@ -45,6 +46,7 @@ _LABELS: dict[Action, str] = {
     Action.UPLOAD_EXPIRED: "Unfinished upload expired",
     Action.ORIGINAL_STORED: "Original stored (write-once)",
     Action.ORIGINAL_HASHED: "Original hashed as stored",
+    Action.CLIENT_HASH_RECORDED: "Officer's hash recorded (computed while uploading)",
     Action.INTEGRITY_VERIFIED: "Hash matches the officer's",
     Action.INTEGRITY_MISMATCH: "Hash DIFFERS from the officer's",
     Action.DERIVATIVE_CREATED: "Working copy made",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -58,24 +59,8 @@ def build(session: Session, keys: ledger.Keys, item_id: str, actor: str,
     checkpoint = ledger.latest_checkpoint(session)
     if checkpoint is None:  # pragma: no cover - one was signed just now, in this transaction
         raise RuntimeError("no checkpoint after signing one")
-    rows = session.scalars(
-        select(CustodyEvent)
-        .where(
-            or_(
-                CustodyEvent.item_id == item.id,
-                (CustodyEvent.case_ref == case.ref) & CustodyEvent.item_id.is_(None),
-            ),
-            CustodyEvent.seq < checkpoint.size,
-        )
-        .order_by(CustodyEvent.seq)
-    )
     entries, withheld = [], []
-    for row in rows:
-        subject = row.subject or {}
-        # Of the case's other entries, keep the case's creation and this item's upload.
-        if row.item_id is None and row.action not in _CASE_ACTIONS and subject.get("upload") != item.upload_id \
-                and not _shares(row, item.id):
-            continue
+    for row in item_entries(session, item, case, checkpoint.size):
         proof = [base64.b64encode(p).decode() for p in ledger.inclusion_proof(session, row.seq, checkpoint.size)]
         entry = json.loads(row.body)
         reason = withheld_because(entry, reviewer) if reviewer is not None else None
@@ -121,6 +106,25 @@ def build(session: Session, keys: ledger.Keys, item_id: str, actor: str,
         content["copy"] = "reviewer"
         content["withheld"] = withheld
     return {**content, "signature": keys.signer.sign(_SIGNED.format(digest=_digest(content)))}
+
+
+def item_entries(session: Session, item: Item, case: Case, below: int | None = None) -> Iterator[CustodyEvent]:
+    """The entries that tell an item's story, in order: its own, and of the case's, its
+    creation, this item's upload and the links that cover the item (below ``below``)."""
+    query = select(CustodyEvent).where(
+        or_(
+            CustodyEvent.item_id == item.id,
+            (CustodyEvent.case_ref == case.ref) & CustodyEvent.item_id.is_(None),
+        )
+    )
+    if below is not None:
+        query = query.where(CustodyEvent.seq < below)
+    for row in session.scalars(query.order_by(CustodyEvent.seq)):
+        subject = row.subject or {}
+        if row.item_id is None and row.action not in _CASE_ACTIONS and subject.get("upload") != item.upload_id \
+                and not _shares(row, item.id):
+            continue
+        yield row
 
 
 def _shares(row: CustodyEvent, item_id: str) -> bool:

@@ -16,7 +16,7 @@ PostgreSQL a long log is split between two processes reading one snapshot.
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -82,10 +82,14 @@ class _Bad(Exception):
         return cls(wrong.first, str(wrong))
 
 
-def verify(session: Session, verifier: NoteVerifier, origin: str) -> Result:
+# Told now and then how far the check has got: (entries checked, entries in all), roughly.
+Progress = Callable[[int, int], None]
+
+
+def verify(session: Session, verifier: NoteVerifier, origin: str, progress: Progress | None = None) -> Result:
     result = Result()
     try:
-        _verify(session, verifier, origin, result)
+        _verify(session, verifier, origin, result, progress)
     except _Bad as bad:
         result.problem, result.seq = bad.problem, bad.seq
     return result
@@ -114,7 +118,8 @@ def _rebuild(session: Session, sizes: set[int], first: int = 0, block_level: int
                    block_level=BLOCK_LEVEL if block_level is None else block_level)
 
 
-def _verify(session: Session, verifier: NoteVerifier, origin: str, result: Result) -> None:
+def _verify(session: Session, verifier: NoteVerifier, origin: str, result: Result,
+            progress: Progress | None = None) -> None:
     _snapshot(session)
     checkpoints = list(session.scalars(select(Checkpoint).order_by(Checkpoint.size)))
     wanted = {c.size for c in checkpoints}
@@ -123,7 +128,7 @@ def _verify(session: Session, verifier: NoteVerifier, origin: str, result: Resul
     tree = _rebuild(session, wanted, first)
     problem: _Bad | None = None
     try:
-        _scan_all(session, tree)
+        _scan_all(session, tree, report=_reporter(session, first, progress))
     except _Bad as bad:
         problem = bad
     if helper is not None:
@@ -182,6 +187,7 @@ _COLUMNS_AGREE = text(
     """
 )
 _NO_END = 2**62
+_REPORT_EVERY = 0x1FFF  # progress every 8,192 entries
 
 
 def _server_checked_rows(session: Session, first: int, end: int) -> Generator[tuple[Any, ...], None, None]:
@@ -212,7 +218,18 @@ def _client_checked_rows(session: Session, first: int, end: int) -> Generator[tu
         rows.close()
 
 
-def _scan_all(session: Session, tree: Rebuild, end: int = _NO_END) -> None:
+def _reporter(session: Session, first: int, progress: Progress | None) -> Callable[[int], None] | None:
+    """A report of this process's scan, from ``first``, as a share of the whole log: the
+    helper checks the entries before ``first`` at the same time, at about the same pace."""
+    if progress is None:
+        return None
+    head = session.get(LedgerHead, ledger.HEAD_ID)
+    total = head.size if head is not None else 0
+    share = max(total - first, 1)
+    return lambda seq: progress(min(total, round(total * (seq - first) / share)), total)
+
+
+def _scan_all(session: Session, tree: Rebuild, end: int = _NO_END, report: Callable[[int], None] | None = None) -> None:
     """Every entry from ``tree.first`` up to ``end`` into ``tree``, checked."""
     first = tree.first
     if session.get_bind().dialect.name == "postgresql":
@@ -221,14 +238,14 @@ def _scan_all(session: Session, tree: Rebuild, end: int = _NO_END) -> None:
         # the whole statement: then everything is read again and checked here, which names it.
         savepoint = session.begin_nested()
         try:
-            _scan(session, tree, _server_checked_rows(session, first, end))
+            _scan(session, tree, _server_checked_rows(session, first, end), report)
         except DBAPIError:
             savepoint.rollback()
         else:
             savepoint.commit()
             return
         tree.reset()
-    _scan(session, tree, _client_checked_rows(session, first, end))
+    _scan(session, tree, _client_checked_rows(session, first, end), report)
 
 
 # -- a second process for the first half of a large log (PostgreSQL) ----------------------
@@ -316,18 +333,22 @@ def _helper_main(url: str, snapshot: str, end: int, block_level: int, wanted: li
         pipe.close()
 
 
-def _scan(session: Session, tree: Rebuild, rows: Generator[tuple[Any, ...], None, None]) -> None:
+def _scan(session: Session, tree: Rebuild, rows: Generator[tuple[Any, ...], None, None],
+          report: Callable[[int], None] | None = None) -> None:
     try:
         with closing(rows):  # closes the server-side cursor whatever happens
-            _scan_rows(session, tree, rows)
+            _scan_rows(session, tree, rows, report)
         tree.finish()
     except WrongNode as wrong:
         raise _Bad.of(wrong) from None
 
 
-def _scan_rows(session: Session, tree: Rebuild, rows: Iterator[tuple[Any, ...]]) -> None:
+def _scan_rows(session: Session, tree: Rebuild, rows: Iterator[tuple[Any, ...]],
+               report: Callable[[int], None] | None = None) -> None:
     add = tree.add
     for seq, body, stored_leaf, agree, *columns in rows:
+        if report is not None and not seq & _REPORT_EVERY:
+            report(seq)
         expected = tree.size
         if seq != expected:
             tree.finish()  # a bad node over the entries before comes first

@@ -11,17 +11,27 @@ from typing import Literal
 import anyio
 from celery import Celery
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 from pydantic import Field
 from sqlalchemy import text
 
 from evidence import custody, migrate
+from evidence.accounts import websessions
 from evidence.custody import ledger
 from evidence.custody.disclosure import Internals
 from evidence.errors import EvidenceError
 from evidence.http.access_log import AccessLog, LinkIds
 from evidence.http.api import accounts, audit, cases, links, uploads
 from evidence.http.limits import HeaderLimitMiddleware, HeaderLimits
+from evidence.http.pages import audit as audit_pages
+from evidence.http.pages import cases as case_pages
+from evidence.http.pages import items as item_pages
+from evidence.http.pages import login as login_pages
+from evidence.http.pages import oidc as oidc_pages
+from evidence.http.pages.jobs import VerifyJobs
+from evidence.http.pages.render import page
+from evidence.http.pages.session import SignInRequired, sign_in_url
 from evidence.http.reviewer import routes as reviewer
 from evidence.http.views import View
 from evidence.keys import load_or_create_secret
@@ -84,6 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
     link_keys = keyring_for(settings)
     cookie_secret = load_or_create_secret(link_keys.folder / "session.secret")
     app.state.link_gate = Gate(rt, link_keys, cookie_secret, utcnow)
+    app.state.cookie_secret = cookie_secret
     # What reviewers' copies of custody reports leave out (evidence.disclosure).
     app.state.internals = Internals.of_server(str(settings.data_path), str(settings.effective_tmp_dir),
                                               settings.effective_storage_url)
@@ -92,7 +103,14 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(AccessLog, link_of=LinkIds(lambda token: _link_id(link_keys, token)))
 
     @app.exception_handler(EvidenceError)
-    async def _evidence_error(request: Request, error: EvidenceError) -> JSONResponse:
+    async def _evidence_error(request: Request, error: EvidenceError) -> Response:
+        if isinstance(error, SignInRequired):
+            return RedirectResponse(sign_in_url(error.next_path, "expired" if "expired" in error.message else ""),
+                                    status_code=303)
+        if _wants_page(request):
+            titles = {403: "Not allowed", 404: "Not found", 401: "Sign in again"}
+            return page("error.html", status=error.status, title=titles.get(error.status, "Something went wrong"),
+                        message=error.message)
         # RFC 6750: a 401 says which scheme would be accepted.
         headers = {"WWW-Authenticate": 'Bearer realm="evidence"'} if error.status == 401 else None
         return JSONResponse({"error": error.message}, status_code=error.status, headers=headers)
@@ -118,6 +136,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(links.router)
     app.include_router(reviewer.router)
+    # The officers' and auditors' pages, their style and the built upload client (web/).
+    app.state.verify_jobs = VerifyJobs(rt)
+    for pages in (login_pages, oidc_pages, case_pages, item_pages, audit_pages):
+        app.include_router(pages.router)
+    app.mount("/app/static", StaticFiles(packages=[("evidence.http.pages", "static")]), name="static")
     app.mount("/files", tus)
     return app
 
@@ -148,8 +171,21 @@ async def _maintain(rt: Runtime, tus: TusApp, celery: Celery) -> None:
                     log.info("removed %d expired uploads", len(removed))
             # Link-access windows that have ended: one summary entry each where more happened.
             await anyio.to_thread.run_sync(link_record.upkeep, rt.db, settings, utcnow())
+            await anyio.to_thread.run_sync(_purge_sessions, rt)
         except Exception:
             log.exception("background upkeep failed; will try again")
+
+
+def _purge_sessions(rt: Runtime) -> None:
+    with rt.db.transaction() as session:
+        websessions.purge(session)
+
+
+def _wants_page(request: Request) -> bool:
+    """A person's browser on a page (not a script's fetch): errors come as a page."""
+    path = request.url.path
+    return path.startswith("/app/") and not path.startswith(("/app/fragments/", "/app/uploads/", "/app/audit/jobs/")) \
+        and "text/html" in request.headers.get("accept", "")
 
 
 def _link_id(keys: KeyRing, token: str) -> str | None:

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from sqlalchemy import select
 
 from evidence import cases
-from evidence.accounts import access
+from evidence.accounts import access, websessions
 from evidence.db import Database
-from evidence.errors import EvidenceError
+from evidence.errors import EvidenceError, Forbidden
 from evidence.models import Case, Role, Upload, User
 from evidence.uploads.registry import UploadRegistry
 from transfer import errors as tus
@@ -34,10 +34,21 @@ class UploadHooks:
         self.registry = registry
         self.on_item_received: list[Callable[[str], None]] = []
 
-    def authenticate(self, authorization: str | None) -> str:
+    def authenticate(self, headers: Mapping[str, str]) -> str:
+        """A bearer token (the CLI, scripts), or the pages' session cookie with the session's
+        CSRF token in ``X-CSRF-Token`` (the browser client). A cookie alone is not enough: a
+        page of another site could make the browser send it, but cannot read the token."""
         try:
             with self.db.sessions() as session:
-                user = self.auth.authenticate(session, authorization)
+                authorization = headers.get("authorization")
+                cookie = None if authorization else websessions.from_cookie_header(headers.get("cookie"))
+                if cookie is None:
+                    user = self.auth.authenticate(session, authorization)
+                else:
+                    signed = websessions.resume(session, cookie)
+                    if not websessions.csrf_matches(signed, headers.get("x-csrf-token")):
+                        raise Forbidden("this request did not come from the case page (no valid X-CSRF-Token)")
+                    user = signed.user
                 access.require_role(user, *UPLOAD_ROLES)
                 return user.id
         except EvidenceError as error:
@@ -100,3 +111,4 @@ class UploadHooks:
                 callback(item_id)
             except Exception:  # one failing consumer must not starve the others
                 log.exception("item-received hook %r failed for item %s", callback, item_id)
+

@@ -112,7 +112,10 @@ class UploadRegistry:
                 size=info.size or 0,
                 storage_key=info.storage_key,
                 state=ItemState.RECEIVED,
-                client_sha256=(info.metadata.get("sha256") or "").lower() or None,
+                # The officer's hash may have come after the upload began (the browser hashes
+                # while it sends: evidence.uploads.client_hash), so the row's copy counts.
+                client_sha256=((row.upload_metadata or {}).get("sha256") or info.metadata.get("sha256") or "").lower()
+                or None,
                 exhibit=info.metadata.get("exhibit"),
                 description=info.metadata.get("description"),
                 filetype=info.metadata.get("filetype"),

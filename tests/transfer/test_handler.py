@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -106,8 +106,8 @@ class Hooks:
     fail_on_completion: bool = False
     completed_ids: list[str] = field(default_factory=list)
 
-    def authenticate(self, authorization: str | None) -> str:
-        if authorization != "Bearer ok":
+    def authenticate(self, headers: Mapping[str, str]) -> str:
+        if headers.get("authorization") != "Bearer ok":
             raise errors.Unauthorized()
         return "me"
 

@@ -21,13 +21,13 @@ def hooks(rt: Runtime, registry: UploadRegistry) -> UploadHooks:
 
 
 def test_officers_and_admins_upload_and_no_one_else(hooks: UploadHooks, people: People) -> None:
-    assert hooks.authenticate(f"Bearer {people.tokens['officer']}") == people.officer
-    assert hooks.authenticate(f"Bearer {people.tokens['admin']}") == people.admin
+    assert hooks.authenticate({"authorization": f"Bearer {people.tokens['officer']}"}) == people.officer
+    assert hooks.authenticate({"authorization": f"Bearer {people.tokens['admin']}"}) == people.admin
     with pytest.raises(tus.Forbidden, match="officer"):
-        hooks.authenticate(f"Bearer {people.tokens['reviewer']}")
+        hooks.authenticate({"authorization": f"Bearer {people.tokens['reviewer']}"})
     for authorization in (None, "Bearer nonsense", people.tokens["officer"]):
         with pytest.raises(tus.Unauthorized) as caught:
-            hooks.authenticate(authorization)
+            hooks.authenticate({"authorization": authorization} if authorization else {})
         assert caught.value.headers["WWW-Authenticate"] == "Bearer"
 
 

@@ -1,0 +1,83 @@
+"""An item's custody timeline for the pages: each entry in plain words, with whether it is
+proven included in the latest signed checkpoint.
+
+Each entry's inclusion is checked the way an outside verifier would: the checkpoint's
+signature with the ledger's public key, then the entry's leaf hash (from its stored bytes)
+and its inclusion proof against the signed root. An entry newer than the checkpoint is
+"not yet in a signed checkpoint", which is not a fault: checkpoints follow within seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from audit import Checkpoint as SignedCheckpoint
+from audit import VerificationError, merkle, verify_inclusion
+from evidence.custody import ledger
+from evidence.custody.actions import Action
+from evidence.custody.report import item_entries
+from evidence.errors import NotFound
+from evidence.models import Case, Item
+
+
+@dataclass(frozen=True)
+class Step:
+    seq: int
+    at: datetime
+    action: str
+    label: str
+    actor: str
+    details: dict[str, Any]
+    # "included", "pending" (after the latest checkpoint) or "NOT INCLUDED: <why>"
+    inclusion: str
+
+    @property
+    def proven(self) -> bool:
+        return self.inclusion == "included"
+
+
+@dataclass(frozen=True)
+class Timeline:
+    item: Item
+    case: Case
+    checkpoint_size: int | None
+    steps: list[Step]
+
+
+def timeline(session: Session, keys: ledger.Keys, item_id: str) -> Timeline:
+    item = session.get(Item, item_id)
+    if item is None:
+        raise NotFound(f"item {item_id[:64]} does not exist")
+    case = session.get_one(Case, item.case_id)
+    signed = _latest_signed(session, keys)
+    steps = []
+    for row in item_entries(session, item, case):
+        action = row.action
+        label = Action(action).label if action in frozenset(Action) else action
+        steps.append(Step(row.seq, row.at, action, label, row.actor, dict(row.details or {}),
+                          _inclusion(session, signed, row.seq, row.body, row.leaf_hash)))
+    return Timeline(item, case, signed.size if signed is not None else None, steps)
+
+
+def _latest_signed(session: Session, keys: ledger.Keys) -> SignedCheckpoint | None:
+    stored = ledger.latest_checkpoint(session)
+    if stored is None:
+        return None
+    return ledger.read_checkpoint(stored.note, keys.verifier, keys.origin)
+
+
+def _inclusion(session: Session, signed: SignedCheckpoint | None, seq: int, body: bytes, stored_leaf: bytes) -> str:
+    if signed is None or seq >= signed.size:
+        return "pending"
+    leaf = merkle.leaf_hash(body)
+    if leaf != stored_leaf:
+        return "NOT INCLUDED: the entry's bytes do not match its leaf hash"
+    try:
+        verify_inclusion(seq, signed.size, leaf, ledger.inclusion_proof(session, seq, signed.size), signed.root)
+    except (VerificationError, ValueError) as error:
+        return f"NOT INCLUDED: {error}"
+    return "included"
