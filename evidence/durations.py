@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-_DURATION = re.compile(r"\s*(\d{1,9})\s*([smhd])\s*")
+_DURATION = re.compile(r"\s*(\d+)\s*([smhd])\s*")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 

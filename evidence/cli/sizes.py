@@ -10,9 +10,9 @@ from datetime import timedelta
 
 import click
 
+from evidence.durations import parse_duration
+
 _SIZE = re.compile(r"(?i)\s*(\d+)\s*([kmgt]?)(i?b)?\s*")
-_DURATION = re.compile(r"\s*(\d+)\s*([smhd])\s*")
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 def parse_size(text: str) -> int:
     match = _SIZE.fullmatch(text)
@@ -21,12 +21,6 @@ def parse_size(text: str) -> int:
     number, unit = int(match.group(1)), match.group(2).lower()
     return number << (10 * " kmgt".index(unit or " "))  # binary multiples: 1024 per step
 
-
-def parse_duration(text: str) -> timedelta:
-    match = _DURATION.fullmatch(text)
-    if not match:
-        raise ValueError(f"{text!r} is not a duration (examples: 90s, 30m, 12h, 14d)")
-    return timedelta(seconds=int(match.group(1)) * _SECONDS[match.group(2)])
 
 
 class SizeType(click.ParamType[int]):
