@@ -36,6 +36,16 @@ class Step:
     inclusion: str
 
     @property
+    def note(self) -> str:
+        """A few words more where the action alone is vague: which working copy, to whom."""
+        details = self.details
+        if self.action == Action.DERIVATIVE_CREATED:
+            return str(details.get("kind", "")).replace("_", " ")
+        if self.action.startswith("link."):
+            return str(details.get("to", ""))
+        return ""
+
+    @property
     def proven(self) -> bool:
         return self.inclusion == "included"
 

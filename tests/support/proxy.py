@@ -6,13 +6,19 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from types import TracebackType
 
 
 class Proxy:
-    def __init__(self, target_host: str, target_port: int, port: int = 0, flip_byte_at: int | None = None) -> None:
+    def __init__(self, target_host: str, target_port: int, port: int = 0, flip_byte_at: int | None = None,
+                 upstream_rate: float | None = None) -> None:
         self.target = (target_host, target_port)
         self.port = port
+        # Bytes the clients have sent through to the endpoint, over every connection; and a
+        # cap on that rate (bytes per second per connection), for a slow uplink.
+        self.upstream_bytes = 0
+        self.upstream_rate = upstream_rate
         # Byte number (counted per connection, client to endpoint) whose bits are inverted once.
         self.flip_byte_at = flip_byte_at
         self._listener: socket.socket | None = None
@@ -93,16 +99,24 @@ class Proxy:
                     upstream.close()
                     return
                 self._sockets.update((client, upstream))
-                for source, sink, flip in ((client, upstream, self.flip_byte_at), (upstream, client, None)):
-                    thread = threading.Thread(target=self._pump, args=(source, sink, flip), daemon=True)
+                for source, sink, flip, up in ((client, upstream, self.flip_byte_at, True),
+                                               (upstream, client, None, False)):
+                    thread = threading.Thread(target=self._pump, args=(source, sink, flip, up), daemon=True)
                     self._threads.add(thread)
                     thread.start()
 
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket, flip_at: int | None = None) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, flip_at: int | None = None, up: bool = False) -> None:
         passed = 0
+        started = time.monotonic()
         try:
             while data := source.recv(65536):
+                if up:
+                    with self._lock:
+                        self.upstream_bytes += len(data)
+                    if self.upstream_rate:
+                        ahead = (passed + len(data)) / self.upstream_rate - (time.monotonic() - started)
+                        if ahead > 0:
+                            time.sleep(ahead)
                 if flip_at is not None and passed <= flip_at < passed + len(data):
                     damaged = bytearray(data)
                     damaged[flip_at - passed] ^= 0xFF

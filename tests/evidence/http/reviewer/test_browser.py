@@ -5,33 +5,15 @@ and seek; a screenshot is kept as a test artifact in test-artifacts/."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
 
-import pytest
 import requests
 
+from tests.support.browser import ARTIFACTS, FLAGS, chromium_or_fail
 from tests.support.media import library
 from tests.support.server import Server
-
-# Beside pyproject.toml, whatever folder this module sits in.
-ARTIFACTS = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists()) / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-
-
-def chromium_or_fail() -> str:
-    if not os.path.exists(CHROMIUM):
-        message = "Debian's chromium is not installed (make test installs it: infra/test-services.sh)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip("SKIPPING BROWSER TEST: " + message)
-    return CHROMIUM
 
 
 def wait_ready(server: Server, item_id: str, timeout: float = 90) -> dict:  # type: ignore[type-arg]
