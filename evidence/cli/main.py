@@ -49,6 +49,9 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     app = create_app(settings)
     worker = _start_embedded_worker(settings) if settings.embedded_worker else None
     err.print(f"evidence server on http://{settings.host}:{settings.port} (data in {settings.data_path})")
+    err.print(f"Open {settings.effective_public_url}/app/ in a browser and sign in with an access token from "
+              "`evidence users add EMAIL --role officer` (officers also need a case: "
+              "`evidence cases create REF --assign EMAIL`).")
     try:
         # httptools sets no limit on a request's head: the bounded protocol refuses one that
         # grows past what the header limits allow (evidence.http_limits).
