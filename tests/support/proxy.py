@@ -107,16 +107,15 @@ class Proxy:
 
     def _pump(self, source: socket.socket, sink: socket.socket, flip_at: int | None = None, up: bool = False) -> None:
         passed = 0
-        started = time.monotonic()
+        next_at = time.monotonic()  # when the rate cap lets the next bytes through (idle time earns no credit)
         try:
             while data := source.recv(65536):
                 if up:
                     with self._lock:
                         self.upstream_bytes += len(data)
                     if self.upstream_rate:
-                        ahead = (passed + len(data)) / self.upstream_rate - (time.monotonic() - started)
-                        if ahead > 0:
-                            time.sleep(ahead)
+                        next_at = max(next_at, time.monotonic()) + len(data) / self.upstream_rate
+                        time.sleep(max(0.0, next_at - time.monotonic()))
                 if flip_at is not None and passed <= flip_at < passed + len(data):
                     damaged = bytearray(data)
                     damaged[flip_at - passed] ^= 0xFF

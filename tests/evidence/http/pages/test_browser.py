@@ -261,3 +261,70 @@ def test_an_officer_signs_in_with_the_forces_identity_provider(make_server, brow
         page.goto(f"{server.url}/app/cases/OP-OIDC")
         assert "/app/login" in page.url
         context.close()
+
+
+def test_folders_pause_resume_a_dropped_network_and_an_ended_session(  # type: ignore[no-untyped-def]
+        make_server, browser: Any, tmp_path: Path) -> None:
+    server = make_server(start=False)
+    proxy = Proxy("127.0.0.1", server.port, upstream_rate=8e6)
+    proxy.start()
+    base = proxy.url
+    server.env["EVIDENCE_PUBLIC_URL"] = base
+    server.start()
+    try:
+        token = server.token()
+        case = server.case("OP-WREN")
+        export = tmp_path / "export"
+        (export / "cam 1").mkdir(parents=True)
+        (export / "cam 1" / "index.txt").write_text("cam 1 index\n")
+        (export / "notes.txt").write_text("notes\n")
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+        page = context.new_page()
+        sign_in(page, base, token)
+        page.goto(f"{base}/app/cases/{case}")
+
+        # A whole folder: every file under it, named by its path in the folder.
+        page.get_by_label("Add a folder").set_input_files(str(export))
+        for name in ("export/cam 1/index.txt", "export/notes.txt"):
+            page.locator("li.upload", has_text=name).locator(".upload-status", has_text="Uploaded").wait_for(
+                timeout=30_000)
+        assert {"index.txt", "notes.txt"} <= set(items_of(server, case))
+
+        # Pause and resume one file.
+        big = tmp_path / "interview.bin"
+        random_file(big, 40_000_000)
+        page.get_by_label("Add files").set_input_files([str(big)])
+        row = page.locator("li.upload", has_text=big.name)
+        bar = page.get_by_role("progressbar", name=big.name)
+        page.wait_for_function("""name => { const bar = [...document.querySelectorAll('[role=progressbar]')]
+                .find(b => b.getAttribute('aria-label') === name);
+            return bar && +bar.getAttribute('aria-valuenow') >= 10; }""", arg=big.name, timeout=60_000)
+        row.get_by_role("button", name="Pause").click()
+        row.locator(".upload-status", has_text="Paused").wait_for()
+        paused_at = int(bar.get_attribute("aria-valuenow") or 0)
+        time.sleep(1.5)
+        assert int(bar.get_attribute("aria-valuenow") or 0) == paused_at
+        screenshot(page, "pages-case-paused")
+        row.get_by_role("button", name="Resume").click()
+        row.locator(".upload-status", has_text="Uploading").wait_for()
+
+        # The network goes: the row says it is retrying; the network comes back: it finishes.
+        proxy.stop()
+        row.get_by_text(re.compile("Server unreachable, retrying")).wait_for(timeout=30_000)
+        screenshot(page, "pages-case-retrying")
+        proxy.start()
+        row.locator(".upload-status", has_text="Uploaded").wait_for(timeout=120_000)
+        assert items_of(server, case)[big.name]["size"] == big.stat().st_size
+
+        # Signed out elsewhere (another tab): the next upload says so plainly.
+        other = context.new_page()
+        other.goto(f"{base}/app/")
+        other.get_by_role("button", name="Sign out").click()
+        late = tmp_path / "late.txt"
+        late.write_text("late\n")
+        page.get_by_label("Add files").set_input_files([str(late)])
+        page.locator("li.upload", has_text=late.name).locator(".upload-status").filter(
+            has_text="Failed: your session has expired").wait_for(timeout=30_000)
+        context.close()
+    finally:
+        proxy.stop()
