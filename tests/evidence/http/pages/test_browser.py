@@ -328,3 +328,49 @@ def test_folders_pause_resume_a_dropped_network_and_an_ended_session(  # type: i
         context.close()
     finally:
         proxy.stop()
+
+
+def test_an_upload_continues_after_the_browser_is_restarted(  # type: ignore[no-untyped-def]
+        make_server, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_or_fail()
+    server = make_server(start=False)
+    proxy = Proxy("127.0.0.1", server.port, upstream_rate=15e6)
+    proxy.start()
+    base = proxy.url
+    server.env["EVIDENCE_PUBLIC_URL"] = base
+    server.start()
+    profile = tmp_path / "profile"
+    source = tmp_path / "body-worn camera.bin"
+    random_file(source, 60_000_000)
+    try:
+        token = server.token()
+        case = server.case("OP-FINCH")
+        with sync_playwright() as playwright:
+            def open_case() -> Any:
+                context = playwright.chromium.launch_persistent_context(str(profile), executable_path=executable,
+                                                                      args=FLAGS)
+                page = context.pages[0] if context.pages else context.new_page()
+                return context, page
+
+            context, page = open_case()
+            sign_in(page, base, token)
+            page.goto(f"{base}/app/cases/{case}")
+            page.get_by_label("Add files").set_input_files([str(source)])
+            page.wait_for_function("""name => { const bar = [...document.querySelectorAll('[role=progressbar]')]
+                    .find(b => b.getAttribute('aria-label') === name);
+                return bar && +bar.getAttribute('aria-valuenow') >= 40; }""", arg=source.name, timeout=60_000)
+            context.close()  # the browser is shut mid-upload
+
+            context, page = open_case()  # the same profile: its cookie and its stored upload URLs
+            page.goto(f"{base}/app/cases/{case}")
+            page.locator("#interrupted").get_by_text(source.name).wait_for(timeout=10_000)
+            page.get_by_label("Add files").set_input_files([str(source)])
+            page.locator("li.upload", has_text=source.name).locator(".upload-status", has_text="Uploaded").wait_for(
+                timeout=60_000)
+            context.close()
+        assert proxy.upstream_bytes < 1.3 * source.stat().st_size
+        assert items_of(server, case)[source.name]["size"] == source.stat().st_size
+    finally:
+        proxy.stop()
