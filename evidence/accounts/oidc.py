@@ -192,7 +192,7 @@ class OidcVerifier:
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise Unauthorized("invalid token")
-        key = self._signing_key(kid)
+        key = self.signing_key(kid)
         claims = strict_claims(token, key, algorithm, self.audience, self.issuer, self.leeway)
         subject = claims["sub"]
         role = role_from(claim_at(claims, self.role_claim), self.role_map)
@@ -207,7 +207,9 @@ class OidcVerifier:
         verified = not self.email_verified_claim or claim_at(claims, self.email_verified_claim) is True
         return Identity(self.issuer, subject, email.strip().lower(), role, verified, claims["iat"])
 
-    def _signing_key(self, kid: str) -> PyJWK:
+    def signing_key(self, kid: str) -> PyJWK:
+        """The provider's key ``kid`` from its key set (cached; fetched again for an unknown
+        kid), for its access tokens and, at the browser sign-in, its ID tokens."""
         keys = self._key_set()
         try:
             return keys.get_signing_key(kid)

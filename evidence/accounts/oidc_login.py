@@ -298,7 +298,7 @@ def _check_id_token(config: LoginConfig, verifier: OidcVerifier, pending: Pendin
         raise invalid
     # The verifier's own key set (cache, rotation, cooldown, last good set): one JWKS client.
     try:
-        key = verifier._signing_key(kid)  # Unavailable when the key set cannot be had: passed on
+        key = verifier.signing_key(kid)  # Unavailable when the key set cannot be had: passed on
         claims = strict_claims(tokens.id_token, key, algorithm, config.client_id, config.issuer, verifier.leeway)
     except Unauthorized:
         raise invalid from None
