@@ -353,6 +353,9 @@ def _scan_rows(session: Session, tree: Rebuild, rows: Iterator[tuple[Any, ...]],
         if seq != expected:
             tree.finish()  # a bad node over the entries before comes first
             raise _Bad(expected, f"entry {expected} is missing (the next stored entry is {seq})")
+        if body.__class__ is not bytes:  # SQLite holds what it is given: text where bytes belong
+            tree.finish()
+            raise _Bad(seq, f"entry {seq} is stored as {type(body).__name__}, not as its signed bytes: it was edited")
         leaf = leaf_hash(body)  # hashed once: checked against the column, then fed to the tree
         try:
             entry = Entry.decode(body)

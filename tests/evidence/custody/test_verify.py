@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, insert, update
+from sqlalchemy import delete, insert, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Executable
 
 from audit import Checkpoint as SignedCheckpoint
@@ -71,6 +72,19 @@ def test_an_edited_body_is_caught_at_its_entry(log: Runtime, block_level: int) -
     edit(log, update(CustodyEvent).where(CustodyEvent.seq == 5).values(body=forged))
     result = verdict(log)
     assert not result.ok and result.seq == 5, result.problem
+
+
+def test_a_body_rewritten_as_text_is_caught_not_a_crash(log: Runtime) -> None:
+    """SQLite's replace() on the BLOB gives TEXT: what a hand edit in the sqlite3 shell leaves."""
+    rewrite = text("UPDATE custody_events SET body = replace(body, 'CCTV 5', 'CCTV 9') WHERE seq = 5")
+    if log.db.is_postgres:
+        with pytest.raises(DBAPIError):  # bytea holds bytes only: there, this edit cannot be made
+            edit(log, rewrite)
+        return
+    edit(log, rewrite)
+    result = verdict(log)
+    assert not result.ok and result.seq == 5, result.problem
+    assert "edited" in (result.problem or "")
 
 
 def test_an_edit_carried_through_leaf_and_node_is_still_caught(log: Runtime, block_level: int) -> None:
