@@ -18,6 +18,7 @@ function main() {
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     if (button) button.disabled = true;
+    status.classList.remove('ok', 'bad');
     say('Verifying: starting');
     try {
       const response = await fetch(form.action, {
@@ -27,7 +28,11 @@ function main() {
       });
       if (!response.ok) throw new Error(await failure(response));
       const job = await response.json();
-      say(await poll(job.status_url, say));
+      const done = await poll(job.status_url, say);
+      say(done.message || `Verification ${done.state}`);
+      // Verified in green, broken in red (the words say it too).
+      status.classList.toggle('ok', done.ok === true);
+      status.classList.toggle('bad', done.ok === false);
     } catch (err) {
       say(`Verification failed: ${err.message}`);
     } finally {
@@ -36,7 +41,7 @@ function main() {
   });
 }
 
-/** Ask the job's status every 500 ms until it is done; resolves with the server's message. */
+/** Ask the job's status every 500 ms until it is done; resolves with the finished job. */
 async function poll(url, say) {
   let failures = 0;
   for (;;) {
@@ -52,7 +57,7 @@ async function poll(url, say) {
       if (failures >= MAX_POLL_FAILURES) throw err;
       continue; // a dropped connection for a moment: ask again
     }
-    if (job.state !== 'running' && job.state !== 'queued') return job.message || `Verification ${job.state}`;
+    if (job.state !== 'running' && job.state !== 'queued') return job;
     say(`Verifying: ${job.checked || 0} of ${job.total || 0} entries`);
   }
 }
