@@ -51,6 +51,7 @@ test: lint $(ASSETS)
 bench: $(VENV)/.installed-test $(ASSETS)
 	infra/test-services.sh
 	$(BIN)/python -m bench.upload $(BENCH_ARGS)
+	$(BIN)/python -m bench.browser $(BENCH_BROWSER_ARGS)
 
 clean:
 	rm -rf $(VENV) var build *.egg-info
