@@ -1,5 +1,9 @@
 """Every route of the app, with every role and with no token, through a real socket.
 
+The pages under /app/ take a signed-in session (a cookie from signing in with the same
+token) instead of a bearer token; they are checked the same way with it: without one, a
+page sends the browser to sign in (303 to /app/login) and a script's endpoint answers 401.
+
 One table says who may use each route. Every route the app has must be in it (a new route
 fails this test until it is classified), every entry must still be a route, and every
 /api route's declared role dependency must agree with it. "Allowed" means the request got
@@ -12,6 +16,7 @@ not see answers exactly like one that does not exist.
 from __future__ import annotations
 
 import base64
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +32,7 @@ from starlette.routing import Mount
 from evidence import cases
 from evidence.accounts import users as accounts
 from evidence.http.app import create_app
+from evidence.http.pages import session
 from evidence.models import Item, Upload
 from evidence.settings import Settings
 from tests.support.inprocess import serving
@@ -93,7 +99,29 @@ ALLOWED: dict[tuple[str, str], frozenset[str | None]] = {
     ("HEAD", "/files/{upload_id}"): OFFICER_ADMIN,
     ("PATCH", "/files/{upload_id}"): OFFICER_ADMIN,
     ("DELETE", "/files/{upload_id}"): OFFICER_ADMIN,
+    # The pages: signing in is open, everything else takes a session of the right role.
+    ("GET", "/"): PUBLIC,
+    ("GET", "/app"): PUBLIC,
+    ("GET", "/app/login"): PUBLIC,
+    ("POST", "/app/login"): PUBLIC,
+    ("GET", "/app/login/oidc"): PUBLIC,
+    ("GET", "/app/login/oidc/callback"): PUBLIC,
+    ("GET", "/app/static/{path}"): PUBLIC,
+    ("POST", "/app/logout"): ANY_ACCOUNT,
+    ("GET", "/app/"): ANY_ACCOUNT,
+    ("GET", "/app/cases/{ref:path}"): READERS,
+    ("GET", "/app/fragments/items"): READERS,
+    ("POST", "/app/links"): OFFICER_ADMIN,
+    ("POST", "/app/links/{link_id}/revoke"): OFFICER_ADMIN,
+    ("POST", "/app/uploads/{upload_id}/sha256"): OFFICER_ADMIN,
+    ("GET", "/app/items/{item_id}"): READERS,
+    ("GET", "/app/items/{item_id}/media/{kind}"): OFFICER_ADMIN,
+    ("GET", "/app/items/{item_id}/report"): AUDIT,
+    ("GET", "/app/audit"): AUDIT,
+    ("POST", "/app/audit/verify"): AUDIT,
+    ("GET", "/app/audit/jobs/{job_id}"): AUDIT,
 }
+PAGE_DEPENDENCIES = (session.page_user, session.script_user)
 
 
 def app_routes(app: FastAPI) -> dict[tuple[str, str], Any]:
@@ -103,6 +131,9 @@ def app_routes(app: FastAPI) -> dict[tuple[str, str], Any]:
     walk = getattr(fastapi.routing, "iter_route_contexts", None)
     found: dict[tuple[str, str], Any] = {}
     for route in walk(app.routes) if walk else app.routes:
+        if isinstance(getattr(route, "route", route), Mount) and route.path != "/files":
+            found[("GET", f"{route.path}/{{path}}")] = route  # static files
+            continue
         if isinstance(getattr(route, "route", route), Mount):
             for method in TUS_METHODS:
                 found[(method, f"{route.path}/" if method in ("OPTIONS", "POST") else f"{route.path}/{{upload_id}}")] = route
@@ -113,6 +144,18 @@ def app_routes(app: FastAPI) -> dict[tuple[str, str], Any]:
         for method in methods:
             found[(method, route.path)] = route
     return found
+
+
+def takes_session(route: Any) -> bool:
+    """Whether the route resumes the pages' session (and so checks the account)."""
+    dependant = getattr(route, "dependant", None)
+    pending = list(dependant.dependencies) if dependant else []
+    while pending:
+        dependency = pending.pop()
+        if dependency.call in PAGE_DEPENDENCIES:
+            return True
+        pending.extend(dependency.dependencies)
+    return False
 
 
 def declared_roles(route: Any) -> frozenset[str] | None:
@@ -158,6 +201,44 @@ class World:
             self.item = session.scalar(select(Item.id).where(Item.upload_id == self.finished))
             assert session.get(Upload, self.finished) is not None
         self.created = 0
+        self.sessions: dict[str, tuple[requests.cookies.RequestsCookieJar, str]] = {}
+
+    def signed_in(self, caller: str, fresh: bool = False) -> tuple[requests.cookies.RequestsCookieJar, str]:
+        """The caller's session cookie and its CSRF token, from signing in with their token
+        (``fresh``: a new one, not kept, for signing out)."""
+        if fresh or caller not in self.sessions:
+            browser = requests.Session()
+            form = browser.get(f"{self.url}/app/login", timeout=10).text
+            login_csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+            assert login_csrf
+            signed = browser.post(f"{self.url}/app/login", data={"token": self.tokens[caller], "csrf": login_csrf.group(1)},
+                                  allow_redirects=False, timeout=10)
+            assert signed.status_code == 303, signed.text
+            page = browser.get(f"{self.url}/app/", timeout=10).text
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+            assert csrf
+            if fresh:
+                return browser.cookies, csrf.group(1)
+            self.sessions[caller] = (browser.cookies, csrf.group(1))
+        return self.sessions[caller]
+
+    def page_request(self, method: str, url: str, path: str, caller: str | None) -> requests.Response:
+        # Signing out ends the session: a fresh one for it (the revoked and disabled keep theirs).
+        fresh = path == "/app/logout" and caller in IDENTITIES
+        cookies, csrf = self.signed_in(caller, fresh) if caller else (None, "")
+        data: dict[str, str] | None = None
+        body: dict[str, str] | None = None
+        headers = {"X-CSRF-Token": csrf, "Accept": "text/html"}
+        if path == "/app/links":
+            data = {"case": CASE, "to": "cps@cps.gov.uk", "expires": "1h", "csrf": csrf}
+        elif path == "/app/uploads/{upload_id}/sha256":
+            url = url.replace(self.finished, self.unfinished())
+            body = {"sha256": "0" * 64}
+        elif method == "POST":
+            data = {"csrf": csrf}
+        params = {"case": CASE} if path == "/app/fragments/items" else {}
+        return requests.request(method, self.url + url, headers=headers, cookies=cookies, data=data, json=body,
+                                params=params, timeout=30, allow_redirects=False)
 
     @staticmethod
     def metadata() -> str:
@@ -177,10 +258,13 @@ class World:
     def request(self, method: str, path: str, caller: str | None) -> requests.Response:
         self.created += 1
         values = {"{ref:path}": CASE, "{item_id}": self.item, "{kind}": "proxy", "{user_id}": self.colleague_id,
-                  "{link_id}": "0" * 32, "{token}": "not-a-link", "{name}": "proxy.mp4", "{rest:path}": "elsewhere"}
+                  "{link_id}": "0" * 32, "{token}": "not-a-link", "{name}": "proxy.mp4", "{rest:path}": "elsewhere",
+                  "{job_id}": "no-such-job", "{path}": "app.css", "{upload_id}": self.finished}
         url = path
         for placeholder, value in values.items():
             url = url.replace(placeholder, value)
+        if path == "/" or path.startswith("/app"):
+            return self.page_request(method, url, path, caller)
         headers: dict[str, str] = {}
         if caller is not None:
             headers["Authorization"] = f"Bearer {self.tokens[caller]}"
@@ -193,7 +277,7 @@ class World:
                 headers.update({"Upload-Length": "5", "Upload-Metadata": self.metadata()})
             else:
                 # DELETE needs an unfinished upload of the officer's; the others the finished one.
-                url = url.replace("{upload_id}", self.unfinished() if method == "DELETE" else self.finished)
+                url = url.replace(self.finished, self.unfinished()) if method == "DELETE" else url
                 if method == "PATCH":
                     headers.update({"Content-Type": "application/offset+octet-stream", "Upload-Offset": "5"})
                     data = b""
@@ -228,6 +312,12 @@ def world(tmp_path: Path, database_url: str) -> Iterator[World]:
         yield World(app, url)
 
 
+def sent_to_sign_in(response: requests.Response) -> bool:
+    """Refused for want of a session (signing out sends one there too, with its notice)."""
+    location = response.headers.get("location", "")
+    return response.status_code == 303 and location.startswith("/app/login") and "signed-out" not in location
+
+
 def test_every_route_is_classified(world: World) -> None:
     routes = app_routes(world.app)
     assert sorted(set(routes) - set(ALLOWED)) == [], "routes missing from ALLOWED: classify them"
@@ -238,8 +328,10 @@ def test_every_route_is_classified(world: World) -> None:
             assert declared == ALLOWED[(method, path)], (method, path, declared)
             summary = getattr(route, "summary", "") or ""
             assert all(r in summary for r in declared), f"{method} {path}: the summary must name its roles"
+        elif path.startswith("/app/") and ALLOWED[(method, path)] != PUBLIC:
+            assert takes_session(route), f"{method} {path}: a page that is not public must resume the session"
         elif ALLOWED[(method, path)] != PUBLIC:
-            assert path.startswith("/files/"), f"{method} {path}: only the API and tus take accounts"
+            assert path.startswith("/files/"), f"{method} {path}: only the API, tus and the pages take accounts"
 
 
 def test_every_route_admits_exactly_its_roles(world: World) -> None:
@@ -247,9 +339,13 @@ def test_every_route_admits_exactly_its_roles(world: World) -> None:
     for (method, path) in sorted(app_routes(world.app)):
         allowed = ALLOWED[(method, path)]
         for caller in CALLERS:
-            status = world.request(method, path, caller).status_code
+            response = world.request(method, path, caller)
+            status = response.status_code
             if caller in allowed:
-                ok = status not in (401, 403) and status < 500
+                # (A public route may send anyone to sign in: the identity provider's, when it is off.)
+                ok = status not in (401, 403) and status < 500 and (allowed == PUBLIC or not sent_to_sign_in(response))
+            elif caller is None and path.startswith("/app/"):
+                ok = status == 401 or sent_to_sign_in(response)
             else:
                 ok = status == (403 if caller else 401)
             if not ok:
@@ -260,6 +356,7 @@ def test_every_route_admits_exactly_its_roles(world: World) -> None:
 def test_revoked_tokens_and_disabled_accounts_are_refused_on_every_route(world: World) -> None:
     for caller in ("revoked", "disabled"):
         assert world.send("GET", "/api/v1/users", caller).status_code == 200
+        world.signed_in(caller)  # sessions begun before the account was revoked or disabled
     revoked = world.send("POST", f"/api/v1/users/{world.ids['revoked']}/revoke-tokens", "admin")
     disabled = world.send("PATCH", f"/api/v1/users/{world.ids['disabled']}", "admin", json={"disabled": True})
     assert revoked.status_code == disabled.status_code == 200
@@ -268,8 +365,9 @@ def test_revoked_tokens_and_disabled_accounts_are_refused_on_every_route(world: 
         if ALLOWED[(method, path)] == PUBLIC:
             continue
         for caller in ("revoked", "disabled"):
-            status = world.request(method, path, caller).status_code
-            if status != 401:
+            response = world.request(method, path, caller)
+            status = response.status_code
+            if status != 401 and not (path.startswith("/app/") and sent_to_sign_in(response)):
                 wrong.append(f"{method} {path} as {caller}: {status}")
     assert wrong == []
 
