@@ -1,5 +1,6 @@
 """The pages over real HTTP (a real ``evidence serve``), without a browser: sessions, CSRF,
 roles and cases, security headers, sharing, the officer's late hash and the audit job.
+Sessions are checked on SQLite and PostgreSQL (the ``server`` fixture); the rest on SQLite.
 The browser tests (test_browser.py) drive the same pages in Chromium."""
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ import re
 import time
 from pathlib import Path
 
-import pytest
 import requests
 
 from tests.support.files import random_file
@@ -32,7 +32,8 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
-def test_root_and_pages_send_a_stranger_to_sign_in(server: Server) -> None:
+def test_root_and_pages_send_a_stranger_to_sign_in(make_server) -> None:  # type: ignore[no-untyped-def]
+    server = make_server()
     assert requests.get(f"{server.url}/", allow_redirects=False, timeout=10).headers["location"] == "/app/"
     first = requests.get(f"{server.url}/app/cases/OP-1", allow_redirects=False, timeout=10)
     assert first.status_code == 303 and first.headers["location"] == "/app/login?next=/app/cases/OP-1"
@@ -66,7 +67,8 @@ def test_the_session_cookie_is_strict_and_ends_with_the_token_and_on_sign_out(se
     assert again.status_code == 303 and "/app/login" in again.headers["location"]
 
 
-def test_a_bad_token_or_a_forged_form_does_not_sign_in(server: Server) -> None:
+def test_a_bad_token_or_a_forged_form_does_not_sign_in(make_server) -> None:  # type: ignore[no-untyped-def]
+    server = make_server()
     browser = requests.Session()
     csrf = csrf_of(browser.get(f"{server.url}/app/login", timeout=10).text)
     refused = browser.post(f"{server.url}/app/login", data={"token": "not-a-token", "csrf": csrf}, timeout=10)
@@ -83,7 +85,8 @@ def test_revoking_an_accounts_tokens_ends_its_sessions(server: Server) -> None:
     assert browser.get(f"{server.url}/app/", allow_redirects=False, timeout=10).status_code == 303
 
 
-def test_an_officer_sees_only_their_cases_and_a_reviewer_none(server: Server) -> None:
+def test_an_officer_sees_only_their_cases_and_a_reviewer_none(make_server) -> None:  # type: ignore[no-untyped-def]
+    server = make_server()
     officer = sign_in(server, server.token())
     server.case("OP-MINE")
     server.case("OP-OTHER", officer=None)
@@ -99,7 +102,8 @@ def test_an_officer_sees_only_their_cases_and_a_reviewer_none(server: Server) ->
     assert officer.get(f"{server.url}/app/audit", timeout=10).status_code == 403
 
 
-def test_share_and_revoke_from_the_case_page_need_the_form_token(server: Server, tmp_path: Path) -> None:
+def test_share_and_revoke_from_the_case_page_need_the_form_token(make_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    server = make_server()
     token = server.token()
     server.case("OP-SHARE")
     source = tmp_path / "clip.bin"
@@ -221,11 +225,13 @@ def test_the_auditor_verifies_the_ledger_in_the_background(uploaded: tuple[Serve
     assert report.status_code == 200 and report.json()["item"]["id"] == item_id
 
 
-@pytest.mark.parametrize("path", ["/app/", "/app/audit", "/app/login"])
-def test_every_page_carries_the_security_headers(server: Server, path: str) -> None:
+def test_every_page_carries_the_security_headers(make_server) -> None:  # type: ignore[no-untyped-def]
+    server = make_server()
     browser = sign_in(server, server.token("admin@force.police.uk", "admin"))
-    answer = browser.get(server.url + path, timeout=10)
-    assert answer.status_code == 200
-    assert answer.headers["x-content-type-options"] == "nosniff"
-    assert answer.headers["cache-control"] == "no-store"
-    assert "script-src 'self' 'wasm-unsafe-eval'" in answer.headers["content-security-policy"]
+    for path in ("/app/", "/app/audit", "/app/login"):
+        answer = browser.get(server.url + path, timeout=10)
+        assert answer.status_code == 200
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["cache-control"] == "no-store"
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert "script-src 'self' 'wasm-unsafe-eval'" in answer.headers["content-security-policy"]
