@@ -69,8 +69,9 @@ def _compare(session: Session, item: Item, stored: str, subject: dict[str, str])
     """The worker hashed the original before the officer's hash came: compare now."""
     actor = custody.system_actor("transfer")
     item_subject = {**subject, "item": item.id}
+    # The worker's "no officer's hash" warning is no longer true, whatever the outcome.
+    item.warnings = [w for w in (item.warnings or []) if w != NO_CLIENT_HASH]
     if stored == item.client_sha256:
-        item.warnings = [w for w in (item.warnings or []) if w != NO_CLIENT_HASH]
         custody.record(session, Action.INTEGRITY_VERIFIED, item_subject, actor, {"sha256": stored})
         return
     item.state = ItemState.QUARANTINED

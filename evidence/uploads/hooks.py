@@ -111,4 +111,3 @@ class UploadHooks:
                 callback(item_id)
             except Exception:  # one failing consumer must not starve the others
                 log.exception("item-received hook %r failed for item %s", callback, item_id)
-
