@@ -29,11 +29,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import platform
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -57,6 +55,7 @@ from bench.upload import (
     err,
     human,
     measure_sha256,
+    run_and_save,
     verify_file_store,
     write_random,
 )
@@ -529,10 +528,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _terminated(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)  # run the clean-ups, as for Ctrl-C
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
@@ -589,17 +584,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminated)
-    try:
-        result = run(args)
-    except BenchFailed as error:
-        err.print(f"[bold red]bench failed:[/] {error}")
-        return 1
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    err.print(f"results written to {args.out}")
-    return 0
+    return run_and_save(parse_args(argv), run)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -612,8 +612,8 @@ def print_profile(run: Upload) -> None:
     console.print(table)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_and_save(args: argparse.Namespace, run: Callable[[argparse.Namespace], dict[str, Any]]) -> int:
+    """A benchmark's ``main``: run it (SIGTERM cleans up like Ctrl-C), write its JSON to ``args.out``."""
     signal.signal(signal.SIGTERM, _terminated)
     try:
         result = run(args)
@@ -624,6 +624,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     err.print(f"results written to {args.out}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_and_save(parse_args(argv), run)
 
 
 if __name__ == "__main__":

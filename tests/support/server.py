@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -84,6 +86,16 @@ class Server:
 
     def token(self, email: str = "officer@force.police.uk", role: str = "officer") -> str:
         return self.cli("users", "add", email, "--role", role).stdout.strip()
+
+    def settled_item(self, item_id: str, timeout: float = 90) -> dict[str, Any]:
+        """``evidence items show --json`` once the item is ready, failed or quarantined."""
+        deadline = time.monotonic() + timeout
+        while True:
+            item: dict[str, Any] = json.loads(self.cli("items", "show", item_id, "--json").stdout)
+            if item["state"] in ("ready", "failed", "quarantined"):
+                return item
+            assert time.monotonic() < deadline, f"item {item_id} still {item['state']} after {timeout} s"
+            time.sleep(0.3)
 
     def case(self, ref: str = "OP-TEST", officer: str | None = "officer@force.police.uk") -> str:
         """A case, with ``officer`` (the default account of :meth:`token`) assigned to it."""

@@ -7,8 +7,6 @@ the template."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from html.parser import HTMLParser
 from typing import Any
 
@@ -22,6 +20,7 @@ from evidence.custody.actions import Action
 from evidence.custody.report_html import _label, embedded_json, render, script_json
 from evidence.models import Case, Item, Upload, User
 from evidence.runtime import Runtime
+from tests.support.browser import chromium_or_fail
 
 # Ends the script element, opens one, opens a comment that would swallow the real end tag
 # (the "double escaped" state of the HTML tokenizer), breaks out of quoted attributes, adds an
@@ -183,20 +182,13 @@ def test_a_page_made_before_the_template_still_verifies(rt: Runtime, hostile_ite
 # -- in a browser ------------------------------------------------------------------------------
 
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
 def test_in_a_browser_nothing_runs_and_the_embedded_report_parses() -> None:
-    if not os.path.exists(CHROMIUM):
-        message = "Debian's chromium is not installed (make test installs it: infra/test-services.sh)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip("SKIPPING BROWSER TEST: " + message)
+    executable = chromium_or_fail()
     from playwright.sync_api import sync_playwright
 
     made_up = made_up_report()
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
         try:
             page = browser.new_page(java_script_enabled=True)
             page.set_content(render(made_up), wait_until="load")

@@ -8,7 +8,6 @@ with axe-core and kept as a screenshot in test-artifacts/."""
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import shutil
 import sqlite3
@@ -50,9 +49,6 @@ def sign_in(page: Any, base: str, token: str) -> None:
     page.wait_for_url(f"{base}/app/")
 
 
-def item_json(server: Server, item_id: str) -> dict[str, Any]:
-    return json.loads(server.cli("items", "show", item_id, "--json").stdout)  # type: ignore[no-any-return]
-
 
 def items_of(server: Server, case: str) -> dict[str, dict[str, Any]]:
     """The case's items by file name, read by the API as the officer's CLI would."""
@@ -70,6 +66,13 @@ def wait_settled(server: Server, case: str, names: set[str], timeout: float = 12
             return items
         assert time.monotonic() < deadline, {n: i["state"] for n, i in items.items()}
         time.sleep(0.5)
+
+
+def wait_for_progress(page: Any, name: str, percent: int, timeout: float = 60_000) -> None:
+    """Until the upload row of ``name`` shows at least ``percent`` sent."""
+    page.wait_for_function("""([name, percent]) => { const bar = [...document.querySelectorAll('[role=progressbar]')]
+            .find(b => b.getAttribute('aria-label') === name);
+        return bar && +bar.getAttribute('aria-valuenow') >= percent; }""", arg=[name, percent], timeout=timeout)
 
 
 def no_problems(page: Any) -> None:
@@ -124,9 +127,7 @@ def _officer_journey(server: Server, browser: Any, base: str, proxy: Proxy, tmp_
     page.get_by_label("Add files").set_input_files([str(clip), str(statement), str(big)])
 
     big_bar = page.get_by_role("progressbar", name=big.name)
-    page.wait_for_function("""name => { const bar = [...document.querySelectorAll('[role=progressbar]')]
-            .find(b => b.getAttribute('aria-label') === name);
-        return bar && +bar.getAttribute('aria-valuenow') >= 25; }""", arg=big.name, timeout=120_000)
+    wait_for_progress(page, big.name, 25, timeout=120_000)
     screenshot(page, "pages-case-uploading")
     no_problems(page)
     before_reload = int(big_bar.get_attribute("aria-valuenow") or 0)
@@ -296,9 +297,7 @@ def test_folders_pause_resume_a_dropped_network_and_an_ended_session(  # type: i
         page.get_by_label("Add files").set_input_files([str(big)])
         row = page.locator("li.upload", has_text=big.name)
         bar = page.get_by_role("progressbar", name=big.name)
-        page.wait_for_function("""name => { const bar = [...document.querySelectorAll('[role=progressbar]')]
-                .find(b => b.getAttribute('aria-label') === name);
-            return bar && +bar.getAttribute('aria-valuenow') >= 10; }""", arg=big.name, timeout=60_000)
+        wait_for_progress(page, big.name, 10)
         row.get_by_role("button", name="Pause").click()
         row.locator(".upload-status", has_text="Paused").wait_for()
         paused_at = int(bar.get_attribute("aria-valuenow") or 0)
@@ -358,9 +357,7 @@ def test_an_upload_continues_after_the_browser_is_restarted(  # type: ignore[no-
             sign_in(page, base, token)
             page.goto(f"{base}/app/cases/{case}")
             page.get_by_label("Add files").set_input_files([str(source)])
-            page.wait_for_function("""name => { const bar = [...document.querySelectorAll('[role=progressbar]')]
-                    .find(b => b.getAttribute('aria-label') === name);
-                return bar && +bar.getAttribute('aria-valuenow') >= 40; }""", arg=source.name, timeout=60_000)
+            wait_for_progress(page, source.name, 40)
             context.close()  # the browser is shut mid-upload
 
             context, page = open_case()  # the same profile: its cookie and its stored upload URLs

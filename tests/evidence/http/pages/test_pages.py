@@ -170,8 +170,8 @@ def test_the_browser_uploads_with_its_session_and_records_its_hash_late(make_ser
     assert conflict.status_code == 409
     assert officer.patch(f"{server.url}/files/{upload_id}", data=data[7000:],
                          headers={**patch, "Upload-Offset": "7000"}, timeout=10).status_code == 204
-    item = _settled(server, officer.post(url, json={"sha256": digest}, headers={"X-CSRF-Token": csrf},
-                                         timeout=10).json()["item"])
+    item = server.settled_item(officer.post(url, json={"sha256": digest}, headers={"X-CSRF-Token": csrf},
+                                            timeout=10).json()["item"])
     assert item["client_sha256"] == digest and item["hashes"]["sha256"] == digest and item["state"] == "ready"
 
     # A hash that comes after the worker hashed the original, and differs: quarantined.
@@ -180,7 +180,7 @@ def test_the_browser_uploads_with_its_session_and_records_its_hash_late(make_ser
                          timeout=10).status_code == 204
     item_id = officer.get(f"{server.url}/api/v1/uploads/{other}", headers={"Authorization": f"Bearer {token}"},
                           timeout=10).json()["item"]
-    _settled(server, item_id)
+    server.settled_item(item_id)
     late = officer.post(f"{server.url}/app/uploads/{other}/sha256", json={"sha256": "ab" * 32},
                         headers={"X-CSRF-Token": csrf}, timeout=10)
     assert late.json()["matches"] is False and late.json()["state"] == "quarantined"
@@ -190,17 +190,6 @@ def test_the_browser_uploads_with_its_session_and_records_its_hash_late(make_ser
     assert stranger.post(url, json={"sha256": digest}, headers={"X-CSRF-Token": stranger_csrf},
                          timeout=10).status_code == 404
 
-
-def _settled(server: Server, item_id: str, timeout: float = 60) -> dict:  # type: ignore[type-arg]
-    import json
-
-    deadline = time.monotonic() + timeout
-    while True:
-        item = json.loads(server.cli("items", "show", item_id, "--json").stdout)
-        if item["state"] in ("ready", "failed", "quarantined"):
-            return item  # type: ignore[no-any-return]
-        assert time.monotonic() < deadline
-        time.sleep(0.3)
 
 
 def test_the_auditor_verifies_the_ledger_in_the_background(uploaded: tuple[Server, str, str]) -> None:

@@ -4,26 +4,13 @@ and seek; a screenshot is kept as a test artifact in test-artifacts/."""
 
 from __future__ import annotations
 
-import json
 import shutil
-import time
 from pathlib import Path
 
 import requests
 
 from tests.support.browser import ARTIFACTS, FLAGS, chromium_or_fail
 from tests.support.media import library
-from tests.support.server import Server
-
-
-def wait_ready(server: Server, item_id: str, timeout: float = 90) -> dict:  # type: ignore[type-arg]
-    deadline = time.monotonic() + timeout
-    while True:
-        item = json.loads(server.cli("items", "show", item_id, "--json").stdout)
-        if item["state"] in ("ready", "failed", "quarantined"):
-            return item  # type: ignore[no-any-return]
-        assert time.monotonic() < deadline, f"item still {item['state']}"
-        time.sleep(0.5)
 
 
 def test_reviewer_watches_seeks_and_the_page_renders(make_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -36,7 +23,7 @@ def test_reviewer_watches_seeks_and_the_page_renders(make_server, tmp_path: Path
     clip = tmp_path / "CCTV cam 3 2024-03-01 02h14.mp4"
     shutil.copy(library().path("h264_aac_mp4"), clip)
     item_id, sha256 = server.cli("upload", str(clip), "--case", case, "--server", server.url, "--token", token).stdout.split()[:2]
-    assert wait_ready(server, item_id)["state"] == "ready"
+    assert server.settled_item(item_id)["state"] == "ready"
     link = server.cli("share", "--case", case, "--to", "reviewer@cps.gov.uk", "--expires", "7d", "--download").stdout.strip()
     assert requests.get(link, timeout=30).status_code == 200
 
