@@ -14,4 +14,7 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION.fullmatch(text)
     if not match:
         raise ValueError(f"{text[:40]!r} is not a duration (examples: 90s, 30m, 12h, 14d)")
-    return timedelta(seconds=int(match.group(1)) * _SECONDS[match.group(2)])
+    try:
+        return timedelta(seconds=int(match.group(1)) * _SECONDS[match.group(2)])
+    except OverflowError:  # past what a date can hold
+        raise ValueError(f"{text[:40]!r} is far too long") from None

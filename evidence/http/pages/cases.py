@@ -105,11 +105,9 @@ def share(
         chosen = [item_id[:64] for item_id in (items or [])]
         share = Share(case, to, lifetime, chosen, bool(download), bool(passcode), uses, include_future=False)
         link, issued = create_link(db, gate.keys, share, actor_of(signed.user), signed.user, gate.clock())
-    except (ValueError, OverflowError, InvalidInput) as refused:
+    except (ValueError, InvalidInput) as refused:
         db.rollback()
         message = refused.message if isinstance(refused, EvidenceError) else str(refused)
-        if isinstance(refused, OverflowError):
-            message = "that is far too long: a link lasts at most 366 days"
         return _case_page(request, db, signed, case, status=400, share_error=message)
     db.commit()
     public = gate.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")

@@ -48,5 +48,5 @@ def test_the_click_types() -> None:
         SizeType().convert("big", None, None)
     with pytest.raises(click.BadParameter, match="is not a duration"):
         DurationType().convert("soon", None, None)
-    with pytest.raises(click.BadParameter, match="far too long; a link lasts at most 366 days"):
+    with pytest.raises(click.BadParameter, match="is far too long"):
         DurationType().convert("99999999999999999999s", None, None)

@@ -127,6 +127,9 @@ def test_share_and_revoke_from_the_case_page_need_the_form_token(make_server, tm
     bad = officer.post(f"{server.url}/app/links", data={**form, "expires": "forever", "csrf": csrf_of(made.text)},
                        timeout=10)
     assert bad.status_code == 400 and "not a duration" in bad.text
+    huge = officer.post(f"{server.url}/app/links", data={**form, "expires": "9" * 18 + "d", "csrf": csrf_of(made.text)},
+                        timeout=10)
+    assert huge.status_code == 400 and "far too long" in huge.text
 
 
 def _tus_create(server: Server, browser: requests.Session, csrf: str, size: int, case: str = "OP-HASH") -> str:
