@@ -38,11 +38,11 @@ def test_result_carries_frames_and_time(tool: Tool) -> None:
 
 def test_progress_is_a_percentage_at_most_once_a_second(tool: Tool) -> None:
     seen: list[tuple[float, float]] = []
-    run_ffmpeg(tool, generate(2.5, realtime=True), duration=2.5, on_progress=lambda p: seen.append((time.monotonic(), p)))
+    run_ffmpeg(tool, generate(3.5, realtime=True), duration=3.5, on_progress=lambda p: seen.append((time.monotonic(), p)))
     values = [p for _, p in seen]
     assert values[-1] == 100.0
     assert values == sorted(values) and all(0 <= p <= 100 for p in values)
-    assert len(values) >= 3  # a 2.5 s real-time run reports along the way, not just at the end
+    assert len(values) >= 3  # a 3.5 s real-time run reports along the way, not just at the end (2.5 s gave two reports under load)
     gaps = [b - a for (a, _), (b, _) in itertools.pairwise(seen[:-1])]
     assert all(gap >= 0.9 for gap in gaps)
 
