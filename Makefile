@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean assets
+.PHONY: run test test-topology lint bench clean assets
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,7 +46,14 @@ lint: $(VENV)/.installed-test $(ASSETS)
 
 test: lint $(ASSETS)
 	infra/test-services.sh
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q --ignore=tests/topology $(PYTEST_ARGS)
+
+# The production shape from local processes (tests/topology): nginx in front of two API
+# nodes, ingest and transcode Celery workers on Redis, PostgreSQL and Ceph's S3 gateway with
+# Object Lock, and the fault tests run against it. `.ci/run` runs it after `make test`.
+test-topology: $(VENV)/.installed-test $(ASSETS)
+	infra/test-services.sh
+	$(BIN)/pytest -q tests/topology $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-test $(ASSETS)
 	infra/test-services.sh
