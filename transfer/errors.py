@@ -84,3 +84,6 @@ class StorageUnavailable(TusError):
     def __init__(self, message: str | None = None, *, written: int = 0) -> None:
         super().__init__(message)
         self.written = written
+        # RFC 9110: when to try again. Storage that is down is usually back within seconds
+        # (a restarted gateway); the client then asks for the offset (HEAD) and carries on.
+        self.headers["Retry-After"] = "5"
