@@ -1,509 +1,204 @@
-"""Upload throughput and server memory: tus into a real ``evidence serve``, next to the
-disk's and the CPU's own limits measured on the same file in the same run.
+"""Upload throughput against the Node tus server: tuspy (8 MiB chunks, ``Upload-Checksum`` on
+every chunk) into this project's ``evidence serve`` (file store) and into ``@tus/server`` with
+``@tus/file-store`` (installed by the bench into a cache folder, bench/peers/tus_node.py), in
+alternating rounds on the same machine, on the same random files.
 
-    python -m bench.upload [--size 1GiB] [--chunks 8MiB,64MiB] [--stores file,s3]
-                           [--rss-size 4GiB] [--out bench/results/upload.json] [--profile]
+    python -m bench.upload [--sizes 256MiB,1GiB] [--rounds 4] [--chunk 8MiB] [--rss-size 4GiB]
+                           [--out bench/results/upload.json] [--profile] [--quick]
 
-Throughput is in MB/s with MB = 10^6 bytes; memory is in MiB. Client (tuspy, in this
-process) and server share the machine, so an upload competes with itself for CPU: the
-``cp`` and ``hashlib`` figures say how much of the gap is the machine. The S3 figures are
-against whatever ``tests.support.s3`` gives (Ceph's RADOS Gateway on a single-node cluster
-keeping objects in memory, on this machine, unless ``EVIDENCE_TEST_S3_ENDPOINT`` is set):
-a real S3 implementation, but sharing the two cores with the client and the server.
+Each round uploads each size once to each server, a fresh server every time; the order of the
+two servers flips from round to round (ours first, then the peer's first, ...), so a machine
+that grows busier or quieter during the run favours neither. Figures: the median MB/s of each
+server at each size, their ratio (target: at least 1.5), and the ratio within each round.
 
-Every upload is checked afterwards: the stored bytes must hash to the source's SHA-256,
-or the run stops with an error (exit status 1).
+Both servers get the same ``Upload-Checksum`` headers. Whether each one verifies them is
+measured, not assumed: a chunk with a wrong checksum is sent once to each (``checksum`` in the
+JSON). Beside them, the disk's and the CPU's own limits on the same file (``cp`` + fsync,
+``hashlib``), and a memory run: a 4 GiB upload into ``evidence serve`` with 64 MiB chunks, its
+server's peak RSS against 150 MB.
+
+Every upload is checked afterwards: the stored bytes, read back from the server's folder, must
+hash to the source's SHA-256, or the run stops with an error (exit status 1). MB = 10^6 bytes.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
-import json
 import os
-import platform
-import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
-import time
-from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
-import psutil
-import requests
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from rich.console import Console
 from rich.table import Table
-from tusclient.client import TusClient
 
+from bench.measure import (
+    MB,
+    BenchFailed,
+    RssSampler,
+    console,
+    err,
+    host,
+    human,
+    measure_cp,
+    measure_sha256,
+    median,
+    run_and_save,
+    sha256_file,
+    stamp,
+    target,
+    verdict,
+    write_random,
+)
+from bench.peers import TusTarget, probe_checksum
+from bench.peers.evidence import evidence_server
+from bench.peers.tus_node import install, node_server
+from bench.pyspy import print_profile
+from bench.tusput import Upload, tus_upload
 from evidence.cli.sizes import parse_size
-from tests.support import s3
-from tests.support.server import Server
 
-MB = 10**6
-MiB = 2**20
-BLOCK = 4 * MiB
-TARGET_FILE_MBPS = 200.0  # file store, MB/s
-TARGET_RSS_BYTES = 150 * MB  # server (and children) during a 4 GiB upload
-SAMPLE_EVERY = 0.05
-CASE = "OP-BENCH"
+# Names bench.browser takes from here.
+__all__ = ["MB", "BenchFailed", "RssSampler", "console", "err", "human", "measure_sha256", "run_and_save",
+           "verify_file_store", "write_random"]
 
-# A log (not a terminal) gets room for the whole table rather than rich's 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 110)
-err = Console(stderr=True)
-
-
-class BenchFailed(Exception):
-    """The bench itself found something wrong (wrong bytes stored, a server that died)."""
+TARGET_RATIO = 1.5  # this server's median MB/s over the Node server's, at every size
+TARGET_RSS_BYTES = 150 * MB  # server (and children) during the memory run
+RSS_CHUNK = 64 * 2**20
+SERVERS: dict[str, Callable[[Path], contextlib.AbstractContextManager[TusTarget]]] = {
+    "evidence": evidence_server,
+    "tus-node": node_server,
+}
+LABELS = {"evidence": "evidence serve (file store)", "tus-node": "@tus/server (file store)"}
 
 
-@dataclass
-class Upload:
-    store: str
-    chunk_size: int
-    size: int
-    seconds: float
-    mb_per_s: float
-    peak_rss_bytes: int
-    peak_rss_main_bytes: int
-    idle_rss_bytes: int
-    server_cpu_seconds: float
-    client_cpu_seconds: float
-    rss_samples: int
-    sha256: str
-    verified: bool
-    purpose: str = "throughput"
-    profile_top: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def peak_rss_mib(self) -> float:
-        return self.peak_rss_bytes / MiB
-
-
-# -- sizes and files ----------------------------------------------------------------------
-
-
-def human(size: int) -> str:
-    for unit, scale in (("GiB", 2**30), ("MiB", MiB), ("KiB", 1024)):
-        if size >= scale and size % scale == 0:
-            return f"{size // scale} {unit}"
-    return f"{size} B"
-
-
-def write_random(path: Path, size: int) -> str:
-    """``size`` incompressible bytes (an AES-CTR keystream: urandom is too slow for GiBs),
-    written in blocks and made durable; returns their SHA-256."""
-    cipher = Cipher(algorithms.AES(os.urandom(32)), modes.CTR(os.urandom(16))).encryptor()
-    zeros = bytes(BLOCK)
-    digest = hashlib.sha256()
-    with open(path, "wb") as out:
-        left = size
-        while left:
-            block = cipher.update(zeros[: min(BLOCK, left)])
-            digest.update(block)
-            out.write(block)
-            left -= len(block)
-        out.flush()
-        os.fsync(out.fileno())
-    return digest.hexdigest()
-
-
-def sha256_stream(stream: Any) -> tuple[str, int]:
-    digest, length = hashlib.sha256(), 0
-    while block := stream.read(BLOCK):
-        digest.update(block)
-        length += len(block)
-    return digest.hexdigest(), length
-
-
-def measure_cp(source: Path, size: int) -> float:
-    """MB/s of ``cp`` to a new file on the same disk, until the copy is on disk."""
-    copy = source.with_name(source.name + ".cp")
-    try:
-        started = time.perf_counter()
-        subprocess.run(["cp", str(source), str(copy)], check=True)
-        fd = os.open(copy, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return size / (time.perf_counter() - started) / MB
-    finally:
-        copy.unlink(missing_ok=True)
-
-
-def measure_sha256(source: Path, size: int, expected: str) -> float:
-    started = time.perf_counter()
-    with open(source, "rb") as stream:
-        found, length = sha256_stream(stream)
-    seconds = time.perf_counter() - started
-    if (found, length) != (expected, size):
-        raise BenchFailed(f"the source file changed under the bench: {found} ({length} bytes), wrote {expected}")
-    return size / seconds / MB
-
-
-# -- the server's memory ------------------------------------------------------------------
-
-
-class RssSampler:
-    """Peak RSS of a process and all its children, sampled every 50 ms in a thread."""
-
-    def __init__(self, pid: int) -> None:
-        self.process = psutil.Process(pid)
-        self.peak = self.peak_main = self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
-
-    def sample(self) -> tuple[int, int]:
-        main = self.process.memory_info().rss
-        total = main
-        for child in self.process.children(recursive=True):
-            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                total += child.memory_info().rss
-        return total, main
-
-    def cpu_seconds(self) -> float:
-        times = self.process.cpu_times()
-        seconds = times.user + times.system
-        for child in self.process.children(recursive=True):
-            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                child_times = child.cpu_times()
-                seconds += child_times.user + child_times.system
-        return seconds
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                total, main = self.sample()
-            except psutil.NoSuchProcess:
-                return
-            self.peak, self.peak_main = max(self.peak, total), max(self.peak_main, main)
-            self.samples += 1
-            self._stop.wait(SAMPLE_EVERY)
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-# -- optional profile of the server (py-spy) ----------------------------------------------
-
-
-def py_spy() -> str | None:
-    return shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
-
-
-@contextlib.contextmanager
-def profiled(pid: int, out: Path | None) -> Iterator[list[dict[str, Any]]]:
-    """Sample the server with ``py-spy record`` while the block runs; fill the yielded list
-    with the functions holding the most samples (own time, then including callees)."""
-    top: list[dict[str, Any]] = []
-    tool = py_spy() if out is not None else None
-    if out is None or tool is None:
-        if out is not None:
-            err.print("[yellow]--profile: py-spy not found (pip install py-spy); not profiling[/]")
-        yield top
-        return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    spy = subprocess.Popen(
-        [tool, "record", "--pid", str(pid), "--subprocesses", "--rate", "200", "--format", "raw", "-o", str(out)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    time.sleep(1.0)  # let it attach before the first byte
-    try:
-        yield top
-    finally:
-        spy.send_signal(signal.SIGINT)
-        try:
-            _, stderr = spy.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            spy.kill()
-            _, stderr = spy.communicate()
-        if out.exists():
-            top.extend(summarize_profile(out))
-        else:
-            err.print(f"[yellow]py-spy wrote no profile: {stderr.decode(errors='replace')[-500:]}[/]")
-
-
-IDLE_LEAVES = ("threading.py", "queue.py", "selectors.py")
-
-
-def _function(frame: str) -> str:
-    """``name (path/file.py:123)`` -> ``name (path/file.py)``: lines of one function together."""
-    name, _, where = frame.partition(" (")
-    return f"{name} ({where.rsplit(':', 1)[0]})" if where else name
-
-
-def summarize_profile(path: Path, limit: int = 12) -> list[dict[str, Any]]:
-    """Top functions by own samples, over busy samples only (a worker thread parked in
-    ``threading``/``queue`` is idle, not slow); ``total_pct`` includes callees."""
-    own: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
-    busy = idle = 0
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        samples = int(count)
-        frames = [_function(f) for f in stack.split(";")[1:] if f]  # [0] names the process
-        if not frames:
-            continue
-        if frames[-1].endswith(IDLE_LEAVES + tuple(f"{leaf})" for leaf in IDLE_LEAVES)):
-            idle += samples
-            continue
-        busy += samples
-        own[frames[-1]] += samples
-        for frame in set(frames):
-            inclusive[frame] += samples
-    if not busy:
-        return []
-    rows = [
-        {"function": name, "own_pct": round(100 * n / busy, 1), "total_pct": round(100 * inclusive[name] / busy, 1)}
-        for name, n in own.most_common(limit)
-    ]
-    ours = [name for name, _ in inclusive.most_common()
-            if ("(transfer/" in name or "(evidence/" in name) and "(evidence/cli/" not in name]
-    rows += [
-        {"function": name, "own_pct": round(100 * own[name] / busy, 1),
-         "total_pct": round(100 * inclusive[name] / busy, 1), "project": True}
-        for name in [name for name in ours if name not in {row["function"] for row in rows}][:limit]
-    ]
-    rows.append({"function": "(idle worker threads, excluded)", "own_pct": round(100 * idle / (busy + idle), 1),
-                 "total_pct": None, "busy_samples": busy, "idle_samples": idle})
-    return rows
-
-
-# -- one upload ---------------------------------------------------------------------------
-
-
-def _own_cpu_seconds() -> float:
-    """CPU of this process: tuspy reading, hashing (SHA-1 per chunk) and sending."""
-    times = psutil.Process().cpu_times()
-    return times.user + times.system
-
-
-def s3_env(found: s3.S3Bucket) -> dict[str, str]:
-    """As tests/conftest.py's ``s3_env``."""
-    return {
-        "EVIDENCE_STORAGE_URL": f"s3://{found.bucket}?endpoint_url={found.endpoint}&region={s3.REGION}",
-        "EVIDENCE_S3_ACCESS_KEY": found.access_key,
-        "EVIDENCE_S3_SECRET_KEY": found.secret_key,
-    }
-
-
-def drop_bucket(found: s3.S3Bucket) -> None:
-    """Best effort: originals are under COMPLIANCE retention, which a real S3 will not
-    let anyone delete early (the test gateway forgets everything when its cluster stops)."""
-    client = found.client()
-    try:
-        with contextlib.suppress(Exception):
-            for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=found.bucket):
-                for upload in page.get("Uploads", []):
-                    client.abort_multipart_upload(Bucket=found.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
-        with contextlib.suppress(Exception):
-            for page in client.get_paginator("list_object_versions").paginate(Bucket=found.bucket):
-                for version in page.get("Versions", []) + page.get("DeleteMarkers", []):
-                    with contextlib.suppress(Exception):
-                        client.delete_object(
-                            Bucket=found.bucket, Key=version["Key"], VersionId=version["VersionId"],
-                            BypassGovernanceRetention=True,
-                        )
-        try:
-            client.delete_bucket(Bucket=found.bucket)
-        except Exception as error:
-            if os.environ.get("EVIDENCE_TEST_S3_ENDPOINT"):
-                err.print(f"[yellow]bucket {found.bucket} kept ({type(error).__name__}): retained originals[/]")
-    finally:
-        client.close()
-
-
-def verify_file_store(server: Server, upload_id: str) -> tuple[str, int]:
+def verify_file_store(server: Any, upload_id: str) -> tuple[str, int]:
+    """The one original in a ``tests.support`` Server's data dir: its SHA-256 and length."""
     originals = server.data_dir / "vault" / "originals"
     stored = sorted(originals.iterdir())
     if [path.name for path in stored] != [upload_id]:
         raise BenchFailed(f"expected exactly originals/{upload_id} in {originals}, found {[p.name for p in stored]}")
-    with open(stored[0], "rb") as stream:
-        return sha256_stream(stream)
+    return sha256_file(stored[0])
 
 
-def verify_s3(found: s3.S3Bucket, upload_id: str) -> tuple[str, int]:
-    client = found.client(read_timeout=300)
+# -- the rounds ---------------------------------------------------------------------------
+
+
+def order(round_number: int) -> list[str]:
+    """Ours first in even rounds, the peer's first in odd ones."""
+    names = list(SERVERS)
+    return names if round_number % 2 == 0 else names[::-1]
+
+
+def one_upload(name: str, work: Path, source: Path, digest: str, chunk: int, profile: Path | None) -> Upload:
+    with SERVERS[name](work) as server:
+        return tus_upload(server, source, digest, chunk, profile=profile if name == "evidence" else None)
+
+
+def rounds(args: argparse.Namespace, work: Path, sources: dict[int, tuple[Path, str]]) -> list[Upload]:
+    runs: list[Upload] = []
+    for number in range(args.rounds):
+        for size, (source, digest) in sources.items():
+            for name in order(number):
+                err.print(f"round {number + 1}/{args.rounds}: {human(size)} into {LABELS[name]}")
+                profile = (args.out.parent / "profiles" / f"upload-{human(size).replace(' ', '')}.txt"
+                           if args.profile and number == 0 else None)
+                run = one_upload(name, work, source, digest, args.chunk, profile)
+                run.round = number + 1
+                err.print(f"  {run.mb_per_s:.0f} MB/s, sha256 verified")
+                runs.append(run)
+    return runs
+
+
+def checksum_probes(work: Path) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for name, start in SERVERS.items():
+        with start(work) as server:
+            found[name] = probe_checksum(server)
+    return found
+
+
+def memory_run(args: argparse.Namespace, work: Path) -> Upload:
+    source = work / "rss-source.bin"
+    err.print(f"memory run: writing {human(args.rss_size)} and uploading it in {human(RSS_CHUNK)} chunks")
+    digest = write_random(source, args.rss_size)
     try:
-        body = client.get_object(Bucket=found.bucket, Key=f"originals/{upload_id}")["Body"]
-        digest, length = hashlib.sha256(), 0
-        for block in body.iter_chunks(BLOCK):
-            digest.update(block)
-            length += len(block)
-        return digest.hexdigest(), length
+        run = one_upload("evidence", work, source, digest, RSS_CHUNK, None)
     finally:
-        client.close()
+        source.unlink()
+    run.purpose = "rss"
+    return run
 
 
-def upload_once(
-    store: str, chunk_size: int, source: Path, digest: str, work: Path, *, purpose: str, profile: Path | None
-) -> Upload:
-    size = source.stat().st_size
-    with contextlib.ExitStack() as cleanup:
-        root = Path(tempfile.mkdtemp(prefix=f"{store}-{chunk_size // MiB}m-", dir=work))
-        cleanup.callback(shutil.rmtree, root, ignore_errors=True)
-        bucket = None
-        env: dict[str, str] = {}
-        if store == "s3":
-            bucket = s3.new_bucket()
-            cleanup.callback(drop_bucket, bucket)
-            env = s3_env(bucket)
-        server = Server(root, env)
-        cleanup.callback(server.stop)
-        try:
-            server.start()
-            token = server.token()
-            server.case(CASE)
-        except (RuntimeError, AssertionError) as error:  # tests.support's ways of saying so
-            raise BenchFailed(f"could not start a {store} server: {error}") from error
-
-        sampler = RssSampler(server.pid)
-        idle, _ = sampler.sample()
-        cpu_before = sampler.cpu_seconds()
-        client_before = _own_cpu_seconds()
-        client = TusClient(server.url + "/files/", headers={"Authorization": f"Bearer {token}"})
-        try:
-            with open(source, "rb") as stream, sampler, profiled(server.pid, profile) as top:
-                uploader = client.uploader(
-                    file_stream=stream,
-                    chunk_size=chunk_size,
-                    metadata={"filename": source.name, "case": CASE, "sha256": digest},
-                    upload_checksum=True,
-                )
-                started = time.perf_counter()
-                uploader.upload()
-                seconds = time.perf_counter() - started
-        except Exception as error:
-            tail = server.log.read_text(errors="replace")[-3000:] if server.log.exists() else ""
-            raise BenchFailed(f"{store} upload at {human(chunk_size)} chunks failed: {error!r}\n{tail}") from error
-        cpu = sampler.cpu_seconds() - cpu_before
-        client_cpu = _own_cpu_seconds() - client_before
-
-        upload_id = str(uploader.url).rstrip("/").rsplit("/", 1)[-1]
-        recorded = requests.get(
-            f"{server.url}/api/v1/uploads/{upload_id}", headers={"Authorization": f"Bearer {token}"}, timeout=30
-        )
-        if recorded.status_code != 200 or not recorded.json().get("finished") or not recorded.json().get("item"):
-            raise BenchFailed(f"the server did not record the finished upload {upload_id}: {recorded.text[:300]}")
-        stored, length = verify_file_store(server, upload_id) if bucket is None else verify_s3(bucket, upload_id)
-        if (stored, length) != (digest, size):
-            raise BenchFailed(
-                f"WRONG BYTES STORED by the {store} store at {human(chunk_size)} chunks: "
-                f"sha256 {stored} ({length} bytes), sent {digest} ({size} bytes)"
-            )
-        return Upload(
-            store=store,
-            chunk_size=chunk_size,
-            size=size,
-            seconds=round(seconds, 3),
-            mb_per_s=round(size / seconds / MB, 1),
-            peak_rss_bytes=sampler.peak,
-            peak_rss_main_bytes=sampler.peak_main,
-            idle_rss_bytes=idle,
-            server_cpu_seconds=round(cpu, 2),
-            client_cpu_seconds=round(client_cpu, 2),
-            rss_samples=sampler.samples,
-            sha256=digest,
-            verified=True,
-            purpose=purpose,
-            profile_top=top,
-        )
-    raise AssertionError("unreachable")  # for type checkers: ExitStack may swallow
+# -- figures ------------------------------------------------------------------------------
 
 
-# -- reporting ----------------------------------------------------------------------------
+def summarize(runs: list[Upload], sizes: list[int]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One row per server and size (medians over the rounds), and the targets."""
+    rows: list[dict[str, Any]] = []
+    targets: list[dict[str, Any]] = []
+    for size in sizes:
+        by_server = {name: [r for r in runs if r.server == name and r.size == size and r.purpose == "throughput"]
+                     for name in SERVERS}
+        medians = {name: median(r.mb_per_s for r in found) for name, found in by_server.items()}
+        for name, found in by_server.items():
+            rows.append({
+                "server": name,
+                "what": LABELS[name],
+                "size": size,
+                "chunk_size": found[0].chunk_size,
+                "rounds": len(found),
+                "median_mb_per_s": medians[name],
+                "min_mb_per_s": min(r.mb_per_s for r in found),
+                "max_mb_per_s": max(r.mb_per_s for r in found),
+                "mb_per_s": [r.mb_per_s for r in found],
+                "median_server_cpu_seconds_per_gb": round(median(r.server_cpu_seconds / (size / 1e9) for r in found), 2),
+                "max_peak_rss_bytes": max(r.peak_rss_bytes for r in found),
+            })
+        ratio = round(medians["evidence"] / medians["tus-node"], 2)
+        paired = [round(ours.mb_per_s / theirs.mb_per_s, 2) for ours, theirs in
+                  zip(by_server["evidence"], by_server["tus-node"], strict=True)]
+        targets.append(target(
+            f"upload {human(size)}: evidence serve / @tus/server, median MB/s", f"≥ {TARGET_RATIO}×", ratio,
+            ratio >= TARGET_RATIO, ratios_by_round=paired,
+        ))
+    for run in runs:
+        if run.purpose == "rss":
+            targets.append(target(
+                f"server RSS (with children) during a {human(run.size)} upload", "< 150 MB", run.peak_rss_bytes,
+                run.peak_rss_bytes < TARGET_RSS_BYTES, unit="bytes",
+            ))
+    return rows, targets
 
 
-def verdict(ok: bool) -> str:
-    return "✓" if ok else "✗"
-
-
-def throughput_target(run: Upload) -> str:
-    if run.store != "file":
-        return "—"
-    return f"≥ {TARGET_FILE_MBPS:.0f} MB/s {verdict(run.mb_per_s >= TARGET_FILE_MBPS)}"
-
-
-def rss_target(run: Upload) -> str:
-    if run.purpose != "rss":
-        return "—"
-    return f"< 150 MB {verdict(run.peak_rss_bytes < TARGET_RSS_BYTES)}"
-
-
-def label(run: Upload) -> str:
-    store = {"file": "file store", "s3": "S3 store"}.get(run.store, run.store)
-    return f"tus → {store}" + (f", {human(run.size)} (memory)" if run.purpose == "rss" else "")
-
-
-def target(run: Upload) -> str:
-    found = [t for t in (throughput_target(run), rss_target(run)) if t != "—"]
-    if run.purpose == "rss":
-        found = [rss_target(run)]
-    return ", ".join(found) or "—"
-
-
-def print_table(result: dict[str, Any], runs: list[Upload]) -> None:
+def print_table(result: dict[str, Any]) -> None:
     table = Table(
-        title=f"Upload bench: {human(result['size'])} random file; MB = 10^6 bytes; RSS = server + children",
-        caption=f"{result['host']['cpus']} CPUs, client and server on this machine; S3: {result['s3_endpoint'] or 'not run'}",
+        title=f"Upload: tuspy, {human(result['chunk_size'])} chunks, Upload-Checksum on; median of "
+              f"{result['rounds']} alternating rounds; MB = 10^6 bytes",
+        caption=f"{result['host']['cpus']} CPUs shared by client, servers (and anything else running); "
+                f"load average at start {result['host']['load_average_at_start']}",
     )
-    table.add_column("what", no_wrap=True)
-    table.add_column("chunk", justify="right", no_wrap=True)
-    table.add_column("MB/s", justify="right", no_wrap=True)
-    table.add_column("peak RSS MiB", justify="right", no_wrap=True)
-    table.add_column("CPU s srv/cli", justify="right", no_wrap=True)
-    table.add_column("target", no_wrap=True)
-    table.add_column("bytes", no_wrap=True)
+    for column in ("server", "size", "median MB/s", "min–max", "srv CPU s/GB", "peak RSS MiB", "bytes"):
+        table.add_column(column, justify="left" if column == "server" else "right", no_wrap=True)
     limits = result["limits"]
     table.add_row("cp + fsync (disk)", "", f"{limits['cp_mb_per_s']:.0f}", "", "", "", "")
     table.add_row("hashlib sha256 (CPU)", "", f"{limits['sha256_mb_per_s']:.0f}", "", "", "", "")
-    for run in runs:
-        table.add_row(
-            label(run).replace("tus → ", ""), human(run.chunk_size), f"{run.mb_per_s:.0f}",
-            f"{run.peak_rss_mib:.0f}", f"{run.server_cpu_seconds:.1f}/{run.client_cpu_seconds:.1f}", target(run),
-            "sha256 ✓" if run.verified else "✗",
-        )
+    for row in result["rows"]:
+        table.add_row(row["what"], human(row["size"]), f"{row['median_mb_per_s']:.0f}",
+                      f"{row['min_mb_per_s']:.0f}–{row['max_mb_per_s']:.0f}",
+                      f"{row['median_server_cpu_seconds_per_gb']:.1f}", f"{row['max_peak_rss_bytes'] / 2**20:.0f}",
+                      "sha256 ✓")
     console.print(table)
-
-
-def markdown(result: dict[str, Any], runs: list[Upload]) -> str:
-    limits = result["limits"]
-    lines = [
-        (
-            f"Upload of a {human(result['size'])} random file over tus (tuspy client, `Upload-Checksum` on every"
-            f" chunk) into `evidence serve` on one machine ({result['host']['cpus']} CPUs, client and server"
-            " together). MB = 10^6 bytes; RSS is the server process and its children, sampled every 50 ms."
-        ),
-        "",
-        "| measure | chunk | MB/s | peak server RSS (MiB) | target |",
-        "|---|---:|---:|---:|---|",
-        f"| `cp` + fsync, same disk (limit) | — | {limits['cp_mb_per_s']:.0f} | — | — |",
-        f"| Python `hashlib.sha256` (limit) | — | {limits['sha256_mb_per_s']:.0f} | — | — |",
-    ]
-    for run in runs:
-        lines.append(
-            f"| {label(run)} | {human(run.chunk_size)} | {run.mb_per_s:.0f} | {run.peak_rss_mib:.0f} | {target(run)} |"
-        )
-    if any(run.store == "s3" for run in runs):
-        lines += ["", f"S3 figures are against {result['s3_endpoint']}, not a production object store."]
-    return "\n".join(lines)
+    for found in result["targets"]:
+        measured = found["measured"]
+        shown = f"{measured / 2**20:.0f} MiB" if found.get("unit") == "bytes" else f"{measured}"
+        console.print(f"{verdict(found['met'])} {found['what']}: {shown} (goal {found['goal']})"
+                      + (f", by round {found['ratios_by_round']}" if "ratios_by_round" in found else ""))
+    for name, probe in result["checksum"].items():
+        console.print(f"checksum extension, {LABELS[name]}: advertised {probe['advertised']}, wrong checksum "
+                      f"answered {probe['wrong_checksum_status']}: {'verified' if probe['verified'] else 'NOT verified'}")
 
 
 # -- main ---------------------------------------------------------------------------------
@@ -511,119 +206,75 @@ def markdown(result: dict[str, Any], runs: list[Upload]) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.upload", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=parse_size, default=parse_size("1GiB"), help="source file size (1GiB)")
-    parser.add_argument("--chunks", default="8MiB,64MiB", help="tus chunk sizes, comma-separated (8MiB,64MiB)")
-    parser.add_argument("--stores", default="file,s3", help="stores to upload to: file, s3 (file,s3)")
+    parser.add_argument("--sizes", default="256MiB,1GiB", help="source file sizes, comma-separated (256MiB,1GiB)")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds, at least 1 (4)")
+    parser.add_argument("--chunk", type=parse_size, default=parse_size("8MiB"), help="tus chunk size (8MiB)")
     parser.add_argument("--rss-size", type=parse_size, default=parse_size("4GiB"),
-                        help="size of the memory run (file store, 64 MiB chunks); 0 skips it (4GiB)")
+                        help="size of the memory run (evidence serve, 64 MiB chunks); 0 skips it (4GiB)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/upload.json"), help="JSON results")
     parser.add_argument("--tmp-dir", type=Path, default=None,
-                        help="where the source file and server data go (one disk for all; default: system temp)")
+                        help="where the source files and server data go (one disk for all; default: system temp)")
     parser.add_argument("--profile", action="store_true",
-                        help="record each server with py-spy (raw stacks beside --out) and list the top functions")
+                        help="record this server in round 1 with py-spy (raw stacks beside --out), list top functions")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 32 MiB, 2 rounds, no memory run")
     args = parser.parse_args(argv)
-    args.chunk_sizes = [parse_size(text) for text in args.chunks.split(",") if text.strip()]
-    args.store_names = [text.strip() for text in args.stores.split(",") if text.strip()]
-    unknown = set(args.store_names) - {"file", "s3"}
-    if unknown:
-        parser.error(f"unknown store(s): {', '.join(sorted(unknown))} (choose from file, s3)")
-    if args.size <= 0 or not args.chunk_sizes or min(args.chunk_sizes) <= 0:
-        parser.error("--size and every chunk size must be positive")
+    if args.quick:
+        args.sizes, args.rounds, args.rss_size = "32MiB", 2, 0
+    args.size_list = [parse_size(text.strip()) for text in args.sizes.split(",") if text.strip()]
+    if not args.size_list or min(args.size_list) <= 0 or args.chunk <= 0 or args.rounds < 1:
+        parser.error("--sizes, --chunk and --rounds must be positive")
     return args
 
 
-def _terminated(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)  # run the clean-ups, as for Ctrl-C
+@contextlib.contextmanager
+def sources(work: Path, sizes: list[int]) -> Iterator[dict[int, tuple[Path, str]]]:
+    found = {}
+    for size in sizes:
+        path = work / f"source-{size}.bin"
+        err.print(f"writing {human(size)} of random bytes to {path}")
+        found[size] = (path, write_random(path, size))
+    try:
+        yield found
+    finally:
+        for path, _ in found.values():
+            path.unlink(missing_ok=True)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    runs: list[Upload] = []
     result: dict[str, Any] = {
+        "name": "upload",
         "bench": "upload",
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "units": {"throughput": "MB/s, MB = 10^6 bytes", "memory": "bytes (MiB in tables)"},
-        "host": {
-            "cpus": os.cpu_count(),
-            "memory_bytes": psutil.virtual_memory().total,
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-        },
-        "size": args.size,
-        "chunk_sizes": args.chunk_sizes,
-        "stores": args.store_names,
-        "s3_endpoint": None,
-        "targets": {"file_store_mb_per_s": TARGET_FILE_MBPS, "server_rss_bytes_during_4gib": TARGET_RSS_BYTES},
+        "units": {"throughput": "MB/s, MB = 10^6 bytes", "memory": "bytes"},
+        "host": host(),
+        "sizes": args.size_list,
+        "chunk_size": args.chunk,
+        "rounds": args.rounds,
+        "client": "tuspy, one upload at a time, Upload-Checksum (sha1) on every PATCH",
+        "peer": install(),
     }
-    profile_dir = args.out.parent / "profiles" if args.profile else None
-
+    stamp(result, "started_at")
     with tempfile.TemporaryDirectory(prefix="evidence-bench-", dir=args.tmp_dir) as tmp:
         work = Path(tmp)
-        source = work / "source.bin"
-        err.print(f"writing {human(args.size)} of random bytes to {source}")
-        digest = write_random(source, args.size)
-        err.print("measuring cp and hashlib on the same file")
-        result["limits"] = {
-            "cp_mb_per_s": round(measure_cp(source, args.size), 1),
-            "sha256_mb_per_s": round(measure_sha256(source, args.size, digest), 1),
-        }
-        if "s3" in args.store_names:
-            endpoint = s3.endpoint()
-            local = not os.environ.get("EVIDENCE_TEST_S3_ENDPOINT")
-            result["s3_endpoint"] = (
-                "Ceph's RADOS Gateway (single node, objects in memory, this machine)" if local else endpoint.url
-            )
-        for store in args.store_names:
-            for chunk in args.chunk_sizes:
-                err.print(f"uploading to the {store} store in {human(chunk)} chunks")
-                profile = profile_dir / f"{store}-{chunk // MiB}MiB.txt" if profile_dir else None
-                runs.append(upload_once(store, chunk, source, digest, work, purpose="throughput", profile=profile))
-        source.unlink()
-
+        result["checksum"] = checksum_probes(work)
+        with sources(work, args.size_list) as files:
+            largest, (path, digest) = max(files.items())
+            err.print("measuring cp and hashlib on the largest file")
+            result["limits"] = {
+                "cp_mb_per_s": round(measure_cp(path, largest), 1),
+                "sha256_mb_per_s": round(measure_sha256(path, largest, digest), 1),
+            }
+            runs = rounds(args, work, files)
         if args.rss_size:
-            source = work / "rss-source.bin"
-            err.print(f"memory run: writing {human(args.rss_size)} to {source}")
-            digest = write_random(source, args.rss_size)
-            err.print("memory run: uploading to the file store in 64 MiB chunks")
-            profile = profile_dir / "file-rss.txt" if profile_dir else None
-            runs.append(upload_once("file", 64 * MiB, source, digest, work, purpose="rss", profile=profile))
-            source.unlink()
-
+            runs.append(memory_run(args, work))
+    result["rows"], result["targets"] = summarize(runs, args.size_list)
     result["runs"] = [{**asdict(run), "peak_rss_mib": round(run.peak_rss_mib, 1)} for run in runs]
-    result["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    result["markdown"] = markdown(result, runs)
-    print_table(result, runs)
+    result["host"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    stamp(result, "finished_at")
+    print_table(result)
     for run in runs:
         if run.profile_top:
-            print_profile(run)
-    console.print("\nMarkdown for the README:\n")
-    console.print(result["markdown"], markup=False, highlight=False, soft_wrap=True)
+            print_profile(f"{LABELS[run.server]}, {human(run.size)}, round {run.round}", run.profile_top)
     return result
-
-
-def print_profile(run: Upload) -> None:
-    table = Table(title=f"server profile: {label(run)}, {human(run.chunk_size)} chunks (py-spy, active threads)")
-    table.add_column("function (file); · = project code by inclusive time")
-    table.add_column("own %", justify="right")
-    table.add_column("incl. %", justify="right")
-    for row in run.profile_top:
-        total = "" if row["total_pct"] is None else f"{row['total_pct']:.1f}"
-        table.add_row(("· " if row.get("project") else "") + row["function"], f"{row['own_pct']:.1f}", total)
-    console.print(table)
-
-
-def run_and_save(args: argparse.Namespace, run: Callable[[argparse.Namespace], dict[str, Any]]) -> int:
-    """A benchmark's ``main``: run it (SIGTERM cleans up like Ctrl-C), write its JSON to ``args.out``."""
-    signal.signal(signal.SIGTERM, _terminated)
-    try:
-        result = run(args)
-    except BenchFailed as error:
-        err.print(f"[bold red]bench failed:[/] {error}")
-        return 1
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    err.print(f"results written to {args.out}")
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
