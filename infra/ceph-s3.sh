@@ -7,6 +7,9 @@
 #       itself once process PID has ended, so a test run that was killed leaves nothing behind.
 #   infra/ceph-s3.sh env DIR     prints those lines again
 #   infra/ceph-s3.sh stop DIR    ends every process started for DIR, then removes DIR
+#   infra/ceph-s3.sh stop-gateway DIR / start-gateway DIR
+#       Stops the gateway alone (the cluster and every object stay) and starts it again on
+#       the same port: an S3 outage for the fault tests (tests/topology).
 #
 # One monitor (a v1 address on a free port of 127.0.0.1), one manager, one OSD keeping
 # objects in memory (memstore), pools of size 1, cephx keys for each daemon, and radosgw on
@@ -24,7 +27,7 @@ START_TIMEOUT=${EVIDENCE_TEST_CEPH_TIMEOUT:-120}
 
 die() { echo "ceph-s3: $*" >&2; exit 1; }
 
-usage() { die "usage: $0 start DIR [--watch PID] | env DIR | stop DIR"; }
+usage() { die "usage: $0 start DIR [--watch PID] | env DIR | stop DIR | stop-gateway DIR | start-gateway DIR"; }
 
 ceph_() { timeout 60 ceph -c "$DIR/ceph.conf" "$@"; }
 
@@ -179,6 +182,27 @@ EOF
   cat "$DIR/env"
 }
 
+gateway_port() { sed -n 's/^EVIDENCE_TEST_S3_ENDPOINT=http:\/\/127.0.0.1://p' "$DIR/env"; }
+
+stop_gateway() {
+  local pid
+  pid=$(cat "$DIR/run/client.rgw.gw.started" 2>/dev/null) || die "no gateway was started in $DIR"
+  ours "$pid" || return 0
+  kill -TERM "$pid"
+  local deadline=$((SECONDS + 20))
+  while ours "$pid" && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
+  # A gateway that ignores SIGTERM is ended outright: the point is that it is gone.
+  if ours "$pid"; then kill -KILL "$pid"; fi
+}
+
+start_gateway() {
+  local pid
+  pid=$(cat "$DIR/run/client.rgw.gw.started" 2>/dev/null) || die "no gateway was started in $DIR"
+  ! ours "$pid" || die "the gateway of $DIR is running"
+  launch client.rgw.gw radosgw -n client.rgw.gw
+  wait_listening "$(gateway_port)"
+}
+
 failed() {
   local log
   for log in "$DIR"/log/*; do
@@ -242,5 +266,7 @@ case $command in
   _watch) [ $# -eq 1 ] || usage; watch "$1" ;;
   env) [ -f "$DIR/env" ] || die "no cluster in $DIR"; cat "$DIR/env" ;;
   stop) [ $# -eq 0 ] || usage; stop ;;
+  stop-gateway) [ $# -eq 0 ] && [ -f "$DIR/env" ] || usage; stop_gateway ;;
+  start-gateway) [ $# -eq 0 ] && [ -f "$DIR/env" ] || usage; start_gateway ;;
   *) usage ;;
 esac

@@ -21,9 +21,12 @@ fi
 # - headless Chromium for the reviewer-page tests (browser drivers' own downloads cannot work
 #   here; Playwright drives Debian's build through its executable path);
 # - Ceph's monitor, manager, OSD and RADOS Gateway: the tests' S3 endpoint, a throwaway
-#   single-node cluster that the test session starts and stops itself (infra/ceph-s3.sh).
+#   single-node cluster that the test session starts and stops itself (infra/ceph-s3.sh);
+# - nginx (the small nginx-light build) for `make test-topology`, which runs it in front of
+#   two API nodes with infra/nginx.conf (the test starts its own; the system one stays off).
 browser=()
 command -v chromium >/dev/null 2>&1 || browser=(chromium)
+if ! command -v nginx >/dev/null 2>&1 && ! [ -x /usr/sbin/nginx ]; then browser+=(nginx-light); fi
 ceph=()
 for tool in ceph-mon:ceph-mon ceph-osd:ceph-osd ceph-mgr:ceph-mgr radosgw:radosgw radosgw-admin:radosgw \
     ceph:ceph-common ceph-authtool:ceph-common monmaptool:ceph-common; do
