@@ -61,7 +61,27 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # pool_pre_ping: a connection the server dropped (PostgreSQL restarted) is replaced on
+    # its next checkout, so the first request after a restart already works.
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=POOL_WAIT_SECONDS,
+                         connect_args=postgres_connect_args(url))
+
+
+# A database that does not answer is reported (503) after this long, not waited on for
+# minutes: the client is told to come back instead of hanging.
+CONNECT_TIMEOUT_SECONDS = 5
+# The longest a request waits for a free pooled connection.
+POOL_WAIT_SECONDS = 10
+
+
+def postgres_connect_args(url: str) -> dict[str, Any]:
+    """libpq options for every PostgreSQL connection: a bounded connect, and TCP keepalives so
+    that a server that vanished (a host gone, a network cut) is noticed in seconds rather
+    than after the kernel's two hours, for connections held long (the upload locks)."""
+    if not make_url(url).get_backend_name() == "postgresql":
+        return {}
+    return {"connect_timeout": CONNECT_TIMEOUT_SECONDS, "keepalives": 1, "keepalives_idle": 10,
+            "keepalives_interval": 5, "keepalives_count": 3}
 
 
 class Database:
@@ -75,7 +95,8 @@ class Database:
         """A separate pool for connections held for a long time (per-upload advisory locks);
         no ceiling, as each connection belongs to one request in progress."""
         if self._lock_engine is None:
-            self._lock_engine = create_engine(self.engine.url, pool_pre_ping=True, pool_size=5, max_overflow=-1)
+            self._lock_engine = create_engine(self.engine.url, pool_pre_ping=True, pool_size=5, max_overflow=-1,
+                                              connect_args=postgres_connect_args(str(self.engine.url)))
         return self._lock_engine
 
     @property

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Literal
 
 import anyio
@@ -13,7 +13,6 @@ from celery import Celery
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import Field
 from sqlalchemy import text
 
 from evidence import custody, migrate
@@ -23,7 +22,9 @@ from evidence.custody.disclosure import Internals
 from evidence.errors import EvidenceError
 from evidence.http.access_log import AccessLog, LinkIds
 from evidence.http.api import accounts, audit, cases, links, uploads
+from evidence.http.lease import AdvisoryLease, FileLease, Lease
 from evidence.http.limits import HeaderLimitMiddleware, HeaderLimits
+from evidence.http.outage import CANDIDATES, RETRY_AFTER_SECONDS, Outage, TusOutageGuard, outage_of
 from evidence.http.pages import audit as audit_pages
 from evidence.http.pages import cases as case_pages
 from evidence.http.pages import items as item_pages
@@ -32,6 +33,7 @@ from evidence.http.pages import oidc as oidc_pages
 from evidence.http.pages.jobs import VerifyJobs
 from evidence.http.pages.render import page
 from evidence.http.pages.session import SignInRequired, sign_in_url
+from evidence.http.readiness import Readiness, check_all
 from evidence.http.reviewer import routes as reviewer
 from evidence.http.views import View
 from evidence.keys import load_or_create_secret
@@ -52,19 +54,19 @@ class Health(View):
     status: Literal["ok"]
 
 
-class Readiness(View):
-    status: Literal["ready"]
+# How long a request waits on a task queue that does not answer before the hand-off is
+# left to the upkeep's requeue (the upload itself is recorded either way).
+BROKER_CONNECT_SECONDS = 3
 
 
-class Unready(View):
-    status: Literal["unavailable"]
-    error: str = Field(description="The kind of error met, and nothing more")
-
-
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, resume_on_start: bool = True) -> FastAPI:
+    """The app. ``resume_on_start``: queue again, at start, the items the last shutdown
+    interrupted (embedded mode); off in the processes of ``serve --workers N``, where the
+    supervisor does it once for all of them."""
     rt = Runtime.build(settings)
     tus, hooks = build_tus(rt)
     celery = make_celery(settings)
+    _bound_broker_waits(celery)
     # After the commit that created the item: hand it to the processing pipeline.
     hooks.on_item_received.append(lambda item_id: start_pipeline(celery, item_id))
 
@@ -72,15 +74,17 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         migrate.upgrade(rt.db.engine)
         rt.vault.ensure_ready()
-        if settings.embedded_worker:
+        if settings.embedded_worker and resume_on_start:
             resumed = await anyio.to_thread.run_sync(resume_interrupted, celery, rt)
             if resumed:
                 log.info("queued %d item(s) interrupted by the last shutdown", len(resumed))
-        maintenance = asyncio.create_task(_maintain(rt, tus, celery))
+        lease = upkeep_lease(rt)
+        maintenance = asyncio.create_task(_maintain(rt, tus, celery, lease))
         try:
             yield
         finally:
             maintenance.cancel()
+            lease.release()
             rt.close()
 
     app = FastAPI(title="Evidence transfer", version="0.1.0", lifespan=lifespan)
@@ -107,28 +111,44 @@ def create_app(settings: Settings) -> FastAPI:
         if isinstance(error, SignInRequired):
             return RedirectResponse(sign_in_url(error.next_path, "expired" if "expired" in error.message else ""),
                                     status_code=303)
+        # RFC 6750: a 401 says which scheme would be accepted; RFC 9110: a 503, when to come back.
+        headers = {"WWW-Authenticate": 'Bearer realm="evidence"'} if error.status == 401 else \
+            {"Retry-After": str(RETRY_AFTER_SECONDS)} if error.status == 503 else None
         if _wants_page(request):
-            titles = {403: "Not allowed", 404: "Not found", 401: "Sign in again"}
+            titles = {403: "Not allowed", 404: "Not found", 401: "Sign in again", 503: "Temporarily unavailable"}
             return page("error.html", status=error.status, title=titles.get(error.status, "Something went wrong"),
-                        message=error.message)
-        # RFC 6750: a 401 says which scheme would be accepted.
-        headers = {"WWW-Authenticate": 'Bearer realm="evidence"'} if error.status == 401 else None
+                        message=error.message, headers=headers)
         return JSONResponse({"error": error.message}, status_code=error.status, headers=headers)
+
+    async def _dependency_down(request: Request, error: Exception) -> Response:
+        outage = outage_of(error)
+        if outage is None:
+            raise error  # not an outage: a bug, answered as one (500) and logged with its traceback
+        log.warning("%s %s: %s is down (%s)", request.method, request.url.path, outage.dependency,
+                    type(error).__name__)
+        return _unavailable(request, outage)
+
+    for kind in CANDIDATES:
+        app.add_exception_handler(kind, _dependency_down)
 
     @app.get("/healthz", summary="Liveness (no authentication)")
     def healthz() -> Health:
         return Health(status="ok")
 
-    @app.get("/readyz", summary="Database and storage reachable (no authentication)", response_model=Readiness,
-             responses={503: {"model": Unready, "description": "The database or the storage cannot be reached"}})
-    def readyz() -> JSONResponse:
-        try:
-            with rt.db.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-            rt.vault.ensure_ready()
-        except Exception as error:  # report, don't crash: this is what readiness is for
-            return JSONResponse({"status": "unavailable", "error": type(error).__name__}, status_code=503)
-        return JSONResponse({"status": "ready"})
+    def database_ping() -> None:
+        with rt.db.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    checks: dict[str, Callable[[], object]] = {"database": database_ping, "storage": rt.vault.ensure_ready}
+    if settings.broker_url:  # the embedded broker is a file in the data dir, not a dependency
+        checks["broker"] = lambda: _broker_ping(celery)
+
+    @app.get("/readyz", summary="Database, storage and broker reachable (no authentication)", response_model=Readiness,
+             responses={503: {"model": Readiness, "description": "A dependency is unavailable: the one named"}})
+    async def readyz() -> JSONResponse:
+        found = await check_all(checks)
+        return JSONResponse(found.as_json(), status_code=200 if found.status == "ready" else 503,
+                            headers={"Cache-Control": "no-store"})
 
     app.include_router(cases.router)
     app.include_router(accounts.router)
@@ -141,13 +161,49 @@ def create_app(settings: Settings) -> FastAPI:
     for pages in (login_pages, oidc_pages, case_pages, item_pages, audit_pages):
         app.include_router(pages.router)
     app.mount("/app/static", StaticFiles(packages=[("evidence.http.pages", "static")]), name="static")
-    app.mount("/files", tus)
+    # A dependency down under a tus request is answered the tus way (503, Retry-After).
+    app.mount("/files", TusOutageGuard(tus))
     return app
 
 
-async def _maintain(rt: Runtime, tus: TusApp, celery: Celery) -> None:
+def _unavailable(request: Request, outage: Outage) -> Response:
+    if _wants_page(request):
+        return page("error.html", status=503, title="Temporarily unavailable", message=outage.message,
+                    headers=outage.headers)
+    if request.url.path.startswith("/s/") and "text/html" in request.headers.get("accept", ""):
+        return reviewer.unavailable(outage.headers)
+    return JSONResponse({"error": outage.message}, status_code=503, headers=outage.headers)
+
+
+def upkeep_lease(rt: Runtime) -> Lease:
+    """One upkeep for all the API processes on this database (:mod:`evidence.http.lease`)."""
+    if rt.db.is_postgres:
+        return AdvisoryLease(rt.db.lock_engine)
+    return FileLease(rt.settings.data_path / "upkeep.lock")
+
+
+def _bound_broker_waits(celery: Celery) -> None:
+    """A request that hands work to a task queue that is down (the completion hook) waits a
+    few seconds at most, then the upload completes anyway and the upkeep queues the item
+    later. Only this process's copy of the Celery app: a worker's waits are its own."""
+    conf = celery.conf
+    conf.broker_connection_timeout = BROKER_CONNECT_SECONDS
+    conf.task_publish_retry_policy = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+    if str(conf.broker_url or "").startswith(("redis://", "rediss://", "sentinel://")):
+        conf.broker_transport_options = {**conf.broker_transport_options,
+                                         "socket_connect_timeout": BROKER_CONNECT_SECONDS,
+                                         "socket_timeout": BROKER_CONNECT_SECONDS * 2}
+
+
+def _broker_ping(celery: Celery) -> None:
+    with celery.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=BROKER_CONNECT_SECONDS)
+
+
+async def _maintain(rt: Runtime, tus: TusApp, celery: Celery, lease: Lease) -> None:
     """Background upkeep: sign checkpoints; remove expired uploads; queue again any item
-    whose hand-off to the pipeline was lost (a crash between commit and enqueue)."""
+    whose hand-off to the pipeline was lost (a crash between commit and enqueue). Done by
+    the one process that holds the upkeep lease."""
     settings = rt.settings
     tick = min(settings.checkpoint_interval_seconds, settings.requeue_after_seconds / 2, settings.cleanup_interval_seconds, 60.0)
     next_cleanup = settings.cleanup_interval_seconds
@@ -157,11 +213,19 @@ async def _maintain(rt: Runtime, tus: TusApp, celery: Celery) -> None:
         await asyncio.sleep(tick)
         elapsed += tick
         try:
+            if not await anyio.to_thread.run_sync(lease.hold):
+                continue
             # A signed checkpoint after each batch of appends, at most every few seconds.
             await anyio.to_thread.run_sync(_sign_checkpoint, rt)
-            requeued = await anyio.to_thread.run_sync(
-                requeue_stalled, celery, rt, settings.requeue_after_seconds, requeued_once
-            )
+            queued_before = set(requeued_once)
+            try:
+                requeued = await anyio.to_thread.run_sync(
+                    requeue_stalled, celery, rt, settings.requeue_after_seconds, requeued_once
+                )
+            except Exception:
+                # The queue is down (say): these items were not handed on; try them next round.
+                requeued_once.intersection_update(queued_before)
+                raise
             if requeued:
                 log.info("queued %d stalled item(s) again", len(requeued))
             if elapsed >= next_cleanup:
@@ -172,8 +236,12 @@ async def _maintain(rt: Runtime, tus: TusApp, celery: Celery) -> None:
             # Link-access windows that have ended: one summary entry each where more happened.
             await anyio.to_thread.run_sync(link_record.upkeep, rt.db, settings, utcnow())
             await anyio.to_thread.run_sync(_purge_sessions, rt)
-        except Exception:
-            log.exception("background upkeep failed; will try again")
+        except Exception as error:
+            outage = outage_of(error)
+            if outage is None:
+                log.exception("background upkeep failed; will try again")
+            else:  # expected while it lasts: one line, not a traceback every round
+                log.warning("background upkeep waits: %s is down (%s)", outage.dependency, type(error).__name__)
 
 
 def _purge_sessions(rt: Runtime) -> None:

@@ -4,10 +4,11 @@ Streamed in blocks, so memory stays flat for any size."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, BinaryIO
 
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.background import BackgroundTask
 
 from evidence.http.ranges import Unsatisfiable, parse_range, repr_digest
 from evidence.vault import Vault
@@ -51,10 +52,14 @@ def stream_object(
     sent = (start, end - 1) if end > start else None
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers), None
-    return StreamingResponse(_blocks(vault, key, start, end), status, headers=headers), sent
+    # Opened before the status line goes out: storage that is down is a 503 with Retry-After
+    # (the vault's error), not a 200 whose body breaks off.
+    stream = vault.open(key, start, end)
+    # Closed when the body is done, and also when it was never asked for (a client gone).
+    return StreamingResponse(_blocks(stream), status, headers=headers, background=BackgroundTask(stream.close)), sent
 
 
-def _blocks(vault: Vault, key: str, start: int, end: int) -> Iterator[bytes]:
-    with vault.open(key, start, end) as stream:
+def _blocks(stream: BinaryIO) -> Iterator[bytes]:
+    with stream:
         while block := stream.read(BLOCK):
             yield block

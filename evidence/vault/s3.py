@@ -6,6 +6,7 @@ owner) can shorten or remove; the seal is read back before it is trusted.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,7 @@ from evidence.vault.base import (
 from transfer.s3store import S3Store
 from transfer.store import Store
 
+log = logging.getLogger(__name__)
 _NOT_FOUND = ("404", "NoSuchKey", "NotFound", "NoSuchBucket")
 
 
@@ -38,12 +40,15 @@ def _code(exc: ClientError) -> str:
 
 @contextmanager
 def _s3_errors(what: str) -> Iterator[None]:
+    # The message reaches API clients and reviewers: it says what failed, not where (the
+    # endpoint's address is in the cause, for the server's log).
     try:
         yield
     except ClientError as exc:
-        raise VaultUnavailable(f"S3 refused to {what}: {exc}") from exc
+        raise VaultUnavailable(f"the evidence storage (S3) refused to {what} ({_code(exc) or 'error'})") from exc
     except BotoCoreError as exc:
-        raise VaultUnavailable(f"S3 is unreachable ({what}): {exc}") from exc
+        log.warning("S3 unreachable (%s): %s", what, exc)
+        raise VaultUnavailable(f"the evidence storage (S3) is unreachable ({what}); try again shortly") from exc
 
 
 def make_client(

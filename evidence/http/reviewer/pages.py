@@ -74,6 +74,11 @@ def too_many() -> str:
     return _render("notice.html", heading="Too many requests", message="Wait a moment, then try again.")
 
 
+def unavailable() -> str:
+    return _render("notice.html", heading="Temporarily unavailable",
+                   message="The evidence service cannot show this right now. Nothing is lost: try again in a minute.")
+
+
 def passcode_form(action: str, message: str | None = None) -> str:
     return _render("passcode.html", action=action, message=message)
 

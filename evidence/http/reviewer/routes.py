@@ -49,6 +49,13 @@ def _refused(error: Exception) -> HTMLResponse:
     return _html(pages.gone() if status == 410 else pages.not_found(), 410 if status == 410 else 404)
 
 
+def unavailable(headers: dict[str, str]) -> HTMLResponse:
+    """The reviewer's page while a dependency is down (503): come back shortly."""
+    response = _html(pages.unavailable(), 503)
+    response.headers.update(headers)
+    return response
+
+
 def _with_cookie(response: Response, request: Request, token: str, access: Access) -> Response:
     if access.new_cookie:
         response.set_cookie(COOKIE, access.new_cookie, path=f"/s/{token}", httponly=True, samesite="lax",

@@ -30,7 +30,12 @@ def test_alive_and_ready(site: tuple[FastAPI, str]) -> None:
     _, url = site
     assert requests.get(f"{url}/healthz", timeout=10).json() == {"status": "ok"}
     ready = requests.get(f"{url}/readyz", timeout=10)
-    assert ready.status_code == 200 and ready.json() == {"status": "ready"}
+    # No broker is named (the embedded one is a file of the data dir): two dependencies.
+    assert ready.status_code == 200 and ready.json() == {
+        "status": "ready",
+        "dependencies": {"database": {"status": "ok", "reason": None}, "storage": {"status": "ok", "reason": None}},
+    }
+    assert ready.headers["cache-control"] == "no-store"
 
 
 def test_not_ready_when_the_storage_is_gone(site: tuple[FastAPI, str]) -> None:
@@ -41,8 +46,12 @@ def test_not_ready_when_the_storage_is_gone(site: tuple[FastAPI, str]) -> None:
     try:
         answer = requests.get(f"{url}/readyz", timeout=10)
         assert answer.status_code == 503
-        # The kind of error only: nothing of paths or hosts.
-        assert answer.json() == {"status": "unavailable", "error": "FileExistsError"}
+        # The dependency and the kind of error only: nothing of paths or hosts.
+        assert answer.json() == {
+            "status": "unavailable",
+            "dependencies": {"database": {"status": "ok", "reason": None},
+                             "storage": {"status": "unavailable", "reason": "FileExistsError"}},
+        }
         assert requests.get(f"{url}/healthz", timeout=10).status_code == 200
     finally:
         root.unlink()
