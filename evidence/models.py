@@ -192,6 +192,12 @@ class Item(Base):
     # seconds its decoding children have used against its budget.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     cpu_seconds: Mapped[float] = mapped_column(default=0.0)
+    # The lease on the step being run (transcode.lease): which worker holds it, on which
+    # step, until when. Renewed while the step runs; past its end the worker is taken to be
+    # dead and the step may be taken over. All three empty between steps.
+    lease_holder: Mapped[str | None] = mapped_column(String(200))
+    lease_step: Mapped[str | None] = mapped_column(String(32))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

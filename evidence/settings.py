@@ -134,9 +134,19 @@ class Settings(BaseSettings):
     # Footage at least this long also gets HLS, so a reviewer can jump to hour two.
     hls_min_seconds: float = Field(default=600, ge=0)
     task_time_limit_seconds: int = Field(default=6 * 3600, ge=60)
-    # Redis redelivers an unacknowledged task after this long; it must outlast the
-    # longest task, or a long transcode would be started twice.
-    broker_visibility_timeout_seconds: int = Field(default=7 * 3600, ge=1)
+    # A worker holds a lease on the step it runs (transcode.lease), renewed every third of
+    # this while the step runs. A lease left unrenewed this long means its worker is gone:
+    # the step is taken over. Shorter recovers sooner from a dead worker; longer rides out
+    # longer stalls (a database failover) before a live worker's step is taken from it.
+    lease_seconds: float = Field(default=60, ge=1)
+    # Redis gives an unacknowledged task to another worker after this long. The lease, not
+    # this, keeps a task from running twice (a copy delivered while a live worker holds the
+    # step is dropped) and the upkeep takes over a dead worker's step soon after its lease
+    # ends; redelivery is the backstop for a worker lost before it took the lease, or no
+    # upkeep running. So: well past the lease (a copy delivered before the lease can have
+    # ended is wasted), and short enough that such a loss waits minutes, not hours. A task
+    # running longer is redelivered once per timeout, each copy dropped at once.
+    broker_visibility_timeout_seconds: int = Field(default=600, ge=1)
     worker_concurrency: int = Field(default=1, ge=1)
     # Bounds on decoding hostile media. Larger images or frames are refused before decoding.
     max_image_pixels: int = Field(default=100_000_000, ge=1)

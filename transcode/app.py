@@ -19,7 +19,7 @@ from sqlalchemy import select
 from evidence.models import Item, ItemState
 from evidence.runtime import Runtime
 from evidence.settings import Settings
-from transcode import attempts
+from transcode import attempts, lease
 from transcode.steps import INGEST, QUEUES, Step
 
 
@@ -60,6 +60,8 @@ def make_celery(settings: Settings) -> EvidenceCelery:
         accept_content=["json"],
         broker_connection_retry_on_startup=True,
         broker_transport_options={
+            # A copy of a task still running is dropped by the item's lease (transcode.lease);
+            # see the setting for how long this is and why.
             "visibility_timeout": settings.broker_visibility_timeout_seconds,
             # Redis: look for tasks of dead workers every few seconds (at most every 10 s), not
             # kombu's default of every 10th sweep of 10 s, which adds up to 100 s to the timeout.
@@ -87,10 +89,14 @@ def start_pipeline(app: Celery, item_id: str) -> None:
 
 
 def requeue_stalled(app: Celery, rt: Runtime, older_than_seconds: float, done: set[str]) -> list[str]:
-    """Queue again, once per process, the items still ``received`` well after their upload
-    finished (a lost hand-off). Once only: behind a long backlog an item also waits in
+    """Queue again what no worker will otherwise pick up: the items whose worker died mid-step
+    (:func:`requeue_orphaned`), and those still ``received`` well after their upload finished
+    (a lost hand-off).
+
+    The ``received`` ones once per process: behind a long backlog an item also waits in
     ``received``, and repeating would flood the queue with duplicates. An item being hashed
     (it shows progress) is in hand, not stalled; one started too often is failed instead."""
+    orphaned = requeue_orphaned(app, rt)
     cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
     with rt.db.sessions() as session:
         stalled = [
@@ -106,7 +112,19 @@ def requeue_stalled(app: Celery, rt: Runtime, older_than_seconds: float, done: s
     allowed = attempts.may_restart(rt, stalled)
     for item_id in allowed:
         start_pipeline(app, item_id)
-    return allowed
+    return [*orphaned, *allowed]
+
+
+def requeue_orphaned(app: Celery, rt: Runtime) -> list[str]:
+    """Queue again, from its first step, each item whose worker's lease ran out mid-step (the
+    worker died). Steps already done are skipped, so it carries on where the dead one stopped.
+    Its redelivered message may come first and take the step over instead; then the lease is
+    live again and this finds nothing. The lease is freed as the item is queued, so it is
+    queued once per death; one started too often is failed instead."""
+    requeued = [item_id for item_id in lease.expired(rt) if lease.free_expired(rt, item_id)]
+    for item_id in requeued:
+        start_pipeline(app, item_id)
+    return requeued
 
 
 def resume_interrupted(app: Celery, rt: Runtime) -> list[str]:
@@ -115,6 +133,8 @@ def resume_interrupted(app: Celery, rt: Runtime) -> list[str]:
     server, so at start nothing can legitimately be in progress."""
     with rt.db.sessions() as session:
         found = list(session.scalars(select(Item.id).where(Item.state.in_(attempts.ACTIVE))))
+    # Their leases name runs of the worker that stopped with the last server: none is live.
+    lease.free_all(rt, found)
     # An item interrupted every time it was started (it may be what kills the worker) is
     # failed here rather than started once more on every restart.
     allowed = attempts.may_restart(rt, found)

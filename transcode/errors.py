@@ -7,6 +7,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from evidence.vault import VaultUnavailable
+from transcode.fence import LeaseLost
 
 
 class MediaFailure(Exception):
@@ -23,8 +24,9 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     ConnectionError,
     TimeoutError,
 )
-# Left for the task to handle: retried (transient), or the task's own time limit.
-NOT_THE_STEPS: tuple[type[BaseException], ...] = (*TRANSIENT, SoftTimeLimitExceeded)
+# Left for the task to handle: retried (transient), the task's own time limit, or the step
+# taken over by another worker (this run stops and records nothing).
+NOT_THE_STEPS: tuple[type[BaseException], ...] = (*TRANSIENT, SoftTimeLimitExceeded, LeaseLost)
 
 
 def describe(error: BaseException) -> str:

@@ -8,6 +8,7 @@ from evidence import custody
 from evidence.custody.actions import Action
 from evidence.models import Case, Item, ItemState
 from evidence.runtime import Runtime
+from transcode import fence
 
 
 def subject(session: Session, item: Item) -> dict[str, str]:
@@ -28,7 +29,9 @@ def fail_in(session: Session, item: Item, reason: str) -> None:
 
 
 def fail(rt: Runtime, item_id: str, reason: str) -> None:
-    """The item cannot be processed: say why. Its original and hashes stay as they are."""
+    """The item cannot be processed: say why. Its original and hashes stay as they are.
+    Not by a run whose step was taken over (LeaseLost): the run now holding it decides."""
     with rt.db.transaction() as session:
         item = session.get_one(Item, item_id, with_for_update=True)
+        fence.guard(item)
         fail_in(session, item, reason)

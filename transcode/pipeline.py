@@ -25,7 +25,7 @@ from evidence.models import Derivative, DerivativeKind, Item, ItemState
 from evidence.runtime import Runtime
 from evidence.uploads.client_hash import NO_CLIENT_HASH
 from evidence.vault import ObjectExists, VaultError
-from transcode import archive, budget, ffmpeg, formats, probe, probe_child, recognise, sniff
+from transcode import archive, budget, fence, ffmpeg, formats, probe, probe_child, recognise, sniff
 from transcode.errors import NOT_THE_STEPS, MediaFailure, describe
 from transcode.failing import actor as _actor
 from transcode.failing import fail
@@ -85,13 +85,16 @@ def _progress_writer(rt: Runtime, item_id: str) -> Callable[[float], None]:
     last = [0.0]
 
     def write(percent: float) -> None:
+        # A run whose step was taken over stops here (ffmpeg with it) rather than at its end.
+        fence.check()
         now = time.monotonic()
         if now - last[0] < PROGRESS_EVERY and percent < 100:
             return
         last[0] = now
         with rt.db.transaction() as session:
-            item = session.get(Item, item_id)
+            item = session.get(Item, item_id, with_for_update=True)
             if item is not None:
+                fence.guard(item)
                 item.progress = round(min(max(percent, 0.0), 100.0), 1)
 
     return write
@@ -100,7 +103,7 @@ def _progress_writer(rt: Runtime, item_id: str) -> Callable[[float], None]:
 @contextmanager
 def _workdir(rt: Runtime) -> Iterator[Path]:
     rt.settings.effective_tmp_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=rt.settings.effective_tmp_dir, prefix="work-") as folder:
+    with tempfile.TemporaryDirectory(dir=rt.settings.effective_tmp_dir, prefix=fence.work_prefix()) as folder:
         yield Path(folder)
 
 
@@ -121,6 +124,7 @@ def _store_derivative(
     _put_once(rt, key, path)
     with rt.db.transaction() as session:
         item = session.get_one(Item, item_id, with_for_update=True)
+        fence.guard(item)
         exists = session.scalar(select(Derivative.id).where(Derivative.item_id == item_id, Derivative.kind == kind))
         if exists is not None:
             return
@@ -138,6 +142,7 @@ def _store_derivative(
 
 
 def _put_once(rt: Runtime, key: str, path: Path) -> None:
+    fence.check()  # a run whose step was taken over stores nothing more
     try:
         rt.vault.put_file(key, path)
     except ObjectExists:
@@ -280,6 +285,7 @@ def _hash(rt: Runtime, item: Item) -> bool:
         hashes, size = hash_stream(stream, rt.settings.hash_algorithms, lambda n: progress(100 * n / max(item.size, 1)))
     with rt.db.transaction() as session:
         item = session.get_one(Item, item_id, with_for_update=True)
+        fence.guard(item)
         if item.hashes.get("sha256"):
             return item.state == ItemState.PROCESSING
         subject = _subject(session, item)
@@ -392,6 +398,7 @@ def _route(
     """Record what the file is (``kind``, the media summary) and any warnings about it."""
     with rt.db.transaction() as session:
         row = session.get_one(Item, item.id, with_for_update=True)
+        fence.guard(row)
         row.kind, row.media = kind, summary or {}
         row.warnings = [*row.warnings, *[w for w in warnings or [] if w not in row.warnings]]
 
@@ -421,6 +428,7 @@ def validate_media(rt: Runtime, item_id: str) -> None:
             warnings.append(f"the decoder reported: {complaint}")
         with rt.db.transaction() as session:
             row = session.get_one(Item, item_id, with_for_update=True)
+            fence.guard(row)
             row.media = {**row.media, "validated": True, "decoded_frames": decoded}
             row.warnings = [*row.warnings, *[w for w in warnings if w not in row.warnings]]
             row.progress = None
@@ -560,6 +568,7 @@ def make_manifest(rt: Runtime, item_id: str) -> None:
         if warnings:
             with rt.db.transaction() as session:
                 row = session.get_one(Item, item_id, with_for_update=True)
+                fence.guard(row)
                 row.warnings = [*row.warnings, *[w for w in warnings if w not in row.warnings]]
 
     _media_step(rt, item_id, manifest, "listing the archive")
@@ -584,4 +593,5 @@ def finish_item(rt: Runtime, item_id: str) -> None:
     with rt.db.transaction() as session:
         item = session.get(Item, item_id, with_for_update=True)
         if item is not None and item.state == ItemState.PROCESSING:
+            fence.guard(item)
             item.state, item.progress = ItemState.READY, 100.0

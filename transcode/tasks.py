@@ -7,6 +7,11 @@ a step is a ValueError at import; its queue is routed by the app), late acknowle
 for transient failures only, and a failure handler that settles the item: whatever ends a
 task without settling its item (retries exhausted, the time limit, an error no step
 expected) fails the item with a plain reason, so nothing is left ``processing`` for ever.
+
+Each run holds the item's lease (:mod:`transcode.lease`) for as long as its step runs. A
+delivery that is not needed (a live worker holds the item, or the item is settled) and a
+run whose step was taken over are acknowledged without going on: Celery's ``Ignore``, which
+also keeps a chain's later steps from being queued a second time.
 """
 
 from __future__ import annotations
@@ -17,12 +22,14 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Task, shared_task
+from celery.exceptions import Ignore
 
 from evidence.runtime import Runtime
-from transcode import attempts, pipeline
+from transcode import lease, pipeline
 from transcode.app import EvidenceCelery
 from transcode.errors import TRANSIENT, describe
 from transcode.failing import fail
+from transcode.fence import Lease, LeaseLost
 from transcode.steps import Step
 
 log = logging.getLogger(__name__)
@@ -60,20 +67,36 @@ def step(*, max_retries: int = 8, starts: bool = False) -> Callable[[StepTask], 
     """Register a function named after a :class:`Step` as that step's task.
 
     ``starts``: the task begins an item's processing, so every delivery of it counts as a
-    start (a retry after a transient error does not). Any step delivered again after its
-    worker was lost (the broker marks it redelivered) counts as a start too: an item that
-    kills its worker each time cannot come back for ever."""
+    start (a retry after a transient error does not). Taking over the step of a worker that
+    died (its lease ran out) counts as a start too: an item that kills its worker each time
+    cannot come back for ever. A copy delivered while a live worker holds the item is
+    dropped and counts for nothing."""
 
     def register(function: StepTask) -> ItemTask:
         which = Step(function.__name__)
 
         @functools.wraps(function)
-        def counted(self: ItemTask, item_id: str) -> None:
-            redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
-            fresh = starts and self.request.retries == 0
-            if (fresh or redelivered) and not attempts.start(self.runtime(), item_id):
-                return
-            function(self, item_id)
+        def leased(self: ItemTask, item_id: str) -> None:
+            rt = self.runtime()
+            run = Lease(item_id, which)
+            outcome = lease.claim(rt, run, counts_as_start=starts and self.request.retries == 0)
+            if outcome.claim is lease.Claim.HELD:
+                log.info("%s for item %s dropped: %s holds its %s step until %s", which.task, item_id, outcome.holder,
+                         outcome.step, outcome.until)
+                raise Ignore()
+            if outcome.claim in (lease.Claim.SETTLED, lease.Claim.EXHAUSTED):
+                raise Ignore()
+            if outcome.claim is lease.Claim.TAKEN_OVER and outcome.holder:
+                removed = lease.remove_work_of(rt.settings.effective_tmp_dir, outcome.holder)
+                log.warning("%s for item %s takes over from %s, whose lease on its %s step ran out at %s"
+                            " (%d working folder(s) it left removed)", which.task, item_id, outcome.holder, outcome.step,
+                            outcome.until, removed)
+            try:
+                with lease.kept(rt, run):
+                    function(self, item_id)
+            except LeaseLost as lost:
+                log.warning("%s for item %s stops, recording nothing: %s", which.task, item_id, lost)
+                raise Ignore() from None
 
         return shared_task(
             name=which.task,
@@ -86,7 +109,7 @@ def step(*, max_retries: int = 8, starts: bool = False) -> Callable[[StepTask], 
             retry_backoff_max=300,
             retry_jitter=True,
             max_retries=max_retries,
-        )(counted)
+        )(leased)
 
     return register
 

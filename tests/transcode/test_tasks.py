@@ -1,6 +1,7 @@
 """The Celery tasks as a worker runs them: registered under the names queued messages carry,
-each start of an item counted (and a redelivery after a lost worker too), the next steps queued
-on the real embedded broker as a chain, and every way a task can end settling its item.
+each start of an item counted (and a takeover from a dead worker too), a copy delivered while a
+live worker holds the item dropped, the next steps queued on the real embedded broker as a
+chain, and every way a task can end settling its item.
 
 A task runs here as the worker's tracer runs it: its request (retries, delivery info) pushed on
 the task, then its body called; the broker and the database are real."""
@@ -10,27 +11,37 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from celery import Celery
+from celery.exceptions import Ignore
 from sqlalchemy.exc import OperationalError
 
 from evidence.custody.actions import Action
-from evidence.models import ItemState
+from evidence.models import ItemState, utcnow
 from evidence.settings import Settings
 from tests.transcode.conftest import MakeItem, actions, item, messages, queued
 from transcode import tasks
 from transcode.app import EvidenceCelery, make_celery
 from transcode.attempts import exhausted_reason
 from transcode.errors import TRANSIENT
+from transcode.fence import LeaseLost
 from transcode.steps import INGEST, TRANSCODE, Step
 from transcode.tasks import ItemTask, step
 
 # kombu's SQLAlchemy transport declares its models with `noload`, deprecated in SQLAlchemy 2.1.
 pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated:DeprecationWarning")
 HASHED = {"sha256": "ab" * 32}
+DEAD = "worker-7.force.internal:4242:0123456789abcdef"  # a worker gone without a word
+
+
+def lease_of(seconds_left: float, holder: str = DEAD) -> dict[str, Any]:
+    """An item's lease columns: held by ``holder``, ending ``seconds_left`` from now."""
+    return {"lease_holder": holder, "lease_step": Step.MAKE_PROXY.value,
+            "lease_expires_at": utcnow() + timedelta(seconds=seconds_left)}
 
 
 def task(app: Celery, which: Step) -> ItemTask:
@@ -82,26 +93,79 @@ def test_the_first_step_counts_a_start_and_queues_the_probe(app: EvidenceCelery,
     assert queued(app) == [("evidence.probe_original", [item_id])]
 
 
-def test_a_redelivered_step_counts_as_a_start(app: EvidenceCelery, make_item: MakeItem) -> None:
-    item_id = make_item(ItemState.PROCESSING, hashes=HASHED, attempts=1)
+def test_taking_over_the_step_of_a_dead_worker_counts_as_a_start(app: EvidenceCelery, make_item: MakeItem) -> None:
+    item_id = make_item(ItemState.PROCESSING, hashes=HASHED, attempts=1, **lease_of(-1))
     rt = app.runtime()
     run(app, Step.FINISH_ITEM, item_id, redelivered=True)
-    assert (item(rt, item_id).attempts, item(rt, item_id).state) == (2, ItemState.READY)
+    done = item(rt, item_id)
+    assert (done.attempts, done.state) == (2, ItemState.READY)
+    assert (done.lease_holder, done.lease_step, done.lease_expires_at) == (None, None, None)  # given up at the end
 
-    # Delivered the first time, a later step is part of the start that queued it.
-    second = make_item(ItemState.PROCESSING, hashes=HASHED, attempts=1)
-    run(app, Step.FINISH_ITEM, second)
-    assert (item(rt, second).attempts, item(rt, second).state) == (1, ItemState.READY)
+    # Delivered again with the lease free (its run finished, or died before taking it), a
+    # later step is part of the start that queued it, whether or not the broker says redelivered.
+    for redelivered in (False, True):
+        second = make_item(ItemState.PROCESSING, hashes=HASHED, attempts=1)
+        run(app, Step.FINISH_ITEM, second, redelivered=redelivered)
+        assert (item(rt, second).attempts, item(rt, second).state) == (1, ItemState.READY)
+
+
+def test_a_copy_delivered_while_a_live_worker_holds_the_item_is_dropped(
+    app: EvidenceCelery, make_item: MakeItem, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis redelivers a task still running once its visibility timeout passes: the copy is
+    acknowledged (Ignore) and does nothing, not even count a start or queue the next step."""
+    live = "worker-1.force.internal:1000:fedcba9876543210"
+    item_id = make_item(ItemState.PROCESSING, hashes=HASHED, attempts=1, **lease_of(30, live))
+    rt = app.runtime()
+    with caplog.at_level(logging.INFO, logger="transcode.tasks"), pytest.raises(Ignore):
+        run(app, Step.HASH_ORIGINAL, item_id, redelivered=True)
+    held = item(rt, item_id)
+    assert (held.attempts, held.state, held.lease_holder) == (1, ItemState.PROCESSING, live)
+    assert queued(app) == []
+    assert f"evidence.hash_original for item {item_id} dropped: {live} holds its make_proxy step" in caplog.text
+
+
+def test_a_run_whose_step_was_taken_over_commits_nothing(app: EvidenceCelery, make_item: MakeItem) -> None:
+    """The lease passes to another worker while this run is still at work (it stalled past its
+    lease): its result, here the item made ready, is not committed, and the task ends quietly."""
+    item_id = make_item(ItemState.PROCESSING, hashes=HASHED, attempts=1)
+    rt = app.runtime()
+    finish = task(app, Step.FINISH_ITEM)
+    original = tasks.pipeline.finish_item
+
+    def stalled_then_finish(runtime: Any, which: str) -> None:
+        with rt.db.transaction() as session:  # meanwhile, the step is taken over
+            from evidence.models import Item
+
+            session.get_one(Item, which).lease_holder = "worker-2.force.internal:77:aaaaaaaaaaaaaaaa"
+        with pytest.raises(LeaseLost):
+            original(runtime, which)
+        raise LeaseLost("as the pipeline raises it")
+
+    tasks.pipeline.finish_item = stalled_then_finish  # type: ignore[assignment]  # the stall is the test
+    try:
+        finish.push_request(args=[item_id], retries=0, delivery_info={})
+        with pytest.raises(Ignore):
+            finish.run(item_id)
+    finally:
+        finish.pop_request()
+        tasks.pipeline.finish_item = original
+    assert item(rt, item_id).state == ItemState.PROCESSING
+    assert item(rt, item_id).lease_holder == "worker-2.force.internal:77:aaaaaaaaaaaaaaaa"  # not released by the loser
+    assert actions(rt, item_id) == []
 
 
 def test_an_item_whose_worker_dies_every_time_is_failed_not_run_again(app: EvidenceCelery, make_item: MakeItem) -> None:
     limit = app.settings.max_processing_attempts
-    item_id = make_item(ItemState.PROCESSING, hashes=HASHED, attempts=limit)
+    item_id = make_item(ItemState.PROCESSING, hashes=HASHED, attempts=limit, **lease_of(-1))
     rt = app.runtime()
-    run(app, Step.MAKE_PROXY, item_id, redelivered=True)
+    with pytest.raises(Ignore):
+        run(app, Step.MAKE_PROXY, item_id, redelivered=True)
     assert item(rt, item_id).state == ItemState.FAILED
     assert item(rt, item_id).reason == exhausted_reason(limit)
-    run(app, Step.HASH_ORIGINAL, item_id, redelivered=True)
+    assert item(rt, item_id).lease_holder is None
+    with pytest.raises(Ignore):
+        run(app, Step.HASH_ORIGINAL, item_id, redelivered=True)
     assert queued(app) == []
     assert actions(rt, item_id) == [Action.ITEM_FAILED]
 
@@ -144,7 +208,8 @@ def test_nothing_is_queued_for_a_file_kept_as_it_is_but_its_finish(app: Evidence
 
 def test_the_probe_of_a_settled_item_queues_nothing(app: EvidenceCelery, make_item: MakeItem) -> None:
     item_id = make_item(ItemState.FAILED, hashes=HASHED, kind="video")
-    run(app, Step.PROBE_ORIGINAL, item_id)
+    with pytest.raises(Ignore):  # acknowledged, and no chain carried on
+        run(app, Step.PROBE_ORIGINAL, item_id)
     assert messages(app) == [] and messages(app, TRANSCODE) == []
 
 
