@@ -8,13 +8,11 @@ bench itself.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from typing import Any, Protocol
 
 import requests
 
-TUS_HEADERS = {"Tus-Resumable": "1.0.0"}
+from bench.rawtus import TIMEOUT, TUS_HEADERS, create, offset, patch, sha1_header
 
 
 class TusTarget(Protocol):
@@ -41,40 +39,21 @@ def upload_id(upload_url: str) -> str:
     return upload_url.rstrip("/").rsplit("/", 1)[-1]
 
 
-def encode_metadata(metadata: dict[str, str]) -> str:
-    return ",".join(f"{key} {base64.b64encode(value.encode()).decode()}" for key, value in metadata.items())
-
-
 def probe_checksum(target: TusTarget) -> dict[str, Any]:
     """Whether the server implements the checksum extension: what it advertises, and what it
     does with a chunk whose ``Upload-Checksum`` is wrong (460 and nothing stored, or taken)."""
-    headers = {**TUS_HEADERS, **target.headers}
     with requests.Session() as session:
-        options = session.options(target.files_url, headers=headers, timeout=30)
+        options = session.options(target.files_url, headers={**TUS_HEADERS, **target.headers}, timeout=TIMEOUT)
         extensions = [e.strip() for e in options.headers.get("Tus-Extension", "").split(",") if e.strip()]
         chunk = b"evidence bench checksum probe\n"
-        created = session.post(
-            target.files_url,
-            headers={**headers, "Upload-Length": str(len(chunk)),
-                     "Upload-Metadata": encode_metadata(target.metadata("checksum-probe.txt", ""))},
-            timeout=30,
-        )
-        created.raise_for_status()
-        url = requests.compat.urljoin(target.files_url, created.headers["Location"])
-        wrong = base64.b64encode(hashlib.sha1(b"not these bytes", usedforsecurity=False).digest()).decode()
-        patched = session.patch(
-            url,
-            data=chunk,
-            headers={**headers, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream",
-                     "Upload-Checksum": f"sha1 {wrong}"},
-            timeout=30,
-        )
-        offset = session.head(url, headers=headers, timeout=30).headers.get("Upload-Offset")
+        url = create(session, target.files_url, target.headers, len(chunk), target.metadata("checksum-probe.txt", ""))
+        answer, _ = patch(session, url, target.headers, 0, chunk, sha1_header(b"not these bytes"))
+        after = offset(session, url, target.headers)
     return {
         "advertised": "checksum" in extensions,
         "tus_extensions": extensions,
-        "wrong_checksum_status": patched.status_code,
-        "offset_after_wrong_checksum": int(offset) if offset is not None else None,
+        "wrong_checksum_status": answer.status_code,
+        "offset_after_wrong_checksum": after,
         # Verified: the wrong chunk was refused with 460 and none of it counted.
-        "verified": patched.status_code == 460 and offset == "0",
+        "verified": answer.status_code == 460 and after == 0,
     }

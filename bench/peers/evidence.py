@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import requests
@@ -16,13 +16,15 @@ from bench.peers import upload_id
 from tests.support.server import Server
 
 CASE = "OP-BENCH"
+Reader = Callable[[str], tuple[str, int]]  # upload id -> SHA-256 and length of its stored original
 
 
 class EvidenceTarget:
     name = "evidence"
 
-    def __init__(self, server: Server, token: str) -> None:
+    def __init__(self, server: Server, token: str, read_original: Reader | None = None) -> None:
         self.server = server
+        self.read_original = read_original or self._read_file
         self.files_url = server.url + "/files/"
         self.headers = {"Authorization": f"Bearer {token}"}
         self.pid = server.pid
@@ -35,19 +37,22 @@ class EvidenceTarget:
         recorded = requests.get(f"{self.server.url}/api/v1/uploads/{found}", headers=self.headers, timeout=30)
         if recorded.status_code != 200 or not recorded.json().get("finished") or not recorded.json().get("item"):
             raise BenchFailed(f"the server did not record the finished upload {found}: {recorded.text[:300]}")
-        return sha256_file(self.originals / found)
+        return self.read_original(found)
 
-    @property
-    def originals(self) -> Path:
-        return self.server.data_dir / "vault" / "originals"
+    def _read_file(self, upload: str) -> tuple[str, int]:
+        return sha256_file(self.server.data_dir / "vault" / "originals" / upload)
 
     def log_tail(self) -> str:
         return self.server.log.read_text(errors="replace")[-3000:] if self.server.log.exists() else ""
 
 
 @contextlib.contextmanager
-def evidence_server(work: Path, env: dict[str, str] | None = None, label: str = "evidence") -> Iterator[EvidenceTarget]:
-    """A new server in a folder of its own under ``work``, stopped and removed afterwards."""
+def evidence_server(
+    work: Path, env: dict[str, str] | None = None, label: str = "evidence", read_original: Reader | None = None
+) -> Iterator[EvidenceTarget]:
+    """A new server in a folder of its own under ``work``, stopped and removed afterwards.
+    ``env`` sets its storage (the file store in its data dir unless told otherwise), and
+    ``read_original`` hashes an upload's original from there (SHA-256, length)."""
     root = Path(tempfile.mkdtemp(prefix=f"{label}-", dir=work))
     server = Server(root, env)
     try:
@@ -57,7 +62,7 @@ def evidence_server(work: Path, env: dict[str, str] | None = None, label: str = 
             server.case(CASE)
         except (RuntimeError, AssertionError) as error:  # tests.support's ways of saying so
             raise BenchFailed(f"could not start {label}: {error}") from error
-        yield EvidenceTarget(server, token)
+        yield EvidenceTarget(server, token, read_original)
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)

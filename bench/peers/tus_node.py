@@ -27,7 +27,8 @@ from typing import IO, Any
 import requests
 
 from bench.measure import BenchFailed, err, sha256_file
-from bench.peers import TUS_HEADERS, upload_id
+from bench.peers import upload_id
+from bench.rawtus import TUS_HEADERS
 
 SOURCE = Path(__file__).with_name("tus-node")  # package.json, package-lock.json, server.mjs
 START_TIMEOUT = 30.0
