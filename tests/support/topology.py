@@ -19,7 +19,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -89,10 +88,10 @@ class Topology:
             shutil.rmtree(self.logs)
         self.logs.mkdir(parents=True)
         self._init_postgres()
-        self.postgres.start(self._postgres_ready, timeout=60)
+        self.postgres.start(self.postgres_ready, timeout=60)
         with psycopg.connect(self._admin_url(), autocommit=True) as connection:
             connection.execute("CREATE DATABASE evidence")
-        self.redis.start(self._redis_ready, timeout=30)
+        self.redis.start(self.redis_ready, timeout=30)
         self._start_ceph()
         # The operator's set-up, before any node runs: migrations, keys, accounts, the case.
         self.officer = self.cli("users", "add", OFFICER, "--role", "officer").stdout.strip()
@@ -201,16 +200,6 @@ class Topology:
         subprocess.run([str(CEPH), "start-gateway", str(self.ceph.state)], check=True, timeout=180,
                        env={**os.environ, "PYTHON": shutil.which("python3") or "python3"})
 
-    def restart_postgres(self, down_for: float) -> None:
-        self.postgres.stop()  # SIGINT: PostgreSQL's fast shutdown, every session cut
-        time.sleep(down_for)
-        self.postgres.start(self._postgres_ready, timeout=60)
-
-    def restart_redis(self, down_for: float) -> None:
-        self.redis.stop()
-        time.sleep(down_for)
-        self.redis.start(self._redis_ready, timeout=30)
-
     # -- what the checks read -------------------------------------------------------------
 
     def s3_client(self) -> Any:
@@ -272,14 +261,14 @@ class Topology:
     def _admin_url(self) -> str:
         return f"postgresql://{PG_USER}@127.0.0.1:{self.pg_port}/postgres"
 
-    def _postgres_ready(self) -> bool:
+    def postgres_ready(self) -> bool:
         try:
             psycopg.connect(self._admin_url(), connect_timeout=2).close()
         except psycopg.OperationalError:
             return False
         return True
 
-    def _redis_ready(self) -> bool:
+    def redis_ready(self) -> bool:
         try:
             return bool(redis.Redis(port=self.redis_port, socket_timeout=2).ping())
         except redis.RedisError:

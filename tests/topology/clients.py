@@ -116,15 +116,17 @@ def _with_retries(action: Callable[[], str], retries: int) -> str:
     raise AssertionError("unreachable")
 
 
-def upload_many(topology: Topology, paths: list[Path], rate: float, on_start: Callable[[], None] | None = None,
+def upload_many(topology: Topology, paths: list[Path], rate: float,
+                meanwhile: Callable[[list[Future[str]]], None] | None = None,
                 chunk_size: int = 512 * 1024) -> dict[Path, str]:
-    """Uploads every file at once (one thread each); ``on_start`` runs meanwhile, in this
-    thread (the fault). Returns {path: item id}; any client that gave up fails the test."""
+    """Uploads every file at once (one thread each) while ``meanwhile`` (the fault) runs in
+    this thread, given the uploads' futures. Returns {path: item id}; a client that gave up
+    fails the test."""
     uploads = [Upload(path, sha256_of(path)) for path in paths]
     with ThreadPoolExecutor(len(uploads)) as pool:
         futures: list[Future[str]] = [pool.submit(u.run, topology, rate, chunk_size) for u in uploads]
-        if on_start is not None:
-            on_start()
+        if meanwhile is not None:
+            meanwhile(futures)
         urls = [future.result() for future in futures]
     return {upload.path: item_of(topology, url) for upload, url in zip(uploads, urls, strict=True)}
 
