@@ -10,8 +10,8 @@ from typing import Literal
 
 import anyio
 from celery import Celery
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
@@ -19,20 +19,18 @@ from evidence import custody, migrate
 from evidence.accounts import websessions
 from evidence.custody import ledger
 from evidence.custody.disclosure import Internals
-from evidence.errors import EvidenceError
+from evidence.http import answers
 from evidence.http.access_log import AccessLog, LinkIds
 from evidence.http.api import accounts, audit, cases, links, uploads
 from evidence.http.lease import AdvisoryLease, FileLease, Lease
 from evidence.http.limits import HeaderLimitMiddleware, HeaderLimits
-from evidence.http.outage import CANDIDATES, RETRY_AFTER_SECONDS, Outage, TusOutageGuard, outage_of
+from evidence.http.outage import TusOutageGuard, outage_of
 from evidence.http.pages import audit as audit_pages
 from evidence.http.pages import cases as case_pages
 from evidence.http.pages import items as item_pages
 from evidence.http.pages import login as login_pages
 from evidence.http.pages import oidc as oidc_pages
 from evidence.http.pages.jobs import VerifyJobs
-from evidence.http.pages.render import page
-from evidence.http.pages.session import SignInRequired, sign_in_url
 from evidence.http.readiness import Readiness, check_all
 from evidence.http.reviewer import routes as reviewer
 from evidence.http.views import View
@@ -106,30 +104,7 @@ def create_app(settings: Settings, *, resume_on_start: bool = True) -> FastAPI:
     # own access log, which prints tokens, is off in `evidence serve`).
     app.add_middleware(AccessLog, link_of=LinkIds(lambda token: _link_id(link_keys, token)))
 
-    @app.exception_handler(EvidenceError)
-    async def _evidence_error(request: Request, error: EvidenceError) -> Response:
-        if isinstance(error, SignInRequired):
-            return RedirectResponse(sign_in_url(error.next_path, "expired" if "expired" in error.message else ""),
-                                    status_code=303)
-        # RFC 6750: a 401 says which scheme would be accepted; RFC 9110: a 503, when to come back.
-        headers = {"WWW-Authenticate": 'Bearer realm="evidence"'} if error.status == 401 else \
-            {"Retry-After": str(RETRY_AFTER_SECONDS)} if error.status == 503 else None
-        if _wants_page(request):
-            titles = {403: "Not allowed", 404: "Not found", 401: "Sign in again", 503: "Temporarily unavailable"}
-            return page("error.html", status=error.status, title=titles.get(error.status, "Something went wrong"),
-                        message=error.message, headers=headers)
-        return JSONResponse({"error": error.message}, status_code=error.status, headers=headers)
-
-    async def _dependency_down(request: Request, error: Exception) -> Response:
-        outage = outage_of(error)
-        if outage is None:
-            raise error  # not an outage: a bug, answered as one (500) and logged with its traceback
-        log.warning("%s %s: %s is down (%s)", request.method, request.url.path, outage.dependency,
-                    type(error).__name__)
-        return _unavailable(request, outage)
-
-    for kind in CANDIDATES:
-        app.add_exception_handler(kind, _dependency_down)
+    answers.install(app)
 
     @app.get("/healthz", summary="Liveness (no authentication)")
     def healthz() -> Health:
@@ -164,15 +139,6 @@ def create_app(settings: Settings, *, resume_on_start: bool = True) -> FastAPI:
     # A dependency down under a tus request is answered the tus way (503, Retry-After).
     app.mount("/files", TusOutageGuard(tus))
     return app
-
-
-def _unavailable(request: Request, outage: Outage) -> Response:
-    if _wants_page(request):
-        return page("error.html", status=503, title="Temporarily unavailable", message=outage.message,
-                    headers=outage.headers)
-    if request.url.path.startswith("/s/") and "text/html" in request.headers.get("accept", ""):
-        return reviewer.unavailable(outage.headers)
-    return JSONResponse({"error": outage.message}, status_code=503, headers=outage.headers)
 
 
 def upkeep_lease(rt: Runtime) -> Lease:
@@ -247,13 +213,6 @@ async def _maintain(rt: Runtime, tus: TusApp, celery: Celery, lease: Lease) -> N
 def _purge_sessions(rt: Runtime) -> None:
     with rt.db.transaction() as session:
         websessions.purge(session)
-
-
-def _wants_page(request: Request) -> bool:
-    """A person's browser on a page (not a script's fetch): errors come as a page."""
-    path = request.url.path
-    return path.startswith("/app/") and not path.startswith(("/app/fragments/", "/app/uploads/", "/app/audit/jobs/")) \
-        and "text/html" in request.headers.get("accept", "")
 
 
 def _link_id(keys: KeyRing, token: str) -> str | None:

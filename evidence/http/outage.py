@@ -27,6 +27,7 @@ from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 from sqlalchemy import exc as sql
+from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
@@ -97,10 +98,17 @@ def _direct(error: BaseException) -> Dependency | None:
     return None
 
 
+def tus_unavailable(outage: Outage, method: str) -> Response:
+    """The answer under ``/files/``: as the tus handler answers its own errors (plain text,
+    ``Tus-Resumable``), so tus clients retry and then ask for the offset (HEAD)."""
+    body = "" if method == "HEAD" else outage.message + "\n"
+    return PlainTextResponse(body, 503, headers={"Tus-Resumable": "1.0.0", "Cache-Control": "no-store",
+                                                 **outage.headers})
+
+
 class TusOutageGuard:
-    """Wraps the tus app: a dependency that fails under a tus request is answered as the
-    tus handler answers its own errors (plain text, ``Tus-Resumable``), with 503 and
-    ``Retry-After``, so tus clients retry and then ask for the offset (HEAD)."""
+    """Wraps the tus app, for what fails outside its routes (whose errors the app's own
+    handlers answer, with :func:`tus_unavailable` too)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -125,9 +133,4 @@ class TusOutageGuard:
                 raise
             log.warning("tus %s %s: %s is down (%s)", scope.get("method"), scope.get("path"), outage.dependency,
                         type(error).__name__)
-            body = ("" if scope.get("method") == "HEAD" else outage.message + "\n").encode()
-            headers = [(b"tus-resumable", b"1.0.0"), (b"cache-control", b"no-store"),
-                       (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
-                       (b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
-            await send({"type": "http.response.start", "status": 503, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            await tus_unavailable(outage, str(scope.get("method")))(scope, receive, send)
