@@ -15,6 +15,7 @@ from pathlib import Path
 import anyio
 
 from transfer.info import UploadInfo
+from transfer.store import Checkpoints
 
 COPY_BLOCK = 8 * 1024 * 1024
 
@@ -41,20 +42,33 @@ class FileStore:
 
         await anyio.to_thread.run_sync(create)
 
-    async def write_chunk(self, info: UploadInfo, source: AsyncIterator[bytes]) -> int:
+    async def write_chunk(
+        self, info: UploadInfo, source: AsyncIterator[bytes], checkpoints: Checkpoints | None = None
+    ) -> int:
+        start = info.offset
         fd = await anyio.to_thread.run_sync(self._open_at, info)
-        written = 0
+        written = synced = 0
         try:
             async for block in source:
                 await anyio.to_thread.run_sync(_write_all, fd, block)
                 written += len(block)
+                if checkpoints is not None and written - synced >= checkpoints.every:
+                    await anyio.to_thread.run_sync(os.fdatasync, fd)
+                    # Counted as kept before the offset is recorded: should recording fail
+                    # after all, the bytes past the registry's offset are dropped when the
+                    # next chunk opens the file.
+                    synced = written
+                    await checkpoints.record(synced)
         except BaseException:
-            # A refused chunk (failed checksum, too long) counts for nothing: drop its bytes.
-            await anyio.to_thread.run_sync(os.ftruncate, fd, info.offset)
+            # A refused chunk (failed checksum, too long) counts for nothing since its last
+            # checkpoint: drop those bytes.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(os.ftruncate, fd, start + synced)
             raise
         finally:
             # What reached the file is made durable before the caller records the offset.
-            await anyio.to_thread.run_sync(_sync_close, fd)
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(_sync_close, fd)
         return written
 
     def _open_at(self, info: UploadInfo) -> int:

@@ -39,7 +39,7 @@ from transfer.headers import (
 from transfer.hooks import Authorizer, Hooks
 from transfer.info import UploadInfo
 from transfer.lock import Locker
-from transfer.store import Registry, Store
+from transfer.store import Checkpoints, Registry, Store
 
 __all__ = ["Authorizer", "Hooks", "TusApp", "TusConfig"]
 
@@ -55,6 +55,9 @@ class TusConfig:
     max_lifetime: timedelta | None = None
     # Upload-Concat: final names at most this many partial uploads.
     max_partials: int = 1000
+    # A chunk without Upload-Checksum makes its progress durable and recorded after about
+    # this many bytes each time, so a crash in a long PATCH loses at most this much.
+    checkpoint_bytes: int = 64 * 1024 * 1024
 
     @property
     def lifetimes(self) -> Expiry:
@@ -335,17 +338,28 @@ class TusApp:
         await self._store(info, body, partial_ok=checksum is None)
 
     async def _store(self, info: UploadInfo, blocks: AsyncIterator[bytes], partial_ok: bool = True) -> None:
+        """Write ``blocks`` at the upload's offset and record what was kept. A chunk that
+        may count in part (no checksum) also records its progress as it streams."""
+        start = info.offset
+
+        async def record(stored: int) -> None:
+            # Under the upload's lock (held by the caller), like every offset change.
+            info.offset = start + stored
+            self._touch(info)
+            await anyio.to_thread.run_sync(self.registry.save, info)
+
+        checkpoints = Checkpoints(self.config.checkpoint_bytes, record) if partial_ok else None
         try:
-            written = await self.store.write_chunk(info, blocks)
+            written = await self.store.write_chunk(info, blocks, checkpoints)
         except errors.StorageUnavailable as error:
             # The store reports what it did manage to keep; record exactly that, unless the
             # chunk carried a checksum: then a part of it is unverified and counts for nothing.
-            if partial_ok and error.written:
-                info.offset += error.written
+            if partial_ok and start + error.written > info.offset:
+                info.offset = start + error.written
                 await anyio.to_thread.run_sync(self.registry.save, info)
             error.headers["Upload-Offset"] = str(info.offset)
             raise
-        info.offset += written
+        info.offset = start + written
         self._touch(info)
         await anyio.to_thread.run_sync(self.registry.save, info)
 

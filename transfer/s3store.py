@@ -23,8 +23,8 @@ Failure semantics of :meth:`S3Store.write_chunk` (what the handler must do):
   ``source`` that state covers (0 when nothing new was committed; never negative).
   The handler adds ``written`` to ``info.offset``, saves ``info``, then answers 503.
 - any other exception (from ``source``, e.g. a checksum or disconnect error it raises, or
-  :class:`~transfer.errors.TooLarge`): ``info.store_state`` is left as it was on entry and
-  nothing of this call counts. A handler that wants to keep the bytes of a client that went
+  :class:`~transfer.errors.TooLarge`): ``info.store_state`` is left as it was at the last
+  checkpoint (on entry, when there was none) and nothing of this call after that counts. A handler that wants to keep the bytes of a client that went
   away must end the iterator rather than raise from it.
 """
 
@@ -43,6 +43,7 @@ import anyio.to_thread
 from transfer.errors import StorageUnavailable, TooLarge
 from transfer.info import UploadInfo
 from transfer.s3api import BotoS3, NoSuchUpload, Part, S3Api, S3Unavailable, StaleUpload
+from transfer.store import Checkpoints
 
 MiB = 1024 * 1024
 MIN_PART_SIZE = 5 * MiB  # S3's floor for every part but the last
@@ -222,16 +223,19 @@ class S3Store:
             state.part_size = choose_part_size(self.part_size, size, self.max_size)
             info.store_state = state.dump()
 
-    async def write_chunk(self, info: UploadInfo, source: AsyncIterator[bytes]) -> int:
+    async def write_chunk(
+        self, info: UploadInfo, source: AsyncIterator[bytes], checkpoints: Checkpoints | None = None
+    ) -> int:
         entry = _State.load(info.store_state)
-        if entry.total != info.offset:
+        start = info.offset
+        if entry.total != start:
             raise RuntimeError(
-                f"upload {info.id}: store_state covers {entry.total} bytes but offset is {info.offset}"
+                f"upload {info.id}: store_state covers {entry.total} bytes but offset is {start}"
             )
-        limit = (self.max_size if info.size is None else info.size) - info.offset
+        limit = (self.max_size if info.size is None else info.size) - start
         state = copy.deepcopy(entry)
         writer = _PartWriter(self.api, info.storage_key, state, self.tmp_dir)
-        received = 0
+        received = recorded = 0
         try:
             try:
                 async for piece in source:
@@ -243,8 +247,13 @@ class S3Store:
                         await self._refill(writer, info, state.pending)
                     received += len(piece)
                     await writer.feed(piece)
+                    # Completed parts are durable in S3; what the writer still holds is not.
+                    if checkpoints is not None and state.total - start - recorded >= checkpoints.every:
+                        recorded = state.total - start
+                        info.store_state = state.dump()
+                        await checkpoints.record(recorded)
                 if received:
-                    if info.size is not None and info.offset + received == info.size:
+                    if info.size is not None and start + received == info.size:
                         await writer.upload_rest_as_part()
                     else:
                         await writer.park_rest(self._pending_key(info))
@@ -253,11 +262,11 @@ class S3Store:
                 # overwritten as the very last step); keep the one that covers more.
                 committed = state if state.total >= entry.total else entry
                 info.store_state = committed.dump()
-                raise StorageUnavailable(written=committed.total - info.offset) from exc
+                raise StorageUnavailable(written=committed.total - start) from exc
         finally:
             writer.close()
         info.store_state = state.dump()
-        return state.total - info.offset
+        return state.total - start
 
     async def _refill(self, writer: _PartWriter, info: UploadInfo, length: int) -> None:
         """Put the pending object's first ``length`` bytes back in front of the stream."""

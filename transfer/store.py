@@ -11,23 +11,46 @@ application (a database in this project), so any server process can take any chu
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from transfer.info import UploadInfo
 
 
+@dataclass(frozen=True)
+class Checkpoints:
+    """How a long chunk keeps its progress while it streams, so that a crash in the middle
+    of a PATCH of gigabytes loses at most ``every`` bytes (tus-js-client sends a whole file
+    in one PATCH by default).
+
+    After about every ``every`` bytes the store makes what it has durable (an fdatasync, a
+    completed S3 part), updates ``info.store_state`` to match, then awaits ``record(n)``:
+    the first ``n`` bytes of the source are durably stored. The handler saves the offset
+    then; from that moment those bytes count whatever happens next in the chunk."""
+
+    every: int
+    record: Callable[[int], Awaitable[None]]
+
+
 class Store(Protocol):
     async def create(self, info: UploadInfo) -> None:
         """Prepare the backend for a new upload; may fill ``info.store_state``."""
 
-    async def write_chunk(self, info: UploadInfo, source: AsyncIterator[bytes]) -> int:
+    async def write_chunk(
+        self, info: UploadInfo, source: AsyncIterator[bytes], checkpoints: Checkpoints | None = None
+    ) -> int:
         """Append ``source`` at ``info.offset`` and return how many bytes are now stored.
 
         The store must keep every byte it reports, even when ``source`` ends early (the
         client went away), and must report nothing it has not stored durably. It may
         update ``info.store_state``; the handler persists it with the new offset.
+
+        Without ``checkpoints`` (a chunk that must verify whole first) nothing of the chunk
+        counts when ``source`` raises. With them, what was recorded at the last checkpoint
+        is kept, and nothing after it. Counts are always from the start of ``source``:
+        ``info.offset`` as it was when the call began.
         """
 
     async def finish(self, info: UploadInfo) -> None:

@@ -28,5 +28,6 @@ def build_tus(rt: Runtime) -> tuple[TusApp, UploadHooks]:
         tmp_dir=settings.effective_tmp_dir,
         max_lifetime=timedelta(hours=settings.upload_max_lifetime_hours),
         max_partials=settings.max_concat_partials,
+        checkpoint_bytes=settings.upload_checkpoint_bytes,
     )
     return TusApp(rt.vault.tus_store(), registry, locker, hooks, config), hooks

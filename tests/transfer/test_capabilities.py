@@ -19,7 +19,7 @@ class Bare:
 
     async def create(self, info: UploadInfo) -> None: ...
 
-    async def write_chunk(self, info: UploadInfo, source: AsyncIterator[bytes]) -> int:
+    async def write_chunk(self, info: UploadInfo, source: AsyncIterator[bytes], checkpoints: object = None) -> int:
         return 0
 
     async def finish(self, info: UploadInfo) -> None: ...

@@ -12,6 +12,7 @@ import pytest
 
 from transfer.filestore import FileStore
 from transfer.info import UploadInfo
+from transfer.store import Checkpoints
 
 pytestmark = pytest.mark.anyio
 
@@ -116,3 +117,47 @@ async def test_finish_is_idempotent_and_never_replaces_a_stored_file(store: File
 def test_a_storage_key_cannot_leave_the_store(store: FileStore) -> None:
     with pytest.raises(ValueError, match="escapes the store root"):
         store.final_path(UploadInfo(id="u6", owner="officer", storage_key="../outside", size=1))
+
+
+class Recorder:
+    """The handler's side of checkpoints: what was recorded, and the file as it was then."""
+
+    def __init__(self, store: FileStore, upload_id: str, every: int) -> None:
+        self.path = store.uploads_dir / f"{upload_id}.bin"
+        self.recorded: list[tuple[int, int]] = []  # (bytes recorded, file size at that moment)
+        self.checkpoints = Checkpoints(every, self.record)
+
+    async def record(self, stored: int) -> None:
+        self.recorded.append((stored, self.path.stat().st_size))
+
+
+async def pieces(data: bytes, size: int) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+async def test_a_long_chunk_records_its_progress_at_each_checkpoint(store: FileStore) -> None:
+    info = UploadInfo(id="c1", owner="officer", storage_key="originals/c1", size=100)
+    await store.create(info)
+    info.offset = 10
+    (store.uploads_dir / "c1.bin").write_bytes(b"k" * 10)
+    recorder = Recorder(store, "c1", every=30)
+    assert await store.write_chunk(info, pieces(bytes(90), 20), recorder.checkpoints) == 90
+    # Counted from the start of the chunk, each after the bytes were in the file.
+    assert recorder.recorded == [(40, 50), (80, 90)]
+
+
+async def test_a_chunk_refused_after_a_checkpoint_keeps_the_checkpoint_and_no_more(store: FileStore) -> None:
+    info = UploadInfo(id="c2", owner="officer", storage_key="originals/c2", size=100)
+    await store.create(info)
+    recorder = Recorder(store, "c2", every=25)
+
+    async def refused() -> AsyncIterator[bytes]:
+        async for piece in pieces(b"0123456789" * 4, 10):
+            yield piece
+        raise ValueError("too long")
+
+    with pytest.raises(ValueError, match="too long"):
+        await store.write_chunk(info, refused(), recorder.checkpoints)
+    assert [stored for stored, _ in recorder.recorded] == [30]
+    assert (store.uploads_dir / "c2.bin").read_bytes() == b"0123456789" * 3

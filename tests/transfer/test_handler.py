@@ -40,7 +40,7 @@ class Bare:
     async def create(self, info: UploadInfo) -> None:
         self.working[info.id] = bytearray()
 
-    async def write_chunk(self, info: UploadInfo, source: AsyncIterator[bytes]) -> int:
+    async def write_chunk(self, info: UploadInfo, source: AsyncIterator[bytes], checkpoints: object = None) -> int:
         kept = self.working[info.id]
         del kept[info.offset:]
         try:
@@ -62,7 +62,7 @@ class Failing(Bare):
         super().__init__()
         self.keep = keep
 
-    async def write_chunk(self, info: UploadInfo, source: AsyncIterator[bytes]) -> int:
+    async def write_chunk(self, info: UploadInfo, source: AsyncIterator[bytes], checkpoints: object = None) -> int:
         kept = self.working[info.id]
         del kept[info.offset:]
         async for block in source:

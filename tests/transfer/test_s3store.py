@@ -20,6 +20,7 @@ from tests.support.s3 import S3Bucket, new_bucket
 from transfer.errors import StorageUnavailable, TooLarge
 from transfer.info import UploadInfo
 from transfer.s3store import MIN_PART_SIZE, S3Store, choose_part_size
+from transfer.store import Checkpoints
 
 pytestmark = [pytest.mark.anyio, pytest.mark.s3]
 
@@ -219,6 +220,42 @@ async def test_a_chunk_past_the_length_is_refused_and_nothing_counts(
     with pytest.raises(TooLarge):
         await store.write_chunk(info, stream(data.pieces(0, data.size)))
     assert info.store_state == before
+
+
+async def test_a_long_chunk_records_each_checkpoint_once_its_parts_are_in_s3(
+    make_store: Callable[..., S3Store], client: Any, bucket: S3Bucket
+) -> None:
+    """A PATCH without a checksum keeps its progress as it goes: after a crash the next
+    chunk starts from the last recorded state, re-sending the parts uploaded after it."""
+    data = Data(33 * MiB + 5)
+    info = new_info(data.size)
+    await make_store().create(info)
+    await write(make_store(), info, data, 3 * MiB)  # pending: 3 MiB, parked in S3
+    recorded: list[dict[str, Any]] = []
+
+    async def record(stored: int) -> None:
+        recorded.append({"offset": 3 * MiB + stored, "state": json.loads(json.dumps(info.store_state))})
+
+    class Crash(Exception):
+        pass
+
+    async def crashing() -> AsyncIterator[bytes]:
+        for piece in data.pieces(3 * MiB, 28 * MiB):
+            yield piece
+        raise Crash()
+
+    with pytest.raises(Crash):
+        await make_store().write_chunk(info, crashing(), Checkpoints(8 * MiB, record))
+    # Parts of 5 MiB end at 5, 10, 15... MiB; a checkpoint once at least 8 MiB more of the
+    # chunk are in parts: 15 MiB (12 of the chunk), then 25 MiB (10 more).
+    assert [point["offset"] for point in recorded] == [15 * MiB, 25 * MiB]
+    assert [point["state"]["pending"] for point in recorded] == [0, 0]
+    # The process dies; the next one starts from what was recorded last.
+    last = recorded[-1]
+    info.offset, info.store_state = last["offset"], last["state"]
+    await write(make_store(), info, data, data.size - info.offset)
+    await make_store().finish(info)
+    assert stored_sha256(client, bucket.bucket, info.storage_key) == (data.size, data.sha256())
 
 
 async def test_an_empty_upload_is_an_empty_object(
