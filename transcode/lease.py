@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 
 class Claim(Enum):
-    TAKEN = "taken"  # the lease was free: the step is ours
+    TAKEN = "taken"  # the lease was free (or freed by the upkeep after a death): the step is ours
     TAKEN_OVER = "taken over"  # its holder's lease had run out: the step is ours now
     HELD = "held"  # a live worker holds it: this delivery is not needed
     SETTLED = "settled"  # nothing more to do for the item (or it does not exist)
@@ -55,7 +55,7 @@ class Claim(Enum):
 @dataclass(frozen=True)
 class Outcome:
     claim: Claim
-    holder: str | None = None  # the other run: the live holder (HELD), the dead one (TAKEN_OVER)
+    holder: str | None = None  # the other run: the live holder (HELD), or a dead one (taken from or freed)
     step: str | None = None  # the step it held
     until: datetime | None = None  # when its lease ends or ended
 
@@ -85,7 +85,9 @@ def claim(rt: Runtime, lease: Lease, *, counts_as_start: bool) -> Outcome:
         previous = Outcome(Claim.HELD, item.lease_holder, item.lease_step, item.lease_expires_at)
         if item.lease_holder is not None and item.lease_expires_at is not None and item.lease_expires_at > at:
             return previous
-        taken_over = item.lease_holder is not None
+        # Ran out: its holder is gone. (A holder named without an end is one the upkeep freed
+        # after its death and counted already; it is named only so its leftovers can go.)
+        taken_over = item.lease_holder is not None and item.lease_expires_at is not None
         if counts_as_start or taken_over:
             if item.attempts >= rt.settings.max_processing_attempts:
                 _clear(item)
@@ -94,9 +96,7 @@ def claim(rt: Runtime, lease: Lease, *, counts_as_start: bool) -> Outcome:
             item.attempts += 1
         item.lease_holder, item.lease_step = lease.holder, lease.step
         item.lease_expires_at = at + timedelta(seconds=rt.settings.lease_seconds)
-    if taken_over:
-        return Outcome(Claim.TAKEN_OVER, previous.holder, previous.step, previous.until)
-    return Outcome(Claim.TAKEN)
+    return Outcome(Claim.TAKEN_OVER if taken_over else Claim.TAKEN, previous.holder, previous.step, previous.until)
 
 
 def renew(rt: Runtime, lease: Lease) -> bool:
@@ -191,12 +191,17 @@ def free_expired(rt: Runtime, item_id: str) -> bool:
             return False
         if item.lease_expires_at >= now(session):
             return False  # renewed, or taken over, since it was found
-        log.warning("item %s: the lease of %s on its %s step ran out at %s; queuing it again",
-                    item_id, item.lease_holder, item.lease_step, item.lease_expires_at.isoformat())
-        _clear(item)
-        if item.attempts >= rt.settings.max_processing_attempts:
+        exhausted = item.attempts >= rt.settings.max_processing_attempts
+        log.warning("item %s: the lease of %s on its %s step ran out at %s; %s", item_id, item.lease_holder,
+                    item.lease_step, item.lease_expires_at.isoformat(),
+                    "started too often, failing it" if exhausted else "queuing it again")
+        if exhausted:
+            _clear(item)
             fail_in(session, item, exhausted_reason(item.attempts))
             return False
+        # Free, but still naming the dead holder: the run that takes the item next removes
+        # what that one left in its working folder, if they share a host.
+        item.lease_expires_at = None
         return True
 
 

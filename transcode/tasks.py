@@ -86,11 +86,11 @@ def step(*, max_retries: int = 8, starts: bool = False) -> Callable[[StepTask], 
                 raise Ignore()
             if outcome.claim in (lease.Claim.SETTLED, lease.Claim.EXHAUSTED):
                 raise Ignore()
-            if outcome.claim is lease.Claim.TAKEN_OVER and outcome.holder:
+            if outcome.holder:  # a dead run's: what it left in its working folder is not to be used
                 removed = lease.remove_work_of(rt.settings.effective_tmp_dir, outcome.holder)
-                log.warning("%s for item %s takes over from %s, whose lease on its %s step ran out at %s"
+                log.warning("%s for item %s takes over from %s, whose lease on its %s step ran out%s"
                             " (%d working folder(s) it left removed)", which.task, item_id, outcome.holder, outcome.step,
-                            outcome.until, removed)
+                            f" at {outcome.until}" if outcome.until else "", removed)
             try:
                 with lease.kept(rt, run):
                     function(self, item_id)
