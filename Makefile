@@ -55,10 +55,16 @@ test-topology: $(VENV)/.installed-test $(ASSETS)
 	infra/test-services.sh
 	$(BIN)/pytest -q tests/topology $(PYTEST_ARGS)
 
-bench: $(VENV)/.installed-test $(ASSETS)
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-test
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	touch $@
+
+# Every benchmark, one after another, then one report with plots: bench/results/report.md and
+# *.png (python -m bench.report --help; e.g. BENCH_ARGS="--only reviewers,transcode", or
+# BENCH_ARGS="--from-results" to redraw from the JSON already there).
+bench: $(VENV)/.installed-bench $(ASSETS)
 	infra/test-services.sh
-	$(BIN)/python -m bench.upload $(BENCH_ARGS)
-	$(BIN)/python -m bench.browser $(BENCH_BROWSER_ARGS)
+	$(BIN)/python -m bench.report $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var build *.egg-info
