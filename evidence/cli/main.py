@@ -31,37 +31,82 @@ def main(ctx: click.Context, data_dir: str | None) -> None:
     ctx.obj = {"data_dir": data_dir}
 
 
+# How long uvicorn's supervisor waits for an API process to answer before replacing it.
+HEALTHCHECK_SECONDS = 30
+
+
 @main.command()
 @click.option("--host", default=None, help="Address to listen on [127.0.0.1]")
 @click.option("--port", type=int, default=None, help="Port to listen on [8000]")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="API processes on this node, all on one port (a process uses one core)")
 @click.pass_context
 @friendly
-def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) -> None:
     """Run the API, the tus endpoint and the pages (and, embedded, a worker)."""
     private_umask()
     import uvicorn
 
     from evidence.http.access_log import uvicorn_log_config
-    from evidence.http.app import create_app
+    from evidence.http.factory import IMPORT_NAME, export_settings
     from evidence.http.limits import uvicorn_options
 
     settings = settings_of(ctx, host=host, port=port)
-    app = create_app(settings)
+    # Once, here, before any API process starts: a bad setting or an unusable data dir is a
+    # plain message, and the start-up work is not done N times over.
+    _prepare(settings)
+    export_settings(settings)
     worker = _start_embedded_worker(settings) if settings.embedded_worker else None
-    err.print(f"evidence server on http://{settings.host}:{settings.port} (data in {settings.data_path})")
+    err.print(f"evidence server on http://{settings.host}:{settings.port} (data in {settings.data_path}, "
+              f"{workers} API process{'es' if workers > 1 else ''})")
     err.print(f"Open {settings.effective_public_url}/app/ in a browser and sign in with an access token from "
               "`evidence users add EMAIL --role officer` (officers also need a case: "
               "`evidence cases create REF --assign EMAIL`).")
     try:
-        # httptools sets no limit on a request's head: the bounded protocol refuses one that
-        # grows past what the header limits allow (evidence.http_limits).
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", proxy_headers=True,
+        # The app by name, built in each process (evidence.http.factory); uvicorn's supervisor
+        # replaces a process that dies. httptools sets no limit on a request's head: the
+        # bounded protocol refuses one that grows past what the header limits allow.
+        uvicorn.run(IMPORT_NAME, factory=True, workers=workers, host=settings.host, port=settings.port,
+                    log_level="info", proxy_headers=True,
+                    # A process just started imports the whole app before it answers the
+                    # supervisor's ping: on a busy node that can take longer than uvicorn's 5 s,
+                    # and a process killed as "hung" while starting would start again, for ever.
+                    timeout_worker_healthcheck=HEALTHCHECK_SECONDS,
                     # Our access log (evidence.access_log) names links by id; uvicorn's prints their tokens.
                     access_log=False, log_config=uvicorn_log_config(),
                     **uvicorn_options(settings))
     finally:
         if worker is not None:
             _stop(worker)
+
+
+def _prepare(settings: Settings) -> None:
+    """Migrations, storage check, and (embedded) queueing again the items the last shutdown
+    interrupted: at start nothing can legitimately be in progress."""
+    from evidence import migrate
+    from evidence.http.outage import outage_of
+    from evidence.runtime import Runtime
+
+    rt = Runtime.build(settings)
+    try:
+        migrate.upgrade(rt.db.engine)
+        rt.vault.ensure_ready()
+        if settings.embedded_worker:
+            from transcode.app import make_celery, resume_interrupted
+
+            try:
+                resumed = resume_interrupted(make_celery(settings), rt)
+            except Exception as error:
+                if outage_of(error) is None:
+                    raise
+                # Not fatal: the upkeep queues received items again once the queue is back.
+                err.print(f"[yellow]the task queue is unavailable ({type(error).__name__}); "
+                          "interrupted items are queued again when it is back[/]")
+                return
+            if resumed:
+                err.print(f"queued {len(resumed)} item(s) interrupted by the last shutdown")
+    finally:
+        rt.close()
 
 
 def _start_embedded_worker(settings: Settings) -> subprocess.Popen[bytes]:

@@ -19,8 +19,10 @@ EVIDENCE = str(Path(sys.executable).with_name("evidence"))
 
 
 class Server:
-    def __init__(self, root: Path, env: dict[str, str] | None = None, port: int | None = None) -> None:
+    def __init__(self, root: Path, env: dict[str, str] | None = None, port: int | None = None,
+                 serve_args: tuple[str, ...] = ()) -> None:
         self.root = root
+        self.serve_args = serve_args  # e.g. ("--workers", "2")
         self.data_dir = root / "data"
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -41,7 +43,7 @@ class Server:
 
     def start(self, timeout: float = 30.0) -> Server:
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen([EVIDENCE, "serve"], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen([EVIDENCE, "serve", *self.serve_args], env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
