@@ -58,7 +58,7 @@ def test_concurrent_cli_uploads_from_one_home_keep_their_resume_records(topology
         for process in first:
             assert process.poll() is None, f"a CLI ended before the kill: {process.communicate()}"
             process.send_signal(signal.SIGKILL)
-            process.wait(10)
+            process.communicate(timeout=10)  # reaps it and closes its pipes
         begun = Counter(_created(topology, start))
 
         second = run_all()
