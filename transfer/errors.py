@@ -6,6 +6,8 @@ body that tells the client what went wrong. Nothing else produces an error respo
 
 from __future__ import annotations
 
+import errno
+
 
 class TusError(Exception):
     status: int = 500
@@ -87,3 +89,21 @@ class StorageUnavailable(TusError):
         # RFC 9110: when to try again. Storage that is down is usually back within seconds
         # (a restarted gateway); the client then asks for the offset (HEAD) and carries on.
         self.headers["Retry-After"] = "5"
+
+
+class InsufficientStorage(StorageUnavailable):
+    """The store's disk is full (ENOSPC) or its quota spent (EDQUOT). Like any storage
+    failure, ``written`` is what of the chunk was durably kept; the upload resumes from
+    there once space is freed, which takes an operator, not seconds."""
+
+    status = 507
+    default_message = "the server's storage is full; nothing past the reported offset was kept; try again later"
+
+    def __init__(self, message: str | None = None, *, written: int = 0) -> None:
+        super().__init__(message, written=written)
+        self.headers["Retry-After"] = "60"
+
+
+def disk_full(error: OSError) -> bool:
+    """Is ``error`` the file system saying it has no room (rather than any other failure)?"""
+    return error.errno in (errno.ENOSPC, errno.EDQUOT)

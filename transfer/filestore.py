@@ -7,13 +7,15 @@ never replaced.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import anyio
 
+from transfer.errors import InsufficientStorage, disk_full
 from transfer.info import UploadInfo
 from transfer.store import Checkpoints
 
@@ -37,7 +39,8 @@ class FileStore:
 
     async def create(self, info: UploadInfo) -> None:
         def create() -> None:
-            fd = os.open(self._working(info), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with _full_disk_refused():
+                fd = os.open(self._working(info), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             os.close(fd)
 
         await anyio.to_thread.run_sync(create)
@@ -47,28 +50,37 @@ class FileStore:
     ) -> int:
         start = info.offset
         fd = await anyio.to_thread.run_sync(self._open_at, info)
-        written = synced = 0
+        # written: whole blocks in the file; kept: of those, what is durable and counts.
+        written = kept = 0
         try:
-            async for block in source:
-                await anyio.to_thread.run_sync(_write_all, fd, block)
-                written += len(block)
-                if checkpoints is not None and written - synced >= checkpoints.every:
-                    await anyio.to_thread.run_sync(os.fdatasync, fd)
-                    # Counted as kept before the offset is recorded: should recording fail
-                    # after all, the bytes past the registry's offset are dropped when the
-                    # next chunk opens the file.
-                    synced = written
-                    await checkpoints.record(synced)
+            try:
+                async for block in source:
+                    await anyio.to_thread.run_sync(_write_all, fd, block)
+                    written += len(block)
+                    if checkpoints is not None and written - kept >= checkpoints.every:
+                        await anyio.to_thread.run_sync(os.fdatasync, fd)
+                        # Counted as kept before the offset is recorded: should recording
+                        # fail after all, the bytes past the registry's offset are dropped
+                        # when the next chunk opens the file.
+                        kept = written
+                        await checkpoints.record(kept)
+                # What reached the file is made durable before the caller records the offset.
+                await anyio.to_thread.run_sync(os.fdatasync, fd)
+            except OSError as error:
+                if not disk_full(error):
+                    raise
+                if checkpoints is not None:
+                    kept = await anyio.to_thread.run_sync(_durable, fd, written, kept)
+                raise InsufficientStorage(written=kept) from error
         except BaseException:
-            # A refused chunk (failed checksum, too long) counts for nothing since its last
-            # checkpoint: drop those bytes.
+            # A refused chunk (failed checksum, too long, a full disk) counts for nothing
+            # past its last durable point: drop those bytes, which also frees their space.
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(os.ftruncate, fd, start + synced)
+                await anyio.to_thread.run_sync(os.ftruncate, fd, start + kept)
             raise
         finally:
-            # What reached the file is made durable before the caller records the offset.
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(_sync_close, fd)
+                await anyio.to_thread.run_sync(os.close, fd)
         return written
 
     def _open_at(self, info: UploadInfo) -> int:
@@ -80,7 +92,8 @@ class FileStore:
         return fd
 
     async def finish(self, info: UploadInfo) -> None:
-        await anyio.to_thread.run_sync(self._finish, info)
+        with _full_disk_refused():  # a new folder or directory entry may not fit
+            await anyio.to_thread.run_sync(self._finish, info)
 
     def _finish(self, info: UploadInfo) -> None:
         working, final = self._working(info), self.final_path(info)
@@ -126,7 +139,8 @@ class FileStore:
                 out.flush()
                 os.fsync(out.fileno())
 
-        await anyio.to_thread.run_sync(concatenate)
+        with _full_disk_refused():
+            await anyio.to_thread.run_sync(concatenate)
 
     def declare_length(self, info: UploadInfo, size: int) -> None:
         """Files grow as written; nothing to prepare."""
@@ -138,11 +152,24 @@ def _write_all(fd: int, block: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _sync_close(fd: int) -> None:
+def _durable(fd: int, written: int, kept: int) -> int:
+    """After a full disk: how much can still be made durable (the whole blocks written so
+    far, unless even the sync fails, as it may with delayed allocation)."""
     try:
         os.fdatasync(fd)
-    finally:
-        os.close(fd)
+    except OSError:
+        return kept
+    return written
+
+
+@contextlib.contextmanager
+def _full_disk_refused() -> Iterator[None]:
+    try:
+        yield
+    except OSError as error:
+        if disk_full(error):
+            raise InsufficientStorage() from error
+        raise
 
 
 def _fsync_dir(path: Path) -> None:

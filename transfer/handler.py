@@ -364,7 +364,12 @@ class TusApp:
         await anyio.to_thread.run_sync(self.registry.save, info)
 
     async def _finish(self, info: UploadInfo) -> None:
-        await self.store.finish(info)
+        try:
+            await self.store.finish(info)
+        except errors.StorageUnavailable as error:
+            # Every byte is kept and recorded; the client asks again (HEAD) to finish it.
+            error.headers["Upload-Offset"] = str(info.offset)
+            raise
         info.finished = True
         if info.concat == "partial":
             # A fresh wait for the final upload that is to use it, whatever its lifetime.

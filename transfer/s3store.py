@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 
-from transfer.errors import StorageUnavailable, TooLarge
+from transfer.errors import InsufficientStorage, StorageUnavailable, TooLarge, disk_full
 from transfer.info import UploadInfo
 from transfer.s3api import BotoS3, NoSuchUpload, Part, S3Api, S3Unavailable, StaleUpload
 from transfer.store import Checkpoints
@@ -257,12 +257,16 @@ class S3Store:
                         await writer.upload_rest_as_part()
                     else:
                         await writer.park_rest(self._pending_key(info))
-            except S3Unavailable as exc:
+            except (S3Unavailable, OSError) as exc:
+                if isinstance(exc, OSError) and not disk_full(exc):
+                    raise
                 # Either state is backed by what S3 holds (the pending object is only
                 # overwritten as the very last step); keep the one that covers more.
                 committed = state if state.total >= entry.total else entry
                 info.store_state = committed.dump()
-                raise StorageUnavailable(written=committed.total - start) from exc
+                # S3 down, or the local spool of the part being gathered out of room.
+                failure = StorageUnavailable if isinstance(exc, S3Unavailable) else InsufficientStorage
+                raise failure(written=committed.total - start) from exc
         finally:
             writer.close()
         info.store_state = state.dump()

@@ -6,6 +6,7 @@ machine's administrator, which :meth:`LocalVault.write_once_description` says pl
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat as stat_mode
@@ -18,9 +19,11 @@ from evidence.vault.base import (
     ObjectExists,
     ObjectInfo,
     RangeReader,
+    VaultUnavailable,
     check_derivative_key,
     check_key,
 )
+from transfer.errors import disk_full
 from transfer.store import Store
 
 # The tus store's working files, inside the root so the final rename stays on one disk.
@@ -73,6 +76,16 @@ class LocalVault:
 
     def put(self, key: str, fileobj: BinaryIO) -> ObjectInfo:
         target = self._path(check_derivative_key(key))
+        try:
+            self._put(key, target, fileobj)
+        except OSError as error:
+            if disk_full(error):
+                raise _full(key) from error
+            raise
+        size = target.stat().st_size
+        return ObjectInfo(key=key, size=size, sealed=False)
+
+    def _put(self, key: str, target: Path, fileobj: BinaryIO) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         # Written beside the target, then hard-linked into place: the link fails if the key
         # is taken (no overwrite, even in a race) and readers never see a partial file.
@@ -86,9 +99,7 @@ class LocalVault:
                 except FileExistsError:
                     raise ObjectExists(f"{key} already exists in the vault") from None
             finally:
-                os.unlink(tmp.name)
-        size = target.stat().st_size
-        return ObjectInfo(key=key, size=size, sealed=False)
+                os.unlink(tmp.name)  # a partial copy on a full disk goes too
 
     def put_file(self, key: str, path: Path) -> ObjectInfo:
         target = self._path(check_derivative_key(key))
@@ -102,8 +113,12 @@ class LocalVault:
             os.link(path, target)  # no copy; fails rather than replace
         except FileExistsError:
             raise ObjectExists(f"{key} already exists in the vault") from None
-        except OSError:  # another file system: copy after all
-            with open(path, "rb") as stream:
+        except OSError as error:
+            if disk_full(error):
+                raise _full(key) from error
+            if error.errno != errno.EXDEV:
+                raise
+            with open(path, "rb") as stream:  # another file system: copy after all
                 return self.put(key, stream)
         return ObjectInfo(key=key, size=target.stat().st_size, sealed=False)
 
@@ -133,3 +148,8 @@ class LocalVault:
             "local file made read-only for the service account alone (mode 0400); not protected from the"
             " machine's administrator"
         )
+
+
+
+def _full(key: str) -> VaultUnavailable:
+    return VaultUnavailable(f"the vault's disk is full; {key} was not stored")
