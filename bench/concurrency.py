@@ -1,6 +1,6 @@
 """Simultaneous uploads into one ``evidence serve`` (file store): 1, 4, 16 and 64 at once.
 
-    python -m bench.concurrency [--levels 1,4,16,64] [--total 1GiB] [--chunk 8MiB] [--rounds 2]
+    python -m bench.concurrency [--levels 1,4,16,64] [--total 512MiB] [--chunk 8MiB] [--rounds 2]
                                 [--out bench/results/concurrency.json] [--quick]
 
 At each level N, N threads (one ``requests`` session each) create their uploads, wait for one
@@ -282,8 +282,8 @@ def print_table(result: dict[str, Any]) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.concurrency", description=__doc__.split("\n\n")[0])
     parser.add_argument("--levels", default="1,4,16,64", help="simultaneous uploads, comma-separated (1,4,16,64)")
-    parser.add_argument("--total", type=parse_size, default=parse_size("1GiB"),
-                        help="bytes sent at each level, shared by its uploads (1GiB)")
+    parser.add_argument("--total", type=parse_size, default=parse_size("512MiB"),
+                        help="bytes sent at each level, shared by its uploads (512MiB)")
     parser.add_argument("--chunk", type=parse_size, default=parse_size("8MiB"), help="PATCH size (8MiB)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds over the levels (2)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/concurrency.json"), help="JSON results")

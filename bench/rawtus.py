@@ -12,7 +12,9 @@ import requests
 from bench.measure import BenchFailed
 
 TUS_HEADERS = {"Tus-Resumable": "1.0.0"}
-TIMEOUT = (10, 600)  # connect, read: a PATCH on a crowded server can wait long for its answer
+# One figure for connecting, sending and reading: urllib3 sends the body under the connect
+# timeout, and a crowded server (64 uploads on two cores) may not read a chunk for many seconds.
+TIMEOUT = 600
 
 
 def encode_metadata(metadata: dict[str, str]) -> str:
