@@ -1,10 +1,12 @@
 """The custody ledger in the database: appends, proofs and signed checkpoints.
 
 The Merkle mathematics lives in :mod:`audit` (pure); this module only stores and fetches.
-Appends happen inside the caller's transaction, after locking the one ``ledger_head`` row,
-so every process appends in turn and an entry exists exactly when the change it records
-does. Each append stores the new complete-subtree hashes, so any root or proof needs
-O(log n) stored nodes, fetched in one query.
+An entry is checked and encoded when it is recorded and appended when its transaction
+commits, in one batch with the transaction's other entries, under the lock of the one
+``ledger_head`` row (:mod:`evidence.custody.pending`, :mod:`evidence.custody.append`): every
+process appends in turn, an entry exists exactly when the change it records does, and its
+``seq`` is its place in the commit order. Each append stores the new complete-subtree hashes,
+so any root or proof needs O(log n) stored nodes, fetched in one query.
 """
 
 from __future__ import annotations
@@ -20,58 +22,45 @@ from sqlalchemy.orm import Session
 
 from audit import Checkpoint as SignedCheckpoint
 from audit import (
-    Entry,
     NoteSigner,
     NoteVerifier,
-    TreeBuilder,
     VerificationError,
-    format_time,
     merkle,
     open_note,
     verify_consistency,
 )
 from evidence.custody.actions import Action
-from evidence.models import Checkpoint, CustodyEvent, LedgerHead, LedgerNode, utcnow
+from evidence.custody.append import HEAD_ID as HEAD_ID  # the head's row, named here for readers
+from evidence.custody.append import write
+from evidence.custody.pending import enqueue, write_pending
+from evidence.custody.prepared import prepare
+from evidence.models import Checkpoint, LedgerHead, utcnow
 
-HEAD_ID = 1
 Node = tuple[int, int]
 
 
 def append(
     session: Session, action: Action, subject: Mapping[str, str], actor: str, details: Mapping[str, Any],
     at: datetime | None = None,
-) -> CustodyEvent:
-    """Append one entry in the caller's transaction (and lock the head until it commits)."""
-    head = session.get_one(LedgerHead, HEAD_ID, with_for_update=True)
-    at = at or utcnow()
-    seq = head.size
-    name = action.value  # the plain string, in the entry and in the column
-    entry = Entry(seq=seq, time=format_time(at), actor=actor, action=name, subject=dict(subject), details=dict(details))
-    body = entry.encode()
-    leaf = merkle.leaf_hash(body)
-    tree = TreeBuilder.resume(seq, _frontier(head))
-    created = tree.append(leaf)
-    session.add_all(LedgerNode(level=level, index=index, hash=digest) for level, index, digest in created)
-    known = {**_frontier(head), **{(level, index): digest for level, index, digest in created}}
-    head.size = seq + 1
-    head.frontier = [[level, index, known[(level, index)].hex()] for level, index in merkle.root_nodes(seq + 1)]
-    event = CustodyEvent(
-        seq=seq, at=at, action=name, actor=actor, subject=dict(subject), details=dict(details),
-        item_id=subject.get("item"), case_ref=subject.get("case"), body=body, leaf_hash=leaf,
-    )
-    session.add(event)
-    return event
-
-
-def _frontier(head: LedgerHead) -> dict[Node, bytes]:
-    return {(level, index): bytes.fromhex(digest) for level, index, digest in head.frontier}
+) -> None:
+    """Record one entry in the caller's transaction: checked and encoded now (ValueError or
+    TypeError for one the log cannot hold), appended when the transaction commits."""
+    entry = prepare(action.value, dict(subject), actor, dict(details), at or utcnow())
+    enqueue(session, entry)
 
 
 # -- reading the tree -------------------------------------------------------------------
 
 
+_SIZE = select(LedgerHead.size).where(LedgerHead.id == HEAD_ID)
+
+
 def size(session: Session) -> int:
-    return session.get_one(LedgerHead, HEAD_ID).size
+    """The number of entries in the log (read afresh: appends bypass the ORM's identity map)."""
+    found = session.scalar(_SIZE)
+    if found is None:
+        raise VerificationError("the ledger head is missing")
+    return found
 
 
 # The head's size and the wanted nodes in one round trip, with one statement text whatever
@@ -168,16 +157,17 @@ def sign_checkpoint(session: Session, keys: Keys, actor: str, force: bool = Fals
     record. Before signing, the new tree is proven consistent with the previous signed
     checkpoint: the log never signs two checkpoints that disagree.
     """
-    head = session.get_one(LedgerHead, HEAD_ID, with_for_update=True)
+    # The transaction's own entries first, and the head locked; the transaction now commits
+    # synchronously: a signed checkpoint is never visible before it is durable.
+    head = write_pending(session)
     previous = latest_checkpoint(session)
     if previous is not None and previous.size == head.size and not force:
         return None
     details: dict[str, Any] = {"origin": keys.origin, "size": head.size + 1}
     if previous is not None:
         details["previous_size"] = previous.size
-    append(session, Action.CHECKPOINT_SIGNED, {}, actor, details)
-    session.flush()
-    tree_size = head.size
+    signed = prepare(Action.CHECKPOINT_SIGNED.value, {}, actor, details, utcnow())
+    tree_size = write(session.connection(), head, [signed]).size
     tree_root = root(session, tree_size)
     if previous is not None:
         proof = consistency_proof(session, previous.size, tree_size)

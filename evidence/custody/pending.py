@@ -1,0 +1,143 @@
+"""Custody entries queued in a session until its transaction commits.
+
+``record()`` only prepares an entry and queues it here. When the transaction commits, after
+the session has flushed its own changes and just before the database COMMIT, the queued
+entries are appended in one batch under the ledger head's lock (:mod:`evidence.custody.append`).
+So the head is locked from the end of the transaction's work to its commit, not from the first
+``record()``, and an entry is still written in the transaction of the change it records: both
+commit or neither does.
+
+The append runs from the connection's ``commit`` event, which fires once, for the real COMMIT
+only (a savepoint's release is not one). An entry belongs to the innermost transaction open
+when it was recorded and is dropped if that transaction ends without committing; a released
+savepoint hands its entries on to the transaction around it.
+
+On PostgreSQL the commit then frees the head before the WAL flush, and the session waits for
+the flush before the commit returns (`append.wait_for_flush`): a caller never sees a commit
+that a crash could undo. A transaction that signed a checkpoint commits synchronously instead,
+so that no signed checkpoint is ever visible before it is durable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, Engine, event
+from sqlalchemy.orm import Session, SessionTransaction
+
+from evidence.custody.append import Head, lock_head, wait_for_flush, write
+from evidence.custody.prepared import Prepared
+
+_KEY = "evidence.custody.pending"
+
+
+class OutsideSavepoint(RuntimeError):
+    """A checkpoint was asked for inside a savepoint while entries recorded outside it were
+    still queued: appending them there would let the savepoint's rollback take them away."""
+
+
+@dataclass(eq=False)
+class _Queue:
+    entries: list[tuple[SessionTransaction, Prepared]] = field(default_factory=list)
+    committed: set[SessionTransaction] = field(default_factory=set)  # ...whose end keeps their entries
+    synchronous: bool = False  # the transaction signed a checkpoint: its commit waits for the flush
+    released_early: Engine | None = None  # the COMMIT did not wait for this server's WAL flush...
+    flush_owed: bool = False  # ...and succeeded, so the session waits for the flush
+
+
+def _queue_of(session: Session) -> _Queue:
+    found = session.info.get(_KEY)
+    if found is None:
+        found = session.info[_KEY] = _Queue()
+    return found
+
+
+def enqueue(session: Session, entry: Prepared) -> None:
+    """Queue ``entry`` to be appended when the session's transaction commits."""
+    queue = _queue_of(session)
+    connection = session.connection()  # begins the transaction if none has begun
+    owner = session.get_nested_transaction() or session.get_transaction()
+    if owner is None:  # pragma: no cover - connection() has just begun one
+        raise RuntimeError("no transaction to record the custody entry in")
+    queue.entries.append((owner, entry))
+    connection.info[_KEY] = queue  # where the COMMIT finds it
+
+
+def pending(session: Session) -> int:
+    """How many entries are waiting for this session's transaction to commit."""
+    queue = session.info.get(_KEY)
+    return 0 if queue is None else len(queue.entries)
+
+
+def write_pending(session: Session) -> Head:
+    """Lock the head and append this transaction's queued entries now, for a checkpoint that
+    must cover them; the head after them. The transaction will commit synchronously."""
+    queue = _queue_of(session)
+    savepoint = session.get_nested_transaction()
+    if savepoint is not None and any(not _within(owner, savepoint) for owner, _ in queue.entries):
+        raise OutsideSavepoint("sign the checkpoint outside the savepoint: entries recorded before it are queued")
+    queue.synchronous = True
+    return _append(session.connection(), queue, release_early=False)
+
+
+def _append(connection: Connection, queue: _Queue, release_early: bool) -> Head:
+    head = lock_head(connection, release_early=release_early)
+    if queue.entries:
+        head = write(connection, head, [entry for _, entry in queue.entries])
+        queue.entries.clear()
+    return head
+
+
+@event.listens_for(Engine, "commit")
+def _append_at_commit(connection: Connection) -> None:
+    queue: _Queue | None = connection.info.pop(_KEY, None)
+    if queue is None or not queue.entries:
+        return
+    release_early = connection.dialect.name == "postgresql" and not queue.synchronous
+    _append(connection, queue, release_early)
+    if release_early:
+        queue.released_early = connection.engine
+
+
+@event.listens_for(Engine, "rollback")
+def _rolled_back(connection: Connection) -> None:
+    connection.info.pop(_KEY, None)
+
+
+@event.listens_for(Session, "after_commit")
+def _committed(session: Session) -> None:
+    queue = session.info.get(_KEY)
+    if queue is None:
+        return
+    # Fired for a savepoint's release (the innermost, still open) and for the real commit.
+    committed = session.get_nested_transaction() or session.get_transaction()
+    if committed is not None:
+        queue.committed.add(committed)
+        if committed.parent is None and queue.released_early is not None:
+            queue.flush_owed = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _ended(session: Session, ended: SessionTransaction) -> None:
+    queue = session.info.get(_KEY)
+    if queue is None:
+        return
+    if ended in queue.committed:
+        queue.committed.discard(ended)
+    elif queue.entries:
+        queue.entries = [(owner, entry) for owner, entry in queue.entries if not _within(owner, ended)]
+    if ended.parent is None:
+        engine = queue.released_early if queue.flush_owed else None
+        queue.entries.clear()  # nothing outlives the transaction; after a commit nothing is left anyway
+        queue.committed.clear()
+        queue.synchronous, queue.released_early, queue.flush_owed = False, None, False
+        if engine is not None:  # after the session's connection went back to the pool, which lends it again
+            wait_for_flush(engine)
+
+
+def _within(owner: SessionTransaction | None, ended: SessionTransaction) -> bool:
+    while owner is not None:
+        if owner is ended:
+            return True
+        owner = owner.parent
+    return False
