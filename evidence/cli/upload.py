@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -31,9 +30,9 @@ from rich.progress import (
 )
 from tusclient.client import TusClient
 from tusclient.exceptions import TusCommunicationError
-from tusclient.storage.filestorage import FileStorage
 from tusclient.uploader.uploader import Uploader
 
+from evidence.cli.resume import ResumeRecords, state_dir
 from evidence.errors import EvidenceError, InvalidInput, NotFound, Unauthorized, Unavailable
 
 HASH_BLOCK = 4 * 1024 * 1024
@@ -60,13 +59,6 @@ class _Uploader(Uploader):
 
     def _get_fingerprint(self) -> str:
         return self._resume_key
-
-
-def state_file() -> Path:
-    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    path = base / "evidence" / "uploads.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def expand(paths: Iterable[str]) -> list[Path]:
@@ -108,6 +100,15 @@ class UploadClient:
         self.console = console or Console(stderr=True)
         self.sleep = sleep
         self.headers = {"Authorization": f"Bearer {token}"}
+        self._records: ResumeRecords | None = None
+
+    @property
+    def records(self) -> ResumeRecords:
+        """Where each upload's URL is kept for a resume (:mod:`evidence.cli.resume`)."""
+        if self._records is None:
+            self._records = ResumeRecords(state_dir() / "uploads",
+                                          lambda message: self.console.print(f"[yellow]warning:[/] {message}"))
+        return self._records
 
     # -- checks before any byte is sent -------------------------------------------------
 
@@ -146,20 +147,17 @@ class UploadClient:
     def upload(self, path: Path, case: str, metadata: dict[str, str], progress: Progress) -> Uploaded:
         sha256 = self.sha256(path, progress)
         key = f"{self.server}|{case}|{sha256}|{path.stat().st_size}"
-        storage = FileStorage(str(state_file()))  # type: ignore[no-untyped-call]  # tuspy leaves it unannotated
-        try:
-            with open(path, "rb") as stream:
-                uploader = self._uploader(stream, key, storage, case, sha256, path, metadata)
-                size: int = uploader.stop_at  # the stream's size, measured when the uploader was made
-                task = progress.add_task(f"uploading {path.name}", total=size, completed=uploader.offset)
-                self._send(uploader, size, lambda offset: progress.update(task, completed=offset))
-                progress.remove_task(task)
-            item_id = self._item_of(_url_of(uploader))
-        finally:
-            storage.close()  # type: ignore[no-untyped-call]  # tuspy leaves it unannotated
+        storage = self.records
+        with open(path, "rb") as stream:
+            uploader = self._uploader(stream, key, storage, case, sha256, path, metadata)
+            size: int = uploader.stop_at  # the stream's size, measured when the uploader was made
+            task = progress.add_task(f"uploading {path.name}", total=size, completed=uploader.offset)
+            self._send(uploader, size, lambda offset: progress.update(task, completed=offset))
+            progress.remove_task(task)
+        item_id = self._item_of(_url_of(uploader))
         return Uploaded(item_id, sha256, path)
 
-    def _uploader(self, stream: BinaryIO, key: str, storage: FileStorage, case: str, sha256: str, path: Path,
+    def _uploader(self, stream: BinaryIO, key: str, storage: ResumeRecords, case: str, sha256: str, path: Path,
                   metadata: dict[str, str]) -> _Uploader:
         client = TusClient(f"{self.server}/files/", headers=dict(self.headers))
         new_uploader = functools.partial(

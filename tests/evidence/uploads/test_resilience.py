@@ -14,7 +14,6 @@ import base64
 import functools
 import hashlib
 import http.client
-import json
 import math
 import random
 import re
@@ -32,6 +31,7 @@ import pytest
 import requests
 from tusclient.client import TusClient
 
+from evidence.cli.resume import ResumeRecords
 from tests.conftest import s3_env
 from tests.support import s3
 from tests.support.files import BLOCK, random_file, sha256_of
@@ -182,18 +182,15 @@ def log_size(server: Server) -> int:
 
 
 def client_upload_id(server: Server) -> str:
-    """The upload the officer's CLI is working on, from its resume state file."""
-    state = Path(server.env["XDG_STATE_HOME"]) / "evidence" / "uploads.json"
+    """The upload the officer's CLI is working on, from its resume records."""
+    folder = Path(server.env["XDG_STATE_HOME"]) / "evidence" / "uploads"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        try:
-            entries = list(json.loads(state.read_text())["_default"].values())
-            if entries:
-                return upload_id_of(entries[-1]["url"])
-        except (OSError, ValueError, KeyError):
-            pass
+        urls = ResumeRecords(folder, warn=lambda message: None).urls()
+        if urls:
+            return upload_id_of(urls[-1])
         time.sleep(0.05)
-    raise AssertionError(f"the client recorded no upload in {state}")
+    raise AssertionError(f"the client recorded no upload in {folder}")
 
 
 def tuspy_upload(base: str, token: str, path: Path, case: str, chunk_size: int, url: str | None = None) -> str:
