@@ -192,13 +192,17 @@ def kill_mid_proxy(server: Server, worker: Worker, item_id: str) -> tuple[str, f
     return holder, killed
 
 
-def wait_ready(server: Server, item_id: str, timeout: float = 60) -> dict[str, Any]:
+def wait_ready(server: Server, item_id: str, dead_holder: str, timeout: float = 60) -> float:
+    """Wait until the item is ready; when (monotonic) another run first held its lease."""
     deadline = time.monotonic() + timeout
+    taken: float | None = None
     while (found := row(server, item_id))["state"] not in ("ready", "failed", "quarantined"):
+        if taken is None and found["lease_holder"] not in (None, dead_holder):
+            taken = time.monotonic()
         assert time.monotonic() < deadline, f"item {item_id} still {found['state']} after {timeout} s"
         time.sleep(0.2)
     assert found["state"] == "ready", found["reason"]
-    return found
+    return taken or time.monotonic()
 
 
 def check_exactly_once(server: Server, item_id: str, clip: Path, dead_holder: str) -> None:
@@ -238,9 +242,12 @@ def check_exactly_once(server: Server, item_id: str, clip: Path, dead_holder: st
     assert server.cli("audit", "verify").returncode == 0
 
 
-def report(name: str, seconds: float) -> None:
-    # Shown with -s, and kept beside the test's other output.
-    print(f"\n{name}: from SIGKILL to ready on the second worker in {seconds:.1f} s")
+def report(name: str, killed: float, taken: float) -> float:
+    """Print (shown with -s) how long from the kill to the takeover and to ready; the latter."""
+    ready = time.monotonic() - killed
+    print(f"\n{name}: SIGKILL -> step taken over {taken - killed:.1f} s -> item ready {ready:.1f} s"
+          " (the second worker started after the kill)")
+    return ready
 
 
 # -- the tests -------------------------------------------------------------------------------------
@@ -263,9 +270,7 @@ def test_a_killed_workers_step_is_taken_over_by_the_upkeep_exactly_once(
     holder, killed = kill_mid_proxy(server, first, item_id)
     second = Worker(server, "second")
     started.append(second)
-    wait_ready(server, item_id)
-    took = time.monotonic() - killed
-    report("upkeep takeover", took)
+    took = report("upkeep takeover", killed, wait_ready(server, item_id, holder))
 
     check_exactly_once(server, item_id, clip, holder)
     assert f"the lease of {holder} on its make_proxy step ran out" in server.log.read_text()
@@ -293,9 +298,7 @@ def test_a_killed_workers_step_is_taken_over_by_its_redelivered_message_exactly_
     holder, killed = kill_mid_proxy(server, first, item_id)
     second = Worker(server, "second")
     started.append(second)
-    wait_ready(server, item_id, timeout=visibility + 60)
-    took = time.monotonic() - killed
-    report("redelivery takeover", took)
+    report("redelivery takeover", killed, wait_ready(server, item_id, holder, timeout=visibility + 60))
 
     check_exactly_once(server, item_id, clip, holder)
     second_log = second.log.read_text()
