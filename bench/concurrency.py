@@ -4,12 +4,12 @@
                                 [--out bench/results/concurrency.json] [--quick]
 
 At each level N, N threads (one ``requests`` session each) create their uploads, wait for one
-another at a barrier, then send their share of ``--total`` bytes as tus PATCHes of ``--chunk``
+another (all created), then send their share of ``--total`` bytes as tus PATCHes of ``--chunk``
 with ``Upload-Checksum`` (SHA-1, as tuspy sends it), one PATCH at a time per upload. Each
 upload sends its own slice of one random file (never less than two chunks), so every stored
 original is different and is checked against its slice's SHA-256 afterwards.
 
-Figures per level: aggregate MB/s (all bytes over the wall time from the barrier to the last
+Figures per level: aggregate MB/s (all bytes over the wall time from the start signal to the last
 answer), PATCH latency (each PATCH timed from its first byte sent to its answer; p50, p99 by
 nearest rank over every PATCH of the level's rounds, and the slowest), and the server's memory:
 RSS of the server and its children sampled every 50 ms; per concurrent upload = (peak - idle)
@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,25 +116,29 @@ def upload_size(total: int, uploads: int, chunk: int) -> int:
 
 
 class Sender(threading.Thread):
-    """One upload: create it, wait at the barrier, send its slice chunk by chunk."""
+    """One upload: create it, say so, wait for the start signal, send its slice chunk by chunk."""
 
-    def __init__(self, server: EvidenceTarget, fd: int, part: Slice, chunk: int, barrier: threading.Barrier) -> None:
+    def __init__(self, server: EvidenceTarget, fd: int, part: Slice, chunk: int, start: Start) -> None:
         super().__init__(name=f"upload-{part.start}", daemon=True)
-        self.server, self.fd, self.part, self.chunk, self.barrier = server, fd, part, chunk, barrier
+        self.server, self.fd, self.part, self.chunk, self.start_signal = server, fd, part, chunk, start
         self.patch_seconds: list[float] = []
         self.url = ""
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
+            # A session for the POST and another for the PATCHes: a connection left idle while the
+            # others are created would be closed by the server's keep-alive timeout under our feet.
             with requests.Session() as session:
                 self.url = create(session, self.server.files_url, self.server.headers, self.part.size,
                                   self.server.metadata(f"slice-{self.part.start}.bin", self.part.sha256))
-                self.barrier.wait()
+            self.start_signal.ready()
+            self.start_signal.go.wait()
+            with requests.Session() as session:
                 self._send(session)
         except BaseException as error:  # reported by the level, which stops the run
             self.error = error
-            self.barrier.abort()
+            self.start_signal.ready()  # counted, so the level does not wait for it
 
     def _send(self, session: requests.Session) -> None:
         sent = 0
@@ -144,6 +149,24 @@ class Sender(threading.Thread):
                 raise BenchFailed(f"PATCH at {sent}: {answer.status_code} {answer.text[:300]}")
             sent = int(answer.headers["Upload-Offset"])
             self.patch_seconds.append(seconds)
+
+
+class Start:
+    """Every sender creates its upload first; the bytes start together, once all have."""
+
+    def __init__(self, parties: int) -> None:
+        self.parties, self.arrived = parties, 0
+        self.go = threading.Event()
+        self._arrivals = threading.Condition()
+
+    def ready(self) -> None:
+        with self._arrivals:
+            self.arrived += 1
+            self._arrivals.notify_all()
+
+    def wait_for_all(self) -> None:
+        with self._arrivals:
+            self._arrivals.wait_for(lambda: self.arrived >= self.parties)
 
 
 def warm_up(server: EvidenceTarget) -> None:
@@ -166,25 +189,25 @@ def one_level(work: Path, source: Path, parts: list[Slice], chunk: int, number: 
         idle, _ = sampler.sample()
         cpu_before = sampler.cpu_seconds()
         fd = os.open(source, os.O_RDONLY)
-        barrier = threading.Barrier(uploads + 1)
-        senders = [Sender(server, fd, part, chunk, barrier) for part in parts]
+        start = Start(uploads)
+        senders = [Sender(server, fd, part, chunk, start) for part in parts]
         try:
             with sampler:
                 for sender in senders:
                     sender.start()
-                try:
-                    barrier.wait(timeout=300)
-                except threading.BrokenBarrierError:
-                    pass  # a sender failed before sending: its error is reported below
+                start.wait_for_all()
                 started = time.perf_counter()
+                start.go.set()
                 for sender in senders:
                     sender.join()
                 seconds = time.perf_counter() - started
         finally:
             os.close(fd)
-        failed = [sender.error for sender in senders if sender.error is not None]
+        failed = Counter(repr(sender.error) for sender in senders if sender.error is not None)
         if failed:
-            raise BenchFailed(f"{len(failed)} of {uploads} uploads failed, first: {failed[0]!r}\n{server.log_tail()}")
+            raise BenchFailed(f"{failed.total()} of {uploads} uploads failed: "
+                              + "; ".join(f"{n} × {why}" for why, n in failed.most_common())
+                              + f"\n{server.log_tail()}")
         cpu = sampler.cpu_seconds() - cpu_before
         for sender in senders:
             check_stored(f"evidence serve (upload {sender.part.start})", server.stored(sender.url),
