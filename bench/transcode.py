@@ -130,7 +130,8 @@ class Instance:
 
     def __init__(self, root: Path, env: dict[str, str] | None = None) -> None:
         root.mkdir(parents=True)
-        self.server = Server(root, {"EVIDENCE_EMBEDDED_WORKER": "true", **(env or {})}).start(timeout=60)
+        self.root, self.env = root, {"EVIDENCE_EMBEDDED_WORKER": "true", **(env or {})}
+        self.server = Server(root, self.env).start(timeout=60)
         self.token = self.server.token()
         self.case = self.server.case("BENCH")
         self.headers = {"Authorization": f"Bearer {self.token}"}
@@ -153,6 +154,11 @@ class Instance:
         response = requests.get(f"{self.server.url}/api/v1/items/{item_id}", headers=self.headers, timeout=30)
         response.raise_for_status()
         return response.json()  # type: ignore[no-any-return]
+
+    def restart(self, serve_args: tuple[str, ...]) -> None:
+        """The same data dir served again, with other ``evidence serve`` options."""
+        self.server.stop()
+        self.server = Server(self.root, self.env, serve_args=serve_args).start(timeout=120)
 
     def stop(self) -> None:
         self.server.stop()
@@ -300,12 +306,16 @@ def targets(rows: list[dict[str, Any]], hashes: dict[str, Any]) -> list[dict[str
 
 def markdown(result: dict[str, Any]) -> str:
     lines = [result["setup"], "",
-             "| clip | size | upload complete → proxy ready | → ready | proxy step (task) | bare ffmpeg, same command |",
-             "|---|---:|---:|---:|---:|---:|"]
+             "| clip | size | upload complete → proxy ready | → ready | proxy step (task) | bare ffmpeg, same command"
+             " | each task (worker log) |",
+             "|---|---:|---:|---:|---:|---:|---|"]
     for row in result["rows"]:
         task = "—" if row["proxy_task_s"] is None else f"{row['proxy_task_s']:.1f} s"
+        steps = ", ".join(f"{name.removeprefix('make_').removesuffix('_original').removesuffix('_media')} {took:.1f}"
+                          for name, took in row["tasks"].items())
         lines.append(f"| {row['clip']} | {row['size'] / GB:.2f} GB | {row['playable_s']:.1f} s"
-                     f" ({row['playable_s_per_gb']:.1f} s/GB) | {row['ready_s']:.1f} s | {task} | {row['ffmpeg_s']:.1f} s |")
+                     f" ({row['playable_s_per_gb']:.1f} s/GB) | {row['ready_s']:.1f} s | {task} | {row['ffmpeg_s']:.1f} s"
+                     f" | {steps} |")
     lines += ["", "| target | goal | measured | compared with | met |", "|---|---|---:|---|---|"]
     for t in result["targets"]:
         met = "—" if t["met"] is None else ("✓" if t["met"] else "✗")
@@ -364,7 +374,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "ffmpeg": tool.version,
         "load_average": {"min": min(loads), "max": max(loads)},
         "setup": (
-            f"{args.seconds} s clips made with lavfi testsrc2: H.264/AAC MP4 1080p25 (remux path) and MPEG-4/MP3 AVI"
+            f"{args.seconds} s clips made with lavfi testsrc2 (a minute encoded, then repeated by stream copy):"
+            " H.264/AAC MP4 1080p25 (remux path) and MPEG-4/MP3 AVI"
             f" {args.avi_size} 25 fps (encoded to H.264 {X264_PRESET} CRF {X264_CRF},"
             f" {settings.ffmpeg_threads} threads). One evidence serve (SQLite, local vault, embedded worker), one run"
             f" each; ffmpeg {tool.version}; {os.cpu_count()} CPUs shared with other work (1-min load average"
