@@ -25,6 +25,7 @@ class Service:
         self.user = user
         self.stop_signal = stop_signal
         self.process: subprocess.Popen[bytes] | None = None
+        self._log_start = 0  # where this run's output begins in the log
 
     def start(self, ready: Callable[[], bool] | None = None, timeout: float = 60) -> Service:
         """Starts it; with ``ready``, waits until that returns true (failing if it exits first)."""
@@ -33,6 +34,7 @@ class Service:
         with open(self.log, "ab") as log:
             log.write(f"\n=== {time.strftime('%H:%M:%S')} start: {' '.join(self.argv)}\n".encode())
             log.flush()
+            self._log_start = log.tell()
             self.process = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, start_new_session=True, user=self.user)
         if ready is not None:
@@ -90,6 +92,12 @@ class Service:
             pass
         self._note(f"stopped ({self.process.returncode})")
         self.process = None
+
+    def output(self) -> str:
+        """What the current (or last) run has logged."""
+        with open(self.log, "rb") as log:
+            log.seek(self._log_start)
+            return log.read().decode(errors="replace")
 
     def tail(self, size: int = 4000) -> str:
         try:

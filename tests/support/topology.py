@@ -98,10 +98,14 @@ class Topology:
         self.auditor = self.cli("users", "add", AUDITOR, "--role", "auditor").stdout.strip()
         self.cli("cases", "create", CASE, "--assign", OFFICER)
         self.api = [self.api_node(f"api-{n}") for n in (1, 2)]
+        self.workers = {queue: self.worker(queue) for queue in ("ingest", "transcode")}
+        # All four start at once (each takes seconds to import and connect), then are waited for.
+        for service in [*self.api, *self.workers.values()]:
+            service.start()
         for service in self.api:
-            self.start_api(service)
-        for queue in ("ingest", "transcode"):
-            self.workers[queue] = self.start_worker(self.worker(queue))
+            service.wait_for(lambda: _healthy(service.url), timeout=120)  # noqa: B023 (called before the loop moves on)
+        for service in self.workers.values():
+            service.wait_for(lambda: _celery_ready(service), timeout=120)  # noqa: B023 (called before the loop moves on)
         self.start_nginx()
         return self
 
@@ -136,9 +140,12 @@ class Topology:
             "EVIDENCE_LINK_KEYS_DIR": str(keys / "links"),
             # Production runs workers beside, not inside, the API nodes.
             "EVIDENCE_EMBEDDED_WORKER": "false",
-            # Redis gives a dead worker's unacknowledged task to another after this long;
-            # in production hours, here short so the worker-kill test is quick.
-            "EVIDENCE_BROKER_VISIBILITY_TIMEOUT_SECONDS": "20",
+            # A killed worker's step is taken over once its lease runs out (the upkeep queues
+            # it again), and Redis gives its unacknowledged message to another worker well
+            # after that; in production a minute and ten, here short so the worker-kill test
+            # is quick.
+            "EVIDENCE_LEASE_SECONDS": "15",
+            "EVIDENCE_BROKER_VISIBILITY_TIMEOUT_SECONDS": "45",
             # A hand-off lost with a restarted broker is made again after this long.
             "EVIDENCE_REQUEUE_AFTER_SECONDS": "10",
             "XDG_STATE_HOME": str(self._dir("client-state")),
@@ -178,8 +185,7 @@ class Topology:
                        env=self.env(self._dir(name)))
 
     def start_worker(self, service: Service) -> Service:
-        # Celery says "ready." once it consumes from its queues.
-        return service.start(lambda: "ready." in service.tail(100_000), timeout=60)
+        return service.start(lambda: _celery_ready(service), timeout=120)
 
     def start_nginx(self) -> None:
         binary = nginx_binary()
@@ -294,6 +300,11 @@ def _healthy(url: str) -> bool:
         return requests.get(f"{url}/healthz", timeout=2).status_code == 200
     except requests.RequestException:
         return False
+
+
+def _celery_ready(service: Service) -> bool:
+    # Celery says "ready." once it consumes from its queues.
+    return "ready." in service.output()
 
 
 def _version(path: str) -> int:

@@ -11,8 +11,8 @@ from tests.support.topology import Topology
 from tests.topology.clients import MiB, assert_recovered, random_file, upload_many, wait_until
 
 UPLOADS = 20
-SIZE = 4 * MiB
-RATE = 1 * MiB  # per upload: about four seconds each, so the kill lands mid-transfer
+SIZE = 2 * MiB
+RATE = 512 * 1024  # per upload: about four seconds each, so the kill lands mid-transfer
 
 
 def test_an_api_node_killed_during_20_uploads(topology: Topology, sources: Path) -> None:

@@ -17,7 +17,7 @@ from tests.topology.clients import MiB, assert_recovered, random_file, wait_unti
 
 PROCESSES = 4
 FILES_EACH = 2
-RATE = 2 * MiB  # per connection, through the proxy: an uplink, so the kill lands mid-transfer
+RATE = 1 * MiB  # per connection, through the proxy: an uplink, so the kill lands mid-transfer
 
 
 def _created(topology: Topology, after: int) -> list[str]:
@@ -39,7 +39,7 @@ def test_concurrent_cli_uploads_from_one_home_keep_their_resume_records(topology
                                                                          tmp_path: Path) -> None:
     home = tmp_path / "officer-home"
     home.mkdir()
-    batches = [[random_file(sources, f"terminal-{p}-file-{f}.bin", 6 * MiB) for f in range(FILES_EACH)]
+    batches = [[random_file(sources, f"terminal-{p}-file-{f}.bin", 3 * MiB) for f in range(FILES_EACH)]
                for p in range(PROCESSES)]
     start = _last_seq(topology)
     with Proxy("127.0.0.1", topology.nginx_port, upstream_rate=RATE) as uplink:
@@ -48,7 +48,7 @@ def test_concurrent_cli_uploads_from_one_home_keep_their_resume_records(topology
 
         def run_all() -> list[subprocess.Popen[str]]:
             return [subprocess.Popen([EVIDENCE, "upload", *map(str, batch), "--case", topology.case,
-                                      "--chunk-size", "1MiB"], env=env, text=True,
+                                      "--chunk-size", "512KiB"], env=env, text=True,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE) for batch in batches]
 
         first = run_all()

@@ -44,7 +44,7 @@ def _create_upload(topology: Topology) -> requests.Response:
 def test_a_dependency_down_during_uploads_and_processing(topology: Topology, sources: Path, dependency: str) -> None:
     take_down, bring_back, seconds = _outage(topology, dependency)
     # Processing under way: a clip whose working copies take a few seconds to make.
-    clip = make_clip(sources / f"cam {dependency}.avi", 8)
+    clip = make_clip(sources / f"cam {dependency}.avi", 4)
     out = topology.cli("upload", str(clip), "--case", topology.case, "--server", topology.url,
                        "--token", topology.officer).stdout
     [clip_item] = [line.split()[0] for line in out.splitlines()]
@@ -62,6 +62,10 @@ def test_a_dependency_down_during_uploads_and_processing(topology: Topology, sou
             if dependency != "broker":  # storing an upload needs the database and the storage, not the queue
                 refused = _create_upload(topology)
                 seen["create"] = (refused.status_code, refused.headers.get("Retry-After"), refused.text)
+            if dependency == "database":  # and so does every API answer
+                listed = requests.get(f"{topology.url}/api/v1/items?case={topology.case}", timeout=60,
+                                      headers={"Authorization": f"Bearer {topology.officer}"})
+                seen["list"] = (listed.status_code, listed.headers.get("Retry-After"), listed.text)
             time.sleep(max(0.0, seconds - (time.monotonic() - began)))
         finally:
             bring_back()
@@ -71,6 +75,9 @@ def test_a_dependency_down_during_uploads_and_processing(topology: Topology, sou
     assert status == 503 and down(body) == {dependency}, (status, body)
     if dependency != "broker":
         status, retry_after, text = seen["create"]  # type: ignore[misc]
+        assert status == 503 and retry_after and int(retry_after) > 0, (status, retry_after, text)
+    if dependency == "database":
+        status, retry_after, text = seen["list"]  # type: ignore[misc]
         assert status == 503 and retry_after and int(retry_after) > 0, (status, retry_after, text)
     wait_until("/readyz to report ready again", lambda: readyz(topology.url)[0] == 200, timeout=60)
     uploaded[clip] = clip_item

@@ -24,7 +24,7 @@ from tusclient.client import TusClient
 from tusclient.uploader.uploader import Uploader
 
 from tests.support.topology import Topology
-from tests.topology.clients import MiB, assert_recovered, item_of, random_file, wait_until
+from tests.topology.clients import MiB, assert_recovered, item_of, random_file, sha256_of, wait_until
 
 SIZE = 200 * MiB
 RATE = 20 * MiB  # bytes a second the client sends: the PATCH lasts about ten seconds
@@ -65,8 +65,8 @@ class SlowPatch(threading.Thread):
 
 
 def _create(topology: Topology, source: Path) -> str:
-    metadata = ",".join(f"{k} {base64.b64encode(v.encode()).decode()}"
-                        for k, v in {"filename": source.name, "case": topology.case}.items())
+    fields = {"filename": source.name, "case": topology.case, "sha256": sha256_of(source)}
+    metadata = ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in fields.items())
     created = requests.post(f"{topology.url}/files/", timeout=30, headers={
         "Authorization": f"Bearer {topology.officer}", "Tus-Resumable": "1.0.0",
         "Upload-Length": str(SIZE), "Upload-Metadata": metadata,

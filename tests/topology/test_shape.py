@@ -30,7 +30,10 @@ def test_uploads_through_nginx_reach_both_nodes_and_are_processed(topology: Topo
     for service in topology.api:
         # Round robin: each node answered some of the tus requests.
         assert "/files/" in service.tail(1_000_000), f"{service.name} served no upload"
-    assert "transcode" in topology.workers["transcode"].tail(1_000_000)
+    # Each worker takes its own queue's steps only.
+    ingest, transcode = topology.workers["ingest"].output(), topology.workers["transcode"].output()
+    assert "Task evidence.hash_original[" in ingest and "Task evidence.hash_original[" not in transcode
+    assert "Task evidence.make_proxy[" in transcode and "Task evidence.make_proxy[" not in ingest
 
 
 def test_readyz_through_nginx(topology: Topology) -> None:
