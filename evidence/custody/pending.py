@@ -41,6 +41,9 @@ class _Queue:
     entries: list[tuple[SessionTransaction, Prepared]] = field(default_factory=list)
     committed: set[SessionTransaction] = field(default_factory=set)  # ...whose end keeps their entries
     synchronous: bool = False  # the transaction signed a checkpoint: its commit waits for the flush
+    # A session on a connection its caller commits gets no commit events of its own, so it could
+    # not wait for the flush: only a session on an engine may release the head early.
+    on_engine: bool = True
     released_early: Engine | None = None  # the COMMIT did not wait for this server's WAL flush...
     flush_owed: bool = False  # ...and succeeded, so the session waits for the flush
 
@@ -55,6 +58,7 @@ def _queue_of(session: Session) -> _Queue:
 def enqueue(session: Session, entry: Prepared) -> None:
     """Queue ``entry`` to be appended when the session's transaction commits."""
     queue = _queue_of(session)
+    queue.on_engine = isinstance(session.get_bind(), Engine)
     connection = session.connection()  # begins the transaction if none has begun
     owner = session.get_nested_transaction() or session.get_transaction()
     if owner is None:  # pragma: no cover - connection() has just begun one
@@ -93,7 +97,7 @@ def _append_at_commit(connection: Connection) -> None:
     queue: _Queue | None = connection.info.pop(_KEY, None)
     if queue is None or not queue.entries:
         return
-    release_early = connection.dialect.name == "postgresql" and not queue.synchronous
+    release_early = connection.dialect.name == "postgresql" and queue.on_engine and not queue.synchronous
     _append(connection, queue, release_early)
     if release_early:
         queue.released_early = connection.engine
@@ -124,8 +128,13 @@ def _ended(session: Session, ended: SessionTransaction) -> None:
         return
     if ended in queue.committed:
         queue.committed.discard(ended)
-    elif queue.entries:
+    elif queue.entries and (queue.on_engine or ended.parent is not None):
         queue.entries = [(owner, entry) for owner, entry in queue.entries if not _within(owner, ended)]
+    if ended.parent is None and not queue.on_engine:
+        # A session joined to its caller's transaction: that transaction, not the session's, is
+        # what commits or rolls back, so what is queued stays with the connection until it does.
+        session.info[_KEY] = _Queue()
+        return
     if ended.parent is None:
         engine = queue.released_early if queue.flush_owed else None
         queue.entries.clear()  # nothing outlives the transaction; after a commit nothing is left anyway

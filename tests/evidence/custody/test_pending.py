@@ -226,3 +226,17 @@ def test_on_postgres_a_transaction_that_signs_a_checkpoint_commits_synchronously
         note(session, 2)  # appended at commit, still without releasing early
     assert not any("set_config" in s or "pg_logical_emit_message" in s for s in seen)
     assert stored(rt) == [(0, "OP-1"), (1, None), (2, "OP-2")]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_on_postgres_a_session_on_a_callers_connection_commits_synchronously(rt: Runtime) -> None:
+    """Its caller commits the connection, so the session could not wait for the flush afterwards."""
+    with statements(rt.db.engine) as seen, rt.db.engine.connect() as connection:
+        connection.begin()  # the caller's transaction, which the session joins and does not end
+        with Session(bind=connection) as session:
+            note(session, 1)
+            session.flush()
+        connection.commit()
+    assert not any("set_config" in s or "pg_logical_emit_message" in s for s in seen)
+    assert stored(rt) == [(0, "OP-1")]
