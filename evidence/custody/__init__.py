@@ -1,7 +1,9 @@
 """The one narrow door through which every custody event passes.
 
-``record`` appends to the Merkle ledger in the caller's transaction, so an event exists
-exactly when the change it describes does.
+``record`` checks and encodes an entry at once (an entry the log cannot hold is refused here)
+and appends it to the Merkle ledger when the caller's transaction commits, in that transaction,
+so an event exists exactly when the change it describes does. Its ``seq`` is its place in the
+order of commits; its time is when it was recorded.
 """
 
 from __future__ import annotations
