@@ -201,6 +201,15 @@ def markdown(outcomes: list[Outcome], pictures: dict[str, str], plot_errors: dic
         f"{load[2]:.1f}. Every server, peer and client runs on this machine at once, so figures depend on what else"
         " runs: each benchmark's set-up below says what its load was.",
         "",
+    ]
+    cpus = os.cpu_count() or 1
+    if load[1] > cpus:
+        # Figures taken while other work held the CPUs are lower bounds, and comparisons with a
+        # peer measured minutes apart carry that noise: say so where the figures are read.
+        lines += [f"**The machine was busy** (5-min load average {load[1]:.1f} on {cpus} CPUs when the report was"
+                  " written): other work shared the CPUs during these runs, so treat the figures as lower bounds"
+                  " and re-run `make bench` on a quiet machine before quoting them.", ""]
+    lines += [
         "| benchmark | measure | our figure | peer's figure | goal | met |",
         "|---|---|---:|---|---|---|",
     ]
