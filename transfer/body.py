@@ -13,8 +13,14 @@ from starlette.requests import ClientDisconnect
 
 from transfer.errors import ChecksumMismatch, TooLarge
 from transfer.headers import Checksum
+from transfer.lane import Lane
 
-BLOCK = 4 * 1024 * 1024  # bytes handed to a store at a time: few thread hops, flat memory
+# Bytes handed to a store at a time: large enough that thread hops and system calls are
+# few (one per MiB), small enough that a block in each stage of the pipeline (receiving,
+# hashing, writing) keeps an upload within a few MiB of memory.
+BLOCK = 1024 * 1024
+# Blocks waiting to be hashed, per upload (see transfer.lane).
+HASH_QUEUE_BYTES = 2 * 1024 * 1024
 
 
 async def received(stream: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
@@ -51,11 +57,17 @@ async def verified(blocks: AsyncIterator[bytes], checksum: Checksum) -> AsyncIte
     avoids spooling every chunk to disk and reading it back.
     """
     digest = hashlib.new(checksum.algorithm)
+    # Hashed in a thread of its own while the store writes and the next blocks arrive.
+    lane = Lane(HASH_QUEUE_BYTES, "checksum")
     length = 0
-    async for block in blocks:
-        await anyio.to_thread.run_sync(digest.update, block)
-        length += len(block)
-        yield block
+    try:
+        async for block in blocks:
+            await lane.submit(digest.update, block, size=len(block))
+            length += len(block)
+            yield block
+        await lane.drain()
+    finally:
+        lane.close()
     if digest.digest() != checksum.digest:
         raise ChecksumMismatch(
             f"{checksum.algorithm} of the {length} bytes received does not match Upload-Checksum;"

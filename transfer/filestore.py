@@ -17,9 +17,13 @@ import anyio
 
 from transfer.errors import InsufficientStorage, disk_full
 from transfer.info import UploadInfo
+from transfer.lane import Lane
 from transfer.store import Checkpoints
 
 COPY_BLOCK = 8 * 1024 * 1024
+# Received blocks waiting for the disk, per upload: enough to ride out a slow write without
+# stopping the socket, small enough that many uploads at once stay light.
+QUEUE_BYTES = 2 * 1024 * 1024
 
 
 class FileStore:
@@ -50,38 +54,45 @@ class FileStore:
     ) -> int:
         start = info.offset
         fd = await anyio.to_thread.run_sync(self._open_at, info)
-        # written: whole blocks in the file; kept: of those, what is durable and counts.
-        written = kept = 0
+        # The writes run in a lane of their own while the next blocks arrive; what the lane
+        # reports done is what reached the file. kept: of that, what is durable and counts.
+        lane = Lane(QUEUE_BYTES, "filestore")
+        queued = kept = 0
         try:
             try:
                 async for block in source:
-                    await anyio.to_thread.run_sync(_write_all, fd, block)
-                    written += len(block)
-                    if checkpoints is not None and written - kept >= checkpoints.every:
-                        await anyio.to_thread.run_sync(os.fdatasync, fd)
+                    await lane.submit(_write_all, fd, block, size=len(block))
+                    queued += len(block)
+                    if checkpoints is not None and queued - kept >= checkpoints.every:
+                        await lane.submit(os.fdatasync, fd)
+                        await lane.drain()
                         # Counted as kept before the offset is recorded: should recording
                         # fail after all, the bytes past the registry's offset are dropped
                         # when the next chunk opens the file.
-                        kept = written
+                        kept = lane.done
                         await checkpoints.record(kept)
                 # What reached the file is made durable before the caller records the offset.
-                await anyio.to_thread.run_sync(os.fdatasync, fd)
+                await lane.submit(os.fdatasync, fd)
+                await lane.drain()
             except OSError as error:
                 if not disk_full(error):
                     raise
                 if checkpoints is not None:
-                    kept = await anyio.to_thread.run_sync(_durable, fd, written, kept)
+                    kept = await anyio.to_thread.run_sync(_durable, fd, lane.done, kept)
                 raise InsufficientStorage(written=kept) from error
         except BaseException:
             # A refused chunk (failed checksum, too long, a full disk) counts for nothing
             # past its last durable point: drop those bytes, which also frees their space.
             with anyio.CancelScope(shield=True):
+                await lane.settle()  # no write may land after the truncation
                 await anyio.to_thread.run_sync(os.ftruncate, fd, start + kept)
             raise
         finally:
             with anyio.CancelScope(shield=True):
+                await lane.settle()
+                lane.close()
                 await anyio.to_thread.run_sync(os.close, fd)
-        return written
+        return lane.done
 
     def _open_at(self, info: UploadInfo) -> int:
         fd = os.open(self._working(info), os.O_WRONLY)
