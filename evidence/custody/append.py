@@ -73,7 +73,11 @@ def lock_head(connection: Connection, release_early: bool = False) -> Head:
 # cannot fork, and each append stays all-or-nothing with its transaction. The committer then
 # waits for the flush outside the lock, where concurrent committers share one flush (the WAL's
 # group commit). A transactional WAL message, committed at the server's own synchronous_commit
-# level, is flushed, and sent to synchronous standbys, with everything before it.
+# level, is flushed, and sent to synchronous standbys, with everything before it. What this
+# gives up: for the moment between COMMIT and the flush, a reader can see an append that a crash
+# of the server would take away (with the change it records, and before its writer was told it
+# had committed). No signed checkpoint can cover it: checkpoints commit synchronously, and their
+# flush carries every append before them.
 _WAIT_FOR_FLUSH = text("SELECT pg_logical_emit_message(true, 'evidence.custody', '')")
 
 
