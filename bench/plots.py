@@ -109,7 +109,7 @@ def ledger(result: dict[str, Any]) -> Figure:
     ax.set_xticks(range(len(runs)), labels, fontsize=8)
     goal = result.get("targets", {}).get("appends_per_s_4_writers") if isinstance(result.get("targets"), dict) else 1000
     if goal:
-        ax.axhline(goal, color="#c0392b", linestyle="--", label=f"goal, 4 writers: {goal:,}/s")
+        ax.axhline(goal, color="#c0392b", linestyle="--", label=f"goal, 4 writers: {goal:,.0f}/s")
         ax.legend(fontsize=8)
     ceiling = result.get("commit_ceiling", {})
     if isinstance(ceiling, dict) and "commits_per_s" in ceiling:
