@@ -17,9 +17,10 @@ from evidence.cli.common import err, friendly, local_runtime, settings_of
 from evidence.cli.items import items_group
 from evidence.cli.links import links_group, share
 from evidence.cli.sizes import SizeType
-from evidence.errors import NotFound
+from evidence.errors import NotFound, Unavailable
 from evidence.filemodes import private_umask
 from evidence.models import Case, Role, User
+from evidence.runtime import Runtime
 from evidence.settings import Settings
 
 
@@ -92,21 +93,32 @@ def _prepare(settings: Settings) -> None:
         migrate.upgrade(rt.db.engine)
         rt.vault.ensure_ready()
         if settings.embedded_worker:
-            from transcode.app import make_celery, resume_interrupted
-
-            try:
-                resumed = resume_interrupted(make_celery(settings), rt)
-            except Exception as error:
-                if outage_of(error) is None:
-                    raise
-                # Not fatal: the upkeep queues received items again once the queue is back.
-                err.print(f"[yellow]the task queue is unavailable ({type(error).__name__}); "
-                          "interrupted items are queued again when it is back[/]")
-                return
-            if resumed:
-                err.print(f"queued {len(resumed)} item(s) interrupted by the last shutdown")
+            _resume_interrupted(settings, rt)
+    except Exception as error:
+        outage = outage_of(error)
+        if outage is None:
+            raise
+        raise Unavailable(f"cannot start: {outage.message.split(';')[0]} ({type(error).__name__})") from error
     finally:
         rt.close()
+
+
+def _resume_interrupted(settings: Settings, rt: Runtime) -> None:
+    from evidence.http.outage import outage_of
+    from transcode.app import make_celery, resume_interrupted
+
+    try:
+        resumed = resume_interrupted(make_celery(settings), rt)
+    except Exception as error:
+        found = outage_of(error)
+        if found is None or found.dependency != "broker":
+            raise
+        # Not fatal: the upkeep queues received items again once the queue is back.
+        err.print(f"[yellow]the task queue is unavailable ({type(error).__name__}); "
+                  "interrupted items are queued again when it is back[/]")
+        return
+    if resumed:
+        err.print(f"queued {len(resumed)} item(s) interrupted by the last shutdown")
 
 
 def _start_embedded_worker(settings: Settings) -> subprocess.Popen[bytes]:

@@ -57,10 +57,12 @@ class Health(View):
 BROKER_CONNECT_SECONDS = 3
 
 
-def create_app(settings: Settings, *, resume_on_start: bool = True) -> FastAPI:
-    """The app. ``resume_on_start``: queue again, at start, the items the last shutdown
-    interrupted (embedded mode); off in the processes of ``serve --workers N``, where the
-    supervisor does it once for all of them."""
+def create_app(settings: Settings, *, prepare: bool = True) -> FastAPI:
+    """The app. ``prepare``: at start, run the migrations, check the storage and (embedded)
+    queue again the items the last shutdown interrupted. Off in the processes of ``serve
+    --workers N``: the supervisor does it once for all of them, and a process it starts again
+    while a dependency is down must come up and say so (503, /readyz), not fail to start
+    (which makes uvicorn's supervisor stop them all)."""
     rt = Runtime.build(settings)
     tus, hooks = build_tus(rt)
     celery = make_celery(settings)
@@ -70,12 +72,13 @@ def create_app(settings: Settings, *, resume_on_start: bool = True) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        migrate.upgrade(rt.db.engine)
-        rt.vault.ensure_ready()
-        if settings.embedded_worker and resume_on_start:
-            resumed = await anyio.to_thread.run_sync(resume_interrupted, celery, rt)
-            if resumed:
-                log.info("queued %d item(s) interrupted by the last shutdown", len(resumed))
+        if prepare:
+            migrate.upgrade(rt.db.engine)
+            rt.vault.ensure_ready()
+            if settings.embedded_worker:
+                resumed = await anyio.to_thread.run_sync(resume_interrupted, celery, rt)
+                if resumed:
+                    log.info("queued %d item(s) interrupted by the last shutdown", len(resumed))
         lease = upkeep_lease(rt)
         maintenance = asyncio.create_task(_maintain(rt, tus, celery, lease))
         try:

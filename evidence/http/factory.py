@@ -33,4 +33,4 @@ def app_from_environment() -> FastAPI:
     # This process's request-head bound: a class attribute, set here for the protocol class
     # that this process imported afresh.
     uvicorn_options(settings)
-    return create_app(settings, resume_on_start=False)
+    return create_app(settings, prepare=False)
