@@ -50,7 +50,8 @@ def test_unreachable_storage_is_retried_and_named_without_its_endpoint(tmp_path:
         secret_key="secret", tmp_dir=tmp_path,
     )
     error = caught(lambda: vault.stat("originals/0123456789abcdef0123456789abcdef"))
-    assert isinstance(error, VaultUnavailable) and endpoint in str(error)
+    # The vault's own message leaves the endpoint out already (its log has it); the SDK's below does not.
+    assert isinstance(error, VaultUnavailable) and endpoint not in str(error)
     assert isinstance(error, TRANSIENT)
     assert describe(error) == "the storage could not be reached"
 
