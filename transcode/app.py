@@ -122,8 +122,13 @@ def requeue_orphaned(app: Celery, rt: Runtime) -> list[str]:
     live again and this finds nothing. The lease is freed as the item is queued, so it is
     queued once per death; one started too often is failed instead."""
     requeued = [item_id for item_id in lease.expired(rt) if lease.free_expired(rt, item_id)]
-    for item_id in requeued:
-        start_pipeline(app, item_id)
+    for done, item_id in enumerate(requeued):
+        try:
+            start_pipeline(app, item_id)
+        except Exception:
+            # The queue is down (say): these were freed but not queued; found again next round.
+            lease.expire_freed(rt, requeued[done:])
+            raise
     return requeued
 
 

@@ -205,6 +205,16 @@ def free_expired(rt: Runtime, item_id: str) -> bool:
         return True
 
 
+def expire_freed(rt: Runtime, item_ids: list[str]) -> None:
+    """Undo :func:`free_expired` for items that could not be queued: their leases end now
+    again, so the next round finds them. Not one a run has taken meanwhile."""
+    with rt.db.transaction() as session:
+        session.execute(
+            update(Item).where(Item.id.in_(item_ids), Item.lease_holder.is_not(None), Item.lease_expires_at.is_(None))
+            .values(lease_expires_at=now(session))
+        )
+
+
 def free_all(rt: Runtime, item_ids: list[str]) -> None:
     """Free the leases of items whose runs cannot be live (the embedded worker at start)."""
     with rt.db.transaction() as session:

@@ -5,6 +5,7 @@ committing nothing. Real databases, a real heartbeat thread, real files in the v
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from datetime import timedelta
@@ -17,7 +18,7 @@ from evidence.models import Derivative, DerivativeKind, Item, ItemState, utcnow
 from evidence.runtime import Runtime
 from tests.transcode.conftest import MakeItem, actions, item, queued
 from transcode import fence, lease, pipeline
-from transcode.app import EvidenceCelery, requeue_stalled, resume_interrupted
+from transcode.app import EvidenceCelery, make_celery, requeue_stalled, resume_interrupted
 from transcode.attempts import exhausted_reason
 from transcode.failing import fail
 from transcode.fence import Lease, LeaseLost
@@ -206,6 +207,30 @@ def test_the_upkeep_queues_again_each_item_whose_worker_died_once(
     outcome = lease.claim(rt, run, counts_as_start=True)
     assert (outcome.claim, outcome.holder) == (Claim.TAKEN, DEAD)
     assert item(rt, dead).attempts == 2 and item(rt, dead).lease_holder == run.holder
+
+
+def test_an_item_the_upkeep_could_not_queue_is_found_again_next_round(
+    rt: Runtime, app: EvidenceCelery, make_item: MakeItem
+) -> None:
+    item_id = make_item(ItemState.PROCESSING, attempts=1)
+    set_lease(rt, item_id, DEAD, -1)
+    down = make_celery(rt.settings.model_copy(update={"broker_url": f"redis://127.0.0.1:{closed_port()}/0"}))
+    down.conf.broker_connection_timeout = 1
+    down.conf.broker_connection_max_retries = 0
+    down.conf.task_publish_retry = False
+    with pytest.raises(Exception):  # noqa: B017 (whatever kombu raises for a refused connection)
+        requeue_stalled(down, rt, 300, set())
+    row = item(rt, item_id)
+    assert row.lease_holder == DEAD and row.lease_expires_at is not None and row.attempts == 1
+    # The queue is back: queued now, once.
+    assert requeue_stalled(app, rt, 300, set()) == [item_id]
+    assert queued(app) == [("evidence.hash_original", [item_id])]
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def test_a_redelivered_copy_that_came_first_leaves_the_upkeep_nothing(
