@@ -97,27 +97,27 @@ def read_back(bucket: s3.S3Bucket, key: str) -> tuple[str, int]:
 
 @contextlib.contextmanager
 def scratch_bucket(object_lock: bool) -> Iterator[s3.S3Bucket]:
-    """A new bucket, emptied and removed afterwards as far as S3 allows: originals under
-    compliance retention stay until the throwaway gateway stops."""
+    """A new bucket. Afterwards unfinished multipart uploads are aborted and, without Object
+    Lock, the objects and the bucket removed; originals under compliance retention cannot be,
+    and stay until the throwaway gateway stops (its memory store holds 8 GiB)."""
     bucket = s3.new_bucket(object_lock=object_lock)
     try:
         yield bucket
     finally:
-        client = bucket.client()
+        # Short timeouts, one attempt: a slow clean-up must not hold up the next round.
+        client = bucket.client(read_timeout=20, retries={"max_attempts": 1, "mode": "standard"})
         try:
             with contextlib.suppress(Exception):
                 for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket.bucket):
                     for upload in page.get("Uploads", []):
                         client.abort_multipart_upload(Bucket=bucket.bucket, Key=upload["Key"],
                                                       UploadId=upload["UploadId"])
-            with contextlib.suppress(Exception):
-                for listing in client.get_paginator("list_object_versions").paginate(Bucket=bucket.bucket):
-                    versions = [*listing.get("Versions", []), *listing.get("DeleteMarkers", [])]
-                    for found in versions:
-                        with contextlib.suppress(Exception):
-                            client.delete_object(Bucket=bucket.bucket, Key=found["Key"], VersionId=found["VersionId"])
-            with contextlib.suppress(Exception):
-                client.delete_bucket(Bucket=bucket.bucket)
+            if not object_lock:
+                with contextlib.suppress(Exception):
+                    for listing in client.get_paginator("list_objects_v2").paginate(Bucket=bucket.bucket):
+                        for found in listing.get("Contents", []):
+                            client.delete_object(Bucket=bucket.bucket, Key=found["Key"])
+                    client.delete_bucket(Bucket=bucket.bucket)
         finally:
             client.close()
 
