@@ -9,9 +9,13 @@ task without settling its item (retries exhausted, the time limit, an error no s
 expected) fails the item with a plain reason, so nothing is left ``processing`` for ever.
 
 Each run holds the item's lease (:mod:`transcode.lease`) for as long as its step runs. A
-delivery that is not needed (a live worker holds the item, or the item is settled) and a
-run whose step was taken over are acknowledged without going on: Celery's ``Ignore``, which
-also keeps a chain's later steps from being queued a second time.
+delivery that is not needed (a live worker holds the item, or the item is
+settled) and a run whose step was taken over are acknowledged without going on: Celery's
+``Ignore``, which also keeps a chain's later steps from being queued a second time. So a step
+queues what follows it only once its lease is given up (it returns the follow-up rather than
+sending it; a chain's later links are sent by Celery after the task returns): sent from inside
+the lease, the next step could reach a worker on the other queue while the lease was still
+held, be taken for a duplicate and dropped, and the item would stall.
 """
 
 from __future__ import annotations
@@ -60,7 +64,10 @@ class ItemTask(Task[[str], None]):
             log.exception("could not record the failure of item %s (%s)", item_id, reason)
 
 
-StepTask = Callable[[ItemTask, str], None]
+# A step returns what must be queued after it (None when nothing): sent by the wrapper once
+# the step's lease has been given up.
+FollowUp = Callable[[], object]
+StepTask = Callable[[ItemTask, str], FollowUp | None]
 
 
 def step(*, max_retries: int = 8, starts: bool = False) -> Callable[[StepTask], ItemTask]:
@@ -93,10 +100,12 @@ def step(*, max_retries: int = 8, starts: bool = False) -> Callable[[StepTask], 
                             f" at {outcome.until}" if outcome.until else "", removed)
             try:
                 with lease.kept(rt, run):
-                    function(self, item_id)
+                    follow_up = function(self, item_id)
             except LeaseLost as lost:
                 log.warning("%s for item %s stops, recording nothing: %s", which.task, item_id, lost)
                 raise Ignore() from None
+            if follow_up is not None:
+                follow_up()
 
         return shared_task(
             name=which.task,
@@ -115,17 +124,18 @@ def step(*, max_retries: int = 8, starts: bool = False) -> Callable[[StepTask], 
 
 
 @step(starts=True)
-def hash_original(self: ItemTask, item_id: str) -> None:
-    if pipeline.hash_original(self.runtime(), item_id):
-        following = Step.PROBE_ORIGINAL
-        self.app.send_task(following.task, args=[item_id], queue=following.queue)
+def hash_original(self: ItemTask, item_id: str) -> FollowUp | None:
+    if not pipeline.hash_original(self.runtime(), item_id):
+        return None
+    following = Step.PROBE_ORIGINAL
+    return functools.partial(self.app.send_task, following.task, args=[item_id], queue=following.queue)
 
 
 @step()
-def probe_original(self: ItemTask, item_id: str) -> None:
+def probe_original(self: ItemTask, item_id: str) -> FollowUp | None:
     steps = pipeline.probe_original(self.runtime(), item_id)
     if steps is None:
-        return
+        return None
     signatures = [
         self.app.signature(name.task, args=[item_id], queue=name.queue, immutable=True)
         for name in [*steps, Step.FINISH_ITEM]
@@ -135,7 +145,7 @@ def probe_original(self: ItemTask, item_id: str) -> None:
     chain = signatures[0]
     for signature in signatures[1:]:
         chain = chain | signature
-    chain.apply_async()
+    return chain.apply_async
 
 
 @step()

@@ -93,6 +93,26 @@ def test_the_first_step_counts_a_start_and_queues_the_probe(app: EvidenceCelery,
     assert queued(app) == [("evidence.probe_original", [item_id])]
 
 
+def test_the_next_step_is_queued_only_once_the_lease_is_given_up(
+    app: EvidenceCelery, make_item: MakeItem, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sent while the lease was still held, the next step could reach a worker on the other
+    queue first, be taken for a duplicate of a live run and dropped: the item would stall."""
+    item_id = make_item(ItemState.PROCESSING, hashes=HASHED)
+    rt = app.runtime()
+    seen: list[str | None] = []
+    send = app.send_task
+
+    def send_and_look(*args: Any, **kwargs: Any) -> Any:
+        seen.append(item(rt, item_id).lease_holder)
+        return send(*args, **kwargs)
+
+    monkeypatch.setattr(app, "send_task", send_and_look)
+    run(app, Step.HASH_ORIGINAL, item_id)
+    assert queued(app) == [("evidence.probe_original", [item_id])]
+    assert seen == [None]
+
+
 def test_taking_over_the_step_of_a_dead_worker_counts_as_a_start(app: EvidenceCelery, make_item: MakeItem) -> None:
     item_id = make_item(ItemState.PROCESSING, hashes=HASHED, attempts=1, **lease_of(-1))
     rt = app.runtime()
