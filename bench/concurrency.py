@@ -243,7 +243,7 @@ def summarize(levels: list[Level], counts: list[int]) -> tuple[list[dict[str, An
             "rounds": len(found),
             "upload_size": found[0].upload_size,
             "total_bytes": found[0].upload_size * count,
-            "aggregate_mb_per_s": median(level.aggregate_mb_per_s for level in found),
+            "aggregate_mb_per_s": round(median(level.aggregate_mb_per_s for level in found), 1),
             "aggregate_mb_per_s_by_round": [level.aggregate_mb_per_s for level in found],
             "patches": len(latencies),
             "patch_p50_seconds": percentile(latencies, 50),

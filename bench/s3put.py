@@ -166,7 +166,7 @@ def summarize(puts: list[Put], sizes: list[int]) -> tuple[list[dict[str, Any]], 
     targets: list[dict[str, Any]] = []
     for size in sizes:
         by_client = {name: [p for p in puts if p.client == name and p.size == size] for name in CLIENTS}
-        medians = {name: median(p.mb_per_s for p in found) for name, found in by_client.items()}
+        medians = {name: round(median(p.mb_per_s for p in found), 1) for name, found in by_client.items()}
         for name, found in by_client.items():
             rows.append({
                 "client": name, "what": LABELS[name], "size": size, "rounds": len(found),

@@ -142,7 +142,7 @@ def summarize(runs: list[Upload], sizes: list[int]) -> tuple[list[dict[str, Any]
     for size in sizes:
         by_server = {name: [r for r in runs if r.server == name and r.size == size and r.purpose == "throughput"]
                      for name in SERVERS}
-        medians = {name: median(r.mb_per_s for r in found) for name, found in by_server.items()}
+        medians = {name: round(median(r.mb_per_s for r in found), 1) for name, found in by_server.items()}
         for name, found in by_server.items():
             rows.append({
                 "server": name,
