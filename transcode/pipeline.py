@@ -44,7 +44,11 @@ PROXY_INPUT = "working copy: proxy"
 PROBE_TIMEOUT = 600  # seconds of wall time for a probe (its CPU time is bounded separately)
 # The steps after the probe, by what the file is (the item's kind); then finish_item.
 PLAN: dict[str, list[Step]] = {
-    "video": [Step.VALIDATE_MEDIA, Step.MAKE_PROXY, Step.MAKE_STILLS],
+    # The proxy first: it is what a reviewer waits for, and on the remux path it takes seconds
+    # while the full decode that validates the footage takes as long as the footage plays at
+    # decoding speed (minutes for a long clip). Validation still decides whether the item is
+    # ready; a proxy made from footage that then fails it stays on the record with the failure.
+    "video": [Step.MAKE_PROXY, Step.VALIDATE_MEDIA, Step.MAKE_STILLS],
     # Audio is validated and kept as it is; an audio-only working copy is still to come.
     "audio": [Step.VALIDATE_MEDIA],
     "image": [Step.MAKE_THUMBNAIL],
