@@ -11,35 +11,63 @@ What the gate lets through or refuses is recorded per link, client and kind of a
 windows (:mod:`evidence.link_record`): one ledger entry for the first request of a window,
 one summary when it closes if more followed. HEAD requests (mail scanners prefetching a
 link) spend no use and record nothing.
+
+What a request costs the database (a player's Range requests come by the hundred): a client
+without a view session gets a fresh read of everything in one joined query, plus the writes
+of its new session. A client with one reads the link, its case, the item and the working copy
+asked for in one joined query, or takes them from a copy this process read less than
+``fresh_seconds`` (1 s) ago: so a revoked, locked or re-scoped link stops every view session
+on every node within that long (expiry is checked against the clock on every request). Its
+access is counted in memory after the first of its window (:mod:`evidence.links.pending`)
+and written every couple of seconds.
 """
 
 from __future__ import annotations
 
+import atexit
 import base64
 import hashlib
 import hmac
+import logging
 import math
 import secrets
+import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import or_, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from evidence import custody
 from evidence.custody.actions import Action
 from evidence.links import record as link_record
+from evidence.links.pending import Pending, RowKey
 from evidence.links.ratelimit import RateLimiter
 from evidence.links.sharing import check_passcode, covers, link_actor, link_scope_hash
 from evidence.links.tokens import LINK_ID, Claims, InvalidToken, KeyRing
 from evidence.links.window import PAGE, PASSCODE, Range, clean, denied_key, item_key, viewer_of, window_of
-from evidence.models import Case, Item, Link
+from evidence.models import Case, Derivative, Item, Link
 from evidence.runtime import Runtime
+
+log = logging.getLogger(__name__)
+K = TypeVar("K")
+V = TypeVar("V")
 
 COOKIE = "evidence_link"
 _MAX_COOKIE = 512
+# How stale a view session's copy of its link may be (revocation, lock, scope), and how
+# often counts held in memory are written: well under the grace after which a window's
+# summary is written (evidence.links.record.SUMMARY_GRACE_SECONDS), and what a crash may
+# lose of a summary's counts.
+FRESH_SECONDS = 1.0
+FLUSH_SECONDS = 2.0
+# Links (with item and copy) kept fresh in memory per process; a copy pushed out early
+# only costs a read.
+_MAX_FRESH = 10_000
 
 
 class Denied(Exception):
@@ -87,7 +115,19 @@ class Access:
     session: str  # the view session: the cookie's, or one just started ("" for a HEAD)
     new_cookie: str | None = None
     item: Item | None = None
+    copy: Derivative | None = None  # the working copy asked for, if the link covers its item and it exists
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Read:
+    """What one joined query found: the rows are detached and only read from then on."""
+
+    link: Link
+    case_ref: str
+    item: Item | None
+    copy: Derivative | None
+    at: datetime
 
 
 class _UsedUp(Exception):
@@ -95,8 +135,17 @@ class _UsedUp(Exception):
 
 
 class Gate:
-    def __init__(self, rt: Runtime, keys: KeyRing, cookie_secret: bytes, clock: Callable[[], datetime]) -> None:
+    def __init__(self, rt: Runtime, keys: KeyRing, cookie_secret: bytes, clock: Callable[[], datetime],
+                 fresh_seconds: float = FRESH_SECONDS, flush_seconds: float = FLUSH_SECONDS) -> None:
         self.rt, self.keys, self._secret, self.clock = rt, keys, cookie_secret, clock
+        self.fresh_seconds, self.flush_seconds = fresh_seconds, flush_seconds
+        self._fresh: OrderedDict[tuple[str, str | None, str | None], _Read] = OrderedDict()
+        self._tokens: OrderedDict[str, tuple[Claims, datetime]] = OrderedDict()
+        self._fresh_lock = threading.Lock()
+        self._pending = Pending()
+        self._flusher: threading.Thread | None = None
+        self._flusher_lock = threading.Lock()
+        self._stopping = threading.Event()
         self.settings = settings = rt.settings
         # Players seek with bursts of Range requests: a whole minute's allowance may come at once.
         self._requests = RateLimiter(settings.link_requests_per_minute, 60.0)
@@ -128,10 +177,24 @@ class Gate:
     # -- checks ---------------------------------------------------------------------------
 
     def _claims(self, token: str, now: datetime) -> Claims:
+        """The token's claims. A genuine token is remembered for ``fresh_seconds``, so a
+        player's burst of requests verifies its signature once (a retired signing key, like
+        a revocation, is seen within that bound); a forged one is checked every time."""
+        with self._fresh_lock:
+            kept = self._tokens.get(token)
+        if kept is not None and self._still_fresh(kept[1], now):
+            return kept[0]
         try:
-            return self.keys.verify(token, now)
+            claims = self.keys.verify(token, now)
         except InvalidToken:
             raise Denied(404, "invalid token") from None
+        with self._fresh_lock:
+            _keep(self._tokens, token, (claims, now))
+        return claims
+
+    def _still_fresh(self, read_at: datetime, now: datetime) -> bool:
+        # A clock stepped back does not stretch the bound.
+        return timedelta(0) <= now - read_at < timedelta(seconds=self.fresh_seconds)
 
     def _pace(self, claims: Claims, client: Client, now: datetime) -> None:
         wait = self._requests.wait((claims.link_id, client.viewer), now.timestamp())
@@ -139,35 +202,38 @@ class Gate:
             raise TooMany(wait)
 
     def check(self, token: str, client: Client, item_id: str | None = None, download: bool = False,
-              head: bool = False) -> Access:
+              head: bool = False, copy: str | None = None) -> Access:
         """Admit a request or raise Denied / PasscodeRequired / TooMany. A GET from a client
         without a view session starts one, which spends a use of the link unless this
-        client spent one within the session length; a HEAD never does."""
+        client spent one within the session length; a HEAD never does. ``copy``: the kind
+        of working copy of the item asked for, found in the same read (``Access.copy``)."""
         now = self.clock()
         claims = self._claims(token, now)  # before any database access
         self._pace(claims, client, now)
-        refusal: tuple[int, str] | None = None
-        # Only reads here: refusals and uses are written after this session ends (on
-        # SQLite, an open session holds the write lock that they need).
-        with self.rt.db.sessions() as session:
-            link = session.get(Link, claims.link_id)
-            if link is None:
-                raise Denied(404, "no such link")
-            access = Access(link, session.get_one(Case, link.case_id).ref, "")
-            viewing = self._read_cookie(client.cookie, link.id, now)
-            refusal = self._refusal(link, claims, now)
-            if refusal is None and link.passcode_hash is not None and not (viewing and viewing[1]):
-                raise PasscodeRequired()
-            if refusal is None and item_id is not None:
-                item = session.get(Item, item_id) if LINK_ID.fullmatch(item_id) else None
-                if item is None or not covers(link, item):
-                    refusal = (404, "item not covered by the link")
-                else:
-                    access.item = item
-                    if download and link.permission != "download":
-                        refusal = (404, "download not permitted")
-            if refusal is None and viewing is None and self._used_up(session, link, client, now):
-                refusal = (410, "uses exhausted")
+        # An item id that is not one of ours is never looked up: refused below as not covered.
+        wanted = item_id if item_id is not None and LINK_ID.fullmatch(item_id) else None
+        viewing = self._read_cookie(client.cookie, claims.link_id, now)
+        read = self._read(claims.link_id, wanted, copy if wanted else None, now, may_reuse=viewing is not None)
+        if read is None:
+            raise Denied(404, "no such link")
+        link = read.link
+        access = Access(link, read.case_ref, "")
+        refusal = self._refusal(link, claims, now)
+        if refusal is None and link.passcode_hash is not None and not (viewing and viewing[1]):
+            raise PasscodeRequired()
+        if refusal is None and item_id is not None:
+            if wanted is None or read.item is None or not covers(link, read.item):
+                refusal = (404, "item not covered by the link")
+            else:
+                access.item, access.copy = read.item, read.copy
+                if download and link.permission != "download":
+                    refusal = (404, "download not permitted")
+        if refusal is None and viewing is None:
+            # Only reads here: refusals and uses are written after this session ends (on
+            # SQLite, an open session holds the write lock that they need).
+            with self.rt.db.sessions() as session:
+                if self._used_up(session, link, client, now):
+                    refusal = (410, "uses exhausted")
         if refusal is not None:
             self._deny(access, client, *refusal, head=head)
         if viewing is not None:
@@ -175,6 +241,34 @@ class Gate:
         elif not head:  # a HEAD is answered without a session: no use, no cookie
             self._start_session(access, client, now, passcode_ok=False)
         return access
+
+    def _read(self, link_id: str, item_id: str | None, copy: str | None, now: datetime, may_reuse: bool) -> _Read | None:
+        """The link, its case's reference, the item (of the link's case) and the working copy,
+        in one query; or, for a view session, as this process read them less than
+        ``fresh_seconds`` ago. Only what admits a request is kept: a link not found or an
+        item not covered is read again every time."""
+        key = (link_id, item_id, copy)
+        if may_reuse:
+            with self._fresh_lock:
+                kept = self._fresh.get(key)
+            if kept is not None and self._still_fresh(kept.at, now):
+                return kept
+        columns: list[Any] = [Link, Case.ref, *([Item] if item_id else []), *([Derivative] if item_id and copy else [])]
+        query = select(*columns).join(Case, Case.id == Link.case_id).where(Link.id == link_id)
+        if item_id is not None:
+            query = query.outerjoin(Item, and_(Item.id == item_id, Item.case_id == Link.case_id))
+            if copy is not None:
+                query = query.outerjoin(Derivative, and_(Derivative.item_id == Item.id, Derivative.kind == copy))
+        with self.rt.db.sessions() as session:
+            row = session.execute(query).one_or_none()
+        if row is None:
+            return None
+        item = row[2] if item_id is not None else None
+        read = _Read(row[0], row[1], item, row[3] if item_id is not None and copy is not None else None, now)
+        if item_id is None or (item is not None and covers(read.link, item)):
+            with self._fresh_lock:
+                _keep(self._fresh, key, read)
+        return read
 
     @staticmethod
     def _refusal(link: Link, claims: Claims, now: datetime) -> tuple[int, str] | None:
@@ -286,25 +380,72 @@ class Gate:
                size: int | None = None) -> None:
         """``kind``: page, view (a working copy) or download (the original, ``sent`` the
         bytes being served of ``size``). The first request of a window is an entry now;
-        the rest of the window goes into one summary when it closes."""
+        the rest of the window goes into one summary when it closes, counted in memory
+        until the next flush, except a whole-file download, which is written before it is
+        sent."""
         now, link, item = self.clock(), access.link, access.item
         window = window_of(now, self.settings.link_record_window_seconds)
         key = PAGE if kind == "page" else item_key(kind, item.id if item else "")
-        with self.rt.db.transaction() as session:
-            if not link_record.tally(session, link.id, client.viewer, key, item.id if item else None, window, now,
-                                     client.agent, sent):
+        row: RowKey = (link.id, client.viewer, key, window.start)
+        whole_file = sent is not None and size is not None and sent == (0, size - 1)
+        if not whole_file:
+            full = self._pending.add(row, item.id if item else None, now, sent, keep_ranges=kind == "download")
+            if full is not None:
+                self._start_flusher()
+                if full:  # too many rows waiting: write them now rather than hold more
+                    self.flush()
                 return
-            subject = {"case": access.case_ref, "link": link.id}
-            details: dict[str, Any] = {"outcome": "granted", "kind": kind, **_who(client, window), **access.extra}
-            if item is None:  # about the link as a whole: it shows in the reports of every item it shares
-                details["items"] = sorted(link.item_ids)
-            else:
-                subject["item"] = item.id
-            if sent is not None:
-                details["range"] = {"first": sent[0], "last": sent[1]}
-                if size is not None:
-                    details["whole_file"] = sent == (0, size - 1)
-            custody.record(session, Action.LINK_ACCESSED, subject, link_actor(link), details)
+        with self.rt.db.transaction() as session:
+            first = link_record.tally(session, link.id, client.viewer, key, item.id if item else None, window, now,
+                                      client.agent, sent)
+            if first:
+                subject = {"case": access.case_ref, "link": link.id}
+                details: dict[str, Any] = {"outcome": "granted", "kind": kind, **_who(client, window), **access.extra}
+                if item is None:  # about the link as a whole: it shows in the reports of every item it shares
+                    details["items"] = sorted(link.item_ids)
+                else:
+                    subject["item"] = item.id
+                if sent is not None:
+                    details["range"] = {"first": sent[0], "last": sent[1]}
+                    if size is not None:
+                        details["whole_file"] = whole_file
+                custody.record(session, Action.LINK_ACCESSED, subject, link_actor(link), details)
+        self._pending.remember(row, window.end)  # committed: the window's row exists
+
+    # -- counts held in memory ------------------------------------------------------------
+
+    def flush(self) -> int:
+        """Write the requests counted in memory into their rows; how many rows. On failure
+        (the database down) they are kept for the next flush."""
+        counts = self._pending.take(self.clock())
+        if not counts:
+            return 0
+        try:
+            with self.rt.db.transaction() as session:
+                return link_record.add_counts(session, counts)
+        except BaseException:
+            self._pending.give_back(counts)
+            raise
+
+    def close(self) -> None:
+        """Stop the flushing thread and write what is pending (at shutdown)."""
+        self._stopping.set()
+        if self._flusher is not None:
+            self._flusher.join(timeout=10)
+        self.flush()
+
+    def _start_flusher(self) -> None:
+        if self._flusher is not None:
+            return
+        with self._flusher_lock:
+            if self._flusher is None:
+                # The thread and the exit hook hold the gate weakly: a gate dropped (a test's)
+                # is not kept alive by them.
+                ref = weakref.ref(self)
+                self._flusher = threading.Thread(target=_flush_every, args=(ref, self._stopping, self.flush_seconds),
+                                                 name="link-access-flush", daemon=True)
+                self._flusher.start()
+                atexit.register(_flush_at_exit, ref)
 
     def count_report(self, session: Session, access: Access, client: Client) -> bool:
         """Count a custody report served through the link, in the caller's transaction
@@ -321,6 +462,35 @@ class Gate:
     def report_note(self, client: Client) -> dict[str, Any]:
         """What the ``report.exported`` entry of a report served through a link adds."""
         return _who(client, window_of(self.clock(), self.settings.link_record_window_seconds))
+
+
+def _keep(kept: OrderedDict[K, V], key: K, value: V) -> None:
+    """Remember ``value`` as the newest, forgetting the oldest beyond ``_MAX_FRESH``."""
+    kept[key] = value
+    kept.move_to_end(key)
+    while len(kept) > _MAX_FRESH:
+        kept.popitem(last=False)
+
+
+def _flush_every(ref: weakref.ReferenceType[Gate], stopping: threading.Event, seconds: float) -> None:
+    while not stopping.wait(seconds):
+        gate = ref()
+        if gate is None:
+            return
+        try:
+            gate.flush()
+        except Exception as error:  # the database down: kept, and tried again next time
+            log.warning("link access counts not written yet: %s", type(error).__name__)
+        del gate
+
+
+def _flush_at_exit(ref: weakref.ReferenceType[Gate]) -> None:
+    gate = ref()
+    if gate is not None and not gate._stopping.is_set():
+        try:
+            gate.close()
+        except Exception:
+            log.exception("link access counts lost at exit")
 
 
 def _who(client: Client, window: Any) -> dict[str, Any]:

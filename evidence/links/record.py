@@ -13,21 +13,23 @@ are deleted once reported and old, so the table stays bounded.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result, and_, delete, select, update
+from sqlalchemy import CursorResult, Result, Table, and_, bindparam, case, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from evidence import custody
 from evidence.custody.actions import Action
 from evidence.db import Database
+from evidence.links.pending import Count, RowKey
 from evidence.links.sharing import link_actor
 from evidence.links.window import USE, Range, Tally, Window, bounded, coalesce, kind_of, summary_details
 from evidence.models import Case, Item, Link, LinkAccess, new_id
 from evidence.settings import Settings
 
 _UNIQUE = ["link_id", "viewer", "key", "window_start"]
+SUMMARY_GRACE_SECONDS = 10.0
 
 
 def tally(session: Session, link_id: str, viewer: str, key: str, item_id: str | None, window: Window,
@@ -55,6 +57,43 @@ def tally(session: Session, link_id: str, viewer: str, key: str, item_id: str | 
     row.requests, row.bytes_sent, row.last_at = row.requests + 1, row.bytes_sent + length, max(row.last_at, now)
     row.ranges, row.ranges_exact = merged, row.ranges_exact and exact
     return False
+
+
+def add_counts(session: Session, counts: dict[RowKey, Count]) -> int:
+    """Write requests counted in memory (:mod:`evidence.links.pending`) into their rows, in
+    the caller's transaction; how many rows were found. Counts without byte ranges (views,
+    pages: nearly all of them) go in one executemany, a single round trip with psycopg's
+    pipeline, however many reviewers are watching. A row already pruned (its window long
+    over and reported) is not made again: its late counts are dropped."""
+    plain = [{"l": link_id, "v": viewer, "k": key, "w": start, "n": count.requests, "b": count.bytes_sent,
+              "t": count.last_at}
+             for (link_id, viewer, key, start), count in counts.items() if not count.ranges]
+    found = 0
+    if plain:
+        table = cast(Table, LinkAccess.__table__)  # a mapped class's table, typed as any FROM clause
+        moment = table.c.last_at.type
+        later = case((table.c.last_at < bindparam("t", type_=moment), bindparam("t", type_=moment)),
+                     else_=table.c.last_at)
+        statement = update(table).where(
+            table.c.link_id == bindparam("l"), table.c.viewer == bindparam("v"), table.c.key == bindparam("k"),
+            table.c.window_start == bindparam("w", type_=table.c.window_start.type),
+        ).values(requests=table.c.requests + bindparam("n"), bytes_sent=table.c.bytes_sent + bindparam("b"),
+                 last_at=later)
+        found += affected(session.connection().execute(statement, plain))
+    for (link_id, viewer, key, window_start), count in counts.items():
+        if not count.ranges:
+            continue
+        where = and_(LinkAccess.link_id == link_id, LinkAccess.viewer == viewer, LinkAccess.key == key,
+                     LinkAccess.window_start == window_start)
+        row = session.scalars(select(LinkAccess).where(where).with_for_update()).one_or_none()
+        if row is None:
+            continue
+        merged, exact = bounded(coalesce([*(row.ranges or []), *count.ranges]))
+        row.requests, row.bytes_sent = row.requests + count.requests, row.bytes_sent + count.bytes_sent
+        row.last_at = max(row.last_at, count.last_at)
+        row.ranges, row.ranges_exact = merged, row.ranges_exact and count.ranges_exact and exact
+        found += 1
+    return found
 
 
 def _inserted(session: Session, values: dict[str, Any]) -> bool:
@@ -144,11 +183,14 @@ def _tally(row: LinkAccess) -> Tally:
 
 
 def upkeep(db: Database, settings: Settings, now: datetime) -> int:
-    """The background step: close the windows that have ended (a moment late, for requests
-    still committing when their window ended) and forget old rows. Rows are kept for twice
+    """The background step: close the windows that have ended (a few seconds late, for
+    requests still committing or counted in memory when their window ended) and forget old rows. Rows are kept for twice
     the longer of the record window and the view session, which a cookieless client's use
     is looked up over."""
     window = max(settings.link_record_window_seconds, 1.0)
-    closed = close_windows(db, now, timedelta(seconds=min(2.0, window)))
+    # The grace covers the API processes' counts held in memory, written every couple of
+    # seconds (evidence.links.pending): a count written after its window was summarised is not
+    # lost, but it takes a second summary.
+    closed = close_windows(db, now, timedelta(seconds=min(SUMMARY_GRACE_SECONDS, window)))
     prune(db, now, 2 * max(timedelta(seconds=window), timedelta(minutes=settings.link_session_minutes)))
     return closed

@@ -162,11 +162,11 @@ def working_copy(token: str, item_id: str, name: str, request: Request) -> Respo
     if name not in MEDIA:
         return _refused(Denied(404, "no such page"))
     try:
-        access = gate.check(token, client, item_id, head=request.method == "HEAD")
+        # The working copy comes in the gate's one read of link and item.
+        access = gate.check(token, client, item_id, head=request.method == "HEAD", copy=MEDIA[name])
     except (Denied, PasscodeRequired, TooMany) as error:
         return _refused(error)
-    with gate.rt.db.sessions() as session:
-        found = session.scalar(select(Derivative).where(Derivative.item_id == item_id, Derivative.kind == MEDIA[name]))
+    found = access.copy
     if found is None:
         return _refused(Denied(404, "no working copy"))
     response, sent = stream_object(request, gate.rt.vault, _COMMON, found.key, found.size, found.content_type, found.sha256, None)

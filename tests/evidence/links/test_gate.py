@@ -6,6 +6,7 @@ sessions and their cookie, uses, passcodes, and what reaches the custody record.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,14 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from evidence import cases, migrate
 from evidence.accounts import users
+from evidence.links import record as link_record
 from evidence.links.gate import Access, Client, Denied, Gate, PasscodeRequired, TooMany
 from evidence.links.sharing import Share, create_link, revoke_link, token_of
 from evidence.links.tokens import KeyRing
-from evidence.models import CustodyEvent, Item, Link, Upload
+from evidence.links.window import window_of
+from evidence.models import CustodyEvent, Derivative, Item, Link, LinkAccess, Upload
 from evidence.runtime import Runtime
 from evidence.settings import Settings
 
@@ -78,8 +82,10 @@ def world(tmp_path: Path, database_url: str) -> Iterator[World]:
                     session.flush()
                     ids[ref].append(item.id)
         now = [T0]
-        gate = Gate(rt, KeyRing(tmp_path / "keys", "evidence"), b"c" * 32, lambda: now[0])
+        # Counts held in memory are written when a test says (flush), not by the thread.
+        gate = Gate(rt, KeyRing(tmp_path / "keys", "evidence"), b"c" * 32, lambda: now[0], flush_seconds=3600)
         yield World(rt, gate, now, ids["OP-1"], ids["OP-2"][0])
+        gate.close()
     finally:
         rt.close()
 
@@ -268,3 +274,135 @@ def test_clients_are_cleaned_and_cut() -> None:
     assert client.cookie is not None and len(client.cookie) == 512
     assert client.viewer == "2001:db8::/64"
     assert Client.of("203.0.113.7", "", None).viewer == "203.0.113.7"
+
+
+def _rows(world: World) -> dict[str, tuple[int, int, list[Any]]]:
+    with world.rt.db.sessions() as session:
+        return {row.key: (row.requests, row.bytes_sent, row.ranges) for row in session.scalars(select(LinkAccess))
+                if row.key != "use"}
+
+
+def test_a_revoked_link_stops_an_open_view_session_within_the_freshness_bound(world: World) -> None:
+    link, token, _ = world.share()
+    opened = world.gate.check(token, REVIEWER, world.items[0])
+    viewer = dataclasses.replace(REVIEWER, cookie=opened.new_cookie)
+    world.gate.check(token, viewer, world.items[0])  # read and kept fresh for the session
+    with world.rt.db.transaction() as session:
+        revoke_link(session, link.id, "operator:test", world.now[0])
+    # No cookie: a fresh read every time, so refused at once.
+    assert _refused(world, token, item_id=world.items[0]) == (410, "revoked")
+    # With one: refused once the copy read is older than the bound (1 s), on every node.
+    world.now[0] += timedelta(seconds=world.gate.fresh_seconds)
+    assert _refused(world, token, viewer, item_id=world.items[0]) == (410, "revoked")
+    assert world.gate.fresh_seconds <= 1.0  # the bound the module states
+
+
+def test_a_view_session_reuses_one_read_for_at_most_the_bound(world: World) -> None:
+    link, token, _ = world.share()
+    world.now[0] = T0 + timedelta(minutes=30)
+    opened = world.gate.check(token, REVIEWER)
+    viewer = dataclasses.replace(REVIEWER, cookie=opened.new_cookie)
+    world.gate.check(token, viewer)
+    with world.rt.db.transaction() as session:
+        session.get_one(Link, link.id).locked_at = world.now[0]
+    world.now[0] += timedelta(milliseconds=500)
+    world.gate.check(token, viewer)  # the read of half a second ago still stands
+    world.now[0] -= timedelta(minutes=10)  # a clock stepped back does not stretch the bound
+    # (from another address: the rate limit's own clock would hold this one back)
+    assert _refused(world, token, dataclasses.replace(viewer, ip="198.51.100.3")) == (410, "locked after wrong passcodes")
+
+
+def test_a_read_is_kept_only_for_view_sessions(world: World) -> None:
+    link, token, _ = world.share()
+    world.gate.check(token, REVIEWER)
+    with world.rt.db.transaction() as session:
+        session.get_one(Link, link.id).locked_at = world.now[0]
+    # Same moment, no cookie: read again, so the lock is seen at once.
+    assert _refused(world, token) == (410, "locked after wrong passcodes")
+
+
+def test_the_working_copy_comes_in_the_same_read(world: World) -> None:
+    _, token, _ = world.share()
+    with world.rt.db.transaction() as session:
+        session.add(Derivative(item_id=world.items[0], kind="proxy", key="p", sha256="0" * 64, size=5,
+                               content_type="video/mp4"))
+    found = world.gate.check(token, REVIEWER, world.items[0], copy="proxy")
+    assert found.copy is not None and found.copy.key == "p"
+    assert world.gate.check(token, REVIEWER, world.items[1], copy="proxy").copy is None
+    assert world.gate.check(token, REVIEWER, world.items[0]).copy is None  # none asked for
+
+
+def test_requests_after_the_first_of_a_window_are_counted_in_memory_then_written(world: World) -> None:
+    _, token, _ = world.share(download=True)
+    view = world.gate.check(token, REVIEWER, world.items[0])
+    for n in range(5):
+        world.gate.record(view, REVIEWER, "view", (n * 10, n * 10 + 9))
+    download = world.gate.check(token, REVIEWER, world.items[0], download=True)
+    world.gate.record(download, REVIEWER, "download", (0, 3), 10)
+    world.gate.record(download, REVIEWER, "download", (6, 7), 10)
+    view_key, download_key = f"view:{world.items[0]}", f"download:{world.items[0]}"
+    # Only the first of each window is written (with its ledger entry) before a flush...
+    assert _rows(world) == {view_key: (1, 10, []), download_key: (1, 4, [[0, 3]])}
+    assert [d["kind"] for d in world.accessed()] == ["view", "download"]
+    # ...except a whole-file download, written before it is sent.
+    world.gate.record(download, REVIEWER, "download", (0, 9), 10)
+    assert _rows(world)[download_key] == (2, 14, [[0, 9]])
+    assert world.gate.flush() == 2
+    assert _rows(world) == {view_key: (5, 50, []), download_key: (3, 16, [[0, 9]])}
+    assert world.gate.flush() == 0  # nothing counted twice
+    # The window's summary tells of every request.
+    end = window_of(world.now[0], world.rt.settings.link_record_window_seconds).end
+    assert link_record.close_windows(world.rt.db, end + timedelta(seconds=5), timedelta(seconds=5)) == 2
+    summaries = {d["kind"]: d for d in world.accessed() if d.get("summary")}
+    assert summaries["view"]["requests"] == 5 and summaries["view"]["bytes_sent"] == 50
+    assert summaries["download"]["requests"] == 3 and summaries["download"]["whole_file"] is True
+
+
+def test_counts_are_written_by_the_flushing_thread_and_at_close(world: World) -> None:
+    gate = Gate(world.rt, world.gate.keys, b"c" * 32, lambda: world.now[0], flush_seconds=0.05)
+    _, token, _ = world.share()
+    try:
+        access = gate.check(token, REVIEWER)
+        for _ in range(3):
+            gate.record(access, REVIEWER, "page")
+        deadline = time.monotonic() + 20
+        while _rows(world)["page"][0] != 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _rows(world)["page"][0] == 3
+        gate._stopping.set()  # the thread stopped: what is counted now is written by close()
+        assert gate._flusher is not None
+        gate._flusher.join(5)
+        gate.record(access, REVIEWER, "page")
+        assert _rows(world)["page"][0] == 3
+    finally:
+        gate.close()
+    assert _rows(world)["page"][0] == 4
+
+
+def test_a_count_of_a_window_that_has_ended_is_written_at_once(world: World) -> None:
+    _, token, _ = world.share()
+    access = world.gate.check(token, REVIEWER)
+    world.gate.record(access, REVIEWER, "page")
+    window = world.rt.settings.link_record_window_seconds
+    world.now[0] = window_of(world.now[0], window).end  # the next window: a new row and entry
+    world.gate.record(access, REVIEWER, "page")
+    with world.rt.db.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(LinkAccess).where(LinkAccess.key == "page")) == 2
+    assert [d["kind"] for d in world.accessed()] == ["page", "page"]
+
+
+def test_counts_kept_when_the_database_refuses_them(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, token, _ = world.share()
+    access = world.gate.check(token, REVIEWER)
+    world.gate.record(access, REVIEWER, "page")
+    world.gate.record(access, REVIEWER, "page")
+
+    def down(*_: Any) -> int:
+        raise OperationalError("UPDATE", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(link_record, "add_counts", down)
+    with pytest.raises(OperationalError):
+        world.gate.flush()
+    monkeypatch.undo()
+    assert world.gate.flush() == 1
+    assert _rows(world)["page"][0] == 2

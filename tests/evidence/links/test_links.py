@@ -23,6 +23,7 @@ import pytest
 import requests
 
 from evidence.http.app import create_app
+from evidence.links.gate import FRESH_SECONDS
 from evidence.models import utcnow
 from evidence.settings import Settings
 from tests.support.inprocess import serving
@@ -291,6 +292,9 @@ def test_revocation_takes_effect_mid_session(world: World) -> None:
         assert browser.get(url, timeout=10).status_code == 200
         assert browser.get(f"{url}/items/{item_id}/proxy", headers={"Range": "bytes=0-9"}, timeout=10).status_code == 206
         assert world.api("POST", f"/api/v1/links/{link_id}/revoke").status_code == 200
+        # A view session's read of its link is reused for at most FRESH_SECONDS (1 s), on
+        # every API node: past that, the very next request is refused.
+        time.sleep(FRESH_SECONDS)
         after = browser.get(f"{url}/items/{item_id}/proxy", headers={"Range": "bytes=10-19"}, timeout=10)
         assert after.status_code == 410 and "This link is no longer valid" in after.text and CASE not in after.text
         assert browser.get(url, timeout=10).status_code == 410
