@@ -105,6 +105,10 @@ def _append_at_commit(connection: Connection) -> None:
 
 @event.listens_for(Engine, "rollback")
 def _rolled_back(connection: Connection) -> None:
+    if connection.invalidated:
+        # The database connection is gone (a restart, a network cut): SQLAlchemy cleared its
+        # info, queue included, and reading it would try to reconnect inside the rollback.
+        return
     connection.info.pop(_KEY, None)
 
 

@@ -195,8 +195,9 @@ def chain_of(message: Any) -> list[tuple[str, str]]:
         ("image", None, (Step.MAKE_THUMBNAIL, INGEST), []),
         ("archive", None, (Step.MAKE_MANIFEST, INGEST), []),
         ("audio", 30.0, (Step.VALIDATE_MEDIA, TRANSCODE), []),
-        ("video", 30.0, (Step.VALIDATE_MEDIA, TRANSCODE), [Step.MAKE_PROXY, Step.MAKE_STILLS]),
-        ("video", 3600.0, (Step.VALIDATE_MEDIA, TRANSCODE), [Step.MAKE_PROXY, Step.MAKE_STILLS, Step.MAKE_HLS]),
+        # The proxy first: it is what a reviewer waits for (the full-decode validation follows).
+        ("video", 30.0, (Step.MAKE_PROXY, TRANSCODE), [Step.VALIDATE_MEDIA, Step.MAKE_STILLS]),
+        ("video", 3600.0, (Step.MAKE_PROXY, TRANSCODE), [Step.VALIDATE_MEDIA, Step.MAKE_STILLS, Step.MAKE_HLS]),
     ],
 )
 def test_the_probe_queues_what_the_file_needs_as_a_chain(
