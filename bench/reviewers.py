@@ -58,6 +58,7 @@ from typing import Any
 import requests
 from rich.console import Console
 
+from bench.measure import BenchFailed, run_and_save
 from bench.transcode import Instance, cache_dir, h264_clip
 from evidence.cli.sizes import parse_size
 from evidence.links.gate import COOKIE
@@ -71,10 +72,6 @@ console = Console(stderr=True)
 TARGET_RATIO = 0.5
 LUA = Path(__file__).with_name("reviewers.lua")
 RESULT_LINE = re.compile(r"^BENCH-RESULT (.*)$", re.MULTILINE)
-
-
-class BenchFailed(Exception):
-    pass
 
 
 # -- the peer and the load generator, from Debian -----------------------------------------------
@@ -450,19 +447,15 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        result = run(args)
-    except BenchFailed as error:
-        console.print(f"[bold red]bench failed:[/] {error}")
-        return 1
+def report(args: argparse.Namespace) -> dict[str, Any]:
+    result = run(args)
     result["markdown"] = markdown(result)
     print(result["markdown"])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    console.print(f"results in {args.out}")
-    return 0
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_and_save(parse_args(argv), report)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import platform
 import re
@@ -46,6 +45,7 @@ import requests
 from rich.console import Console
 from tusclient.client import TusClient
 
+from bench.measure import run_and_save
 from evidence.models import DerivativeKind, ItemState
 from evidence.runtime import Runtime
 from evidence.settings import Settings
@@ -389,14 +389,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def report(args: argparse.Namespace) -> dict[str, Any]:
     result = run(args)
     print(result["markdown"])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    console.print(f"results in {args.out}")
-    return 0
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_and_save(parse_args(argv), report)
 
 
 if __name__ == "__main__":

@@ -191,3 +191,16 @@ def library() -> MediaLibrary:
     root = Path(tempfile.mkdtemp(prefix="evidence-media-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     return MediaLibrary(root)
+
+
+def make_clip(path: Path, seconds: int, size: str = "640x480", *, frequency: int = 440) -> Path:
+    """An MPEG-4/MP3 AVI as DVRs export it, long enough that making its proxy is a real transcode
+    taking seconds (a worker can be killed in the middle of it)."""
+    subprocess.run(
+        [resolve_ffmpeg().exe, "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+         "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration={seconds}",
+         "-f", "lavfi", "-i", f"sine=frequency={frequency}:sample_rate=44100:duration={seconds}",
+         "-c:v", "mpeg4", "-q:v", "4", "-c:a", "libmp3lame", "-b:a", "64k", str(path)],
+        check=True, capture_output=True, timeout=120,
+    )
+    return path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -103,3 +104,15 @@ class Server:
         """A case, with ``officer`` (the default account of :meth:`token`) assigned to it."""
         self.cli("cases", "create", ref, *(("--assign", officer) if officer else ()))
         return ref
+
+
+def sign_in(server: Server, token: str) -> requests.Session:
+    """A browser session on the pages, signed in with ``token`` through the login form (its CSRF field included)."""
+    browser = requests.Session()
+    form = browser.get(f"{server.url}/app/login", timeout=10)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf, form.text
+    answer = browser.post(f"{server.url}/app/login", data={"token": token, "csrf": csrf.group(1), "next": "/app/"},
+                          allow_redirects=False, timeout=10)
+    assert answer.status_code == 303, answer.text
+    return browser

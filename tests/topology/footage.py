@@ -1,27 +1,11 @@
-"""CCTV-like footage long enough that making its proxy takes seconds, so a worker can be
-killed in the middle (the shared media library's clips are two seconds)."""
+"""Whether a worker is in the middle of making a proxy (of footage from
+``tests.support.media.make_clip``, long enough that this takes seconds), so it can be killed there."""
 
 from __future__ import annotations
-
-import subprocess
-from pathlib import Path
 
 import psutil
 
 from tests.support.processes import Service
-from transcode.ffmpeg import resolve_ffmpeg
-
-
-def make_clip(path: Path, seconds: int, size: str = "640x480", frequency: int = 440) -> Path:
-    """An MPEG-4/MP3 AVI, as DVRs export: the proxy is a real transcode, not a remux."""
-    subprocess.run(
-        [resolve_ffmpeg().exe, "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration={seconds}",
-         "-f", "lavfi", "-i", f"sine=frequency={frequency}:sample_rate=44100:duration={seconds}",
-         "-c:v", "mpeg4", "-q:v", "4", "-c:a", "libmp3lame", "-b:a", "64k", str(path)],
-        check=True, capture_output=True, timeout=120,
-    )
-    return path
 
 
 def making_proxy(worker: Service) -> bool:

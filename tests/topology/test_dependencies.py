@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.support.media import make_clip
 from tests.support.topology import Topology
 from tests.topology.clients import MiB, assert_recovered, random_file, upload_many, wait_until
-from tests.topology.footage import make_clip
 from tests.topology.readiness import DEPENDENCIES, down, readyz
 
 RATE = 512 * 1024  # per upload: each of them takes about eight seconds without the outage

@@ -7,9 +7,10 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from tests.support.media import make_clip
 from tests.support.topology import Topology
 from tests.topology.clients import assert_recovered, settled, wait_until
-from tests.topology.footage import make_clip, making_proxy
+from tests.topology.footage import making_proxy
 
 CLIP_SECONDS = 20  # the proxy takes seconds to make on this machine: time for the kill
 

@@ -29,14 +29,13 @@ import pytest
 
 from tests.conftest import s3_env
 from tests.support import hostile, s3
-from tests.support.media import library
+from tests.support.media import library, make_clip
 from tests.support.server import Server
 from tests.transcode.test_pipeline import (
     api,
     assert_inputs_fenced,
     derivative_rows,
     events,
-    make_clip,
     query,
     query_write,
     start_server,

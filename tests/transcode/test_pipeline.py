@@ -28,7 +28,7 @@ from sqlalchemy import create_engine, text
 from tusclient.client import TusClient
 
 from tests.support.files import sha256_of
-from tests.support.media import RAW_RATE, VFR_FRAMES, library
+from tests.support.media import RAW_RATE, VFR_FRAMES, library, make_clip
 from tests.support.server import EVIDENCE, Server
 from transcode import formats, pipeline
 from transcode.app import make_celery
@@ -308,17 +308,6 @@ def write_bomb(path: Path, mib: int = 16) -> None:
         for _ in range(mib):
             entry.write(zeros)
 
-
-def make_clip(path: Path, seconds: int, size: str, *, frequency: int = 440) -> Path:
-    """A longer MPEG-4/MP3 AVI (CCTV-like), so that a transcode takes a few seconds."""
-    subprocess.run(
-        [resolve_ffmpeg().exe, "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration={seconds}",
-         "-f", "lavfi", "-i", f"sine=frequency={frequency}:sample_rate=44100:duration={seconds}",
-         "-c:v", "mpeg4", "-q:v", "4", "-c:a", "libmp3lame", "-b:a", "64k", str(path)],
-        check=True, capture_output=True, timeout=120,
-    )
-    return path
 
 
 # -- 1. the officer's story, embedded mode --------------------------------------------------

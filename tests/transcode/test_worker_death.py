@@ -31,6 +31,7 @@ import pytest
 import redis
 
 from tests.support.files import sha256_of
+from tests.support.media import make_clip
 from tests.support.s3 import free_port
 from tests.support.server import EVIDENCE, Server
 from tests.transcode.test_pipeline import (
@@ -39,7 +40,6 @@ from tests.transcode.test_pipeline import (
     check_proxy,
     derivative_rows,
     events,
-    make_clip,
     original_video,
     query,
     upload,

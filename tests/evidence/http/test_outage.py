@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import re
 import subprocess
 import time
 from pathlib import Path
@@ -24,20 +23,11 @@ from tests.evidence.http.throwaway import ThrowawayPostgres, ThrowawayRedis
 from tests.support import s3
 from tests.support.files import random_file, sha256_of
 from tests.support.proxy import Proxy
-from tests.support.server import EVIDENCE, Server
+from tests.support.server import EVIDENCE, Server, sign_in
 
 TUS = {"Tus-Resumable": "1.0.0"}
 
 
-def sign_in(server: Server, token: str) -> requests.Session:
-    browser = requests.Session()
-    form = browser.get(f"{server.url}/app/login", timeout=10)
-    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
-    assert csrf, form.text
-    answer = browser.post(f"{server.url}/app/login", data={"token": token, "csrf": csrf.group(1), "next": "/app/"},
-                          allow_redirects=False, timeout=10)
-    assert answer.status_code == 303, answer.text
-    return browser
 
 
 def readiness(server: Server) -> tuple[int, dict[str, Any]]:

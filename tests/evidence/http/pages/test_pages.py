@@ -12,18 +12,7 @@ from pathlib import Path
 import requests
 
 from tests.support.files import random_file
-from tests.support.server import Server
-
-
-def sign_in(server: Server, token: str) -> requests.Session:
-    browser = requests.Session()
-    form = browser.get(f"{server.url}/app/login", timeout=10)
-    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
-    assert csrf, form.text
-    answer = browser.post(f"{server.url}/app/login", data={"token": token, "csrf": csrf.group(1), "next": "/app/"},
-                          allow_redirects=False, timeout=10)
-    assert answer.status_code == 303, answer.text
-    return browser
+from tests.support.server import Server, sign_in
 
 
 def csrf_of(html: str) -> str:
