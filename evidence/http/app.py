@@ -27,6 +27,7 @@ from evidence.http.limits import HeaderLimitMiddleware, HeaderLimits
 from evidence.http.outage import TusOutageGuard, outage_of
 from evidence.http.pages import audit as audit_pages
 from evidence.http.pages import cases as case_pages
+from evidence.http.pages import docs as docs_pages
 from evidence.http.pages import items as item_pages
 from evidence.http.pages import login as login_pages
 from evidence.http.pages import oidc as oidc_pages
@@ -88,7 +89,8 @@ def create_app(settings: Settings, *, prepare: bool = True) -> FastAPI:
             lease.release()
             rt.close()
 
-    app = FastAPI(title="Evidence transfer", version="0.1.0", lifespan=lifespan)
+    # /docs is served from local files (evidence.http.pages.docs), never from a CDN; no /redoc.
+    app = FastAPI(title="Evidence transfer", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     # Oversized request headers are refused before routing, authentication or the database.
     app.add_middleware(HeaderLimitMiddleware, limits=HeaderLimits.from_settings(settings))
     app.state.runtime = rt
@@ -136,7 +138,7 @@ def create_app(settings: Settings, *, prepare: bool = True) -> FastAPI:
     app.include_router(reviewer.router)
     # The officers' and auditors' pages, their style and the built upload client (web/).
     app.state.verify_jobs = VerifyJobs(rt)
-    for pages in (login_pages, oidc_pages, case_pages, item_pages, audit_pages):
+    for pages in (login_pages, oidc_pages, case_pages, item_pages, audit_pages, docs_pages):
         app.include_router(pages.router)
     app.mount("/app/static", StaticFiles(packages=[("evidence.http.pages", "static")]), name="static")
     # A dependency down under a tus request is answered the tus way (503, Retry-After).
