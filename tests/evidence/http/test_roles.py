@@ -56,9 +56,7 @@ CASE = "OP-MATRIX"
 # (method, route path) -> who may use it. Reviewers have no API access: links only.
 ALLOWED: dict[tuple[str, str], frozenset[str | None]] = {
     ("GET", "/openapi.json"): PUBLIC,
-    ("GET", "/docs"): PUBLIC,
-    ("GET", "/docs/oauth2-redirect"): PUBLIC,
-    ("GET", "/redoc"): PUBLIC,
+    ("GET", "/docs"): PUBLIC,  # Swagger UI from local files (evidence.http.pages.docs)
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
     ("GET", "/api/v1/cases"): READERS,
