@@ -1,10 +1,13 @@
 """A tus store on S3 multipart uploads, written straight to the upload's storage key.
 
 Every part but the last must be at least 5 MiB, while tus chunks can be any size and any
-server process may take the next one. So incoming bytes are spooled to a local temporary
-file until a part is full; what is left at the end of a chunk is parked in S3 as a pending
-object ``{storage_key}.part`` (never on local disk or in memory, because the next chunk may
-reach another process) and fetched back at the start of the next chunk.
+server process may take the next one. So incoming bytes are spooled to local temporary
+files and cut into parts of ``part_size``, several uploading at once
+(:mod:`transfer.s3parts`); what is left at the end of a chunk becomes a part of its own
+when it is large enough (parts may differ in size), and only a shorter tail is parked in S3
+as a pending object ``{storage_key}.part.{offset}`` (never on local disk or in memory,
+because the next chunk may reach another process) and fetched back at the start of the
+next chunk.
 
 Bookkeeping lives in ``info.store_state`` (JSON-serialisable), persisted by the handler:
 
@@ -24,16 +27,17 @@ Failure semantics of :meth:`S3Store.write_chunk` (what the handler must do):
   The handler adds ``written`` to ``info.offset``, saves ``info``, then answers 503.
 - any other exception (from ``source``, e.g. a checksum or disconnect error it raises, or
   :class:`~transfer.errors.TooLarge`): ``info.store_state`` is left as it was at the last
-  checkpoint (on entry, when there was none) and nothing of this call after that counts. A handler that wants to keep the bytes of a client that went
-  away must end the iterator rather than raise from it.
+  checkpoint (on entry, when there was none) and nothing of this call after that counts.
+  A handler that wants to keep the bytes of a client that went away must end the
+  iterator rather than raise from it. Parts sent for nothing are replaced when the next
+  chunk sends the same part numbers, and are never listed when the upload completes.
 """
 
 from __future__ import annotations
 
 import copy
-import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,25 +46,25 @@ import anyio.to_thread
 
 from transfer.errors import InsufficientStorage, StorageUnavailable, TooLarge, disk_full
 from transfer.info import UploadInfo
-from transfer.s3api import BotoS3, NoSuchUpload, Part, S3Api, S3Unavailable, StaleUpload
+from transfer.s3api import BotoS3, NoSuchUpload, S3Api, S3Unavailable, StaleUpload
+from transfer.s3parts import (
+    COALESCE,
+    IN_FLIGHT,
+    MAX_PARTS,
+    MIN_PART_SIZE,
+    PartState,
+    PartWriter,
+    choose_part_size,
+    smallest_part,
+)
 from transfer.store import Checkpoints
 
+__all__ = ["MAX_OBJECT_SIZE", "MAX_PARTS", "MIN_PART_SIZE", "S3Store", "choose_part_size", "pending_key"]
+
 MiB = 1024 * 1024
-MIN_PART_SIZE = 5 * MiB  # S3's floor for every part but the last
-MAX_PARTS = 10_000  # S3's ceiling on parts per multipart upload
 MAX_OBJECT_SIZE = 5 * 1024 * MiB * 1024  # 5 TiB, S3's largest object
-# Incoming pieces (~64 KiB) are gathered to this size before each disk write, and objects
-# are read back in pieces of this size.
-COALESCE = 1 * MiB
 
 T = TypeVar("T")
-
-
-def choose_part_size(preferred: int, size: int | None, max_size: int) -> int:
-    """The part size for an upload of ``size`` bytes (``None``: deferred, up to ``max_size``),
-    large enough that the upload fits in S3's 10,000 parts and never below 5 MiB."""
-    basis = max_size if size is None else size
-    return max(preferred, MIN_PART_SIZE, -(-basis // MAX_PARTS))
 
 
 def pending_key(storage_key: str, prefix: str = "") -> str:
@@ -74,12 +78,7 @@ def pending_key(storage_key: str, prefix: str = "") -> str:
 
 
 @dataclass
-class _State:
-    upload_id: str
-    part_size: int
-    parts: list[Part] = field(default_factory=list)
-    pending: int = 0
-    pending_key: str | None = None  # the object holding the pending bytes
+class _State(PartState):
     completed: bool = False
 
     @classmethod
@@ -99,80 +98,6 @@ class _State:
             "pending_key": self.pending_key, "completed": self.completed,
         }
 
-    @property
-    def total(self) -> int:
-        return sum(part["size"] for part in self.parts) + self.pending
-
-
-class _PartWriter:
-    """Cuts a byte stream into parts of ``state.part_size``, spooled on local disk, and
-    uploads each as it fills. ``state`` only ever changes after S3 has confirmed a write,
-    so at any moment it describes what is durably stored."""
-
-    def __init__(self, api: S3Api, key: str, state: _State, tmp_dir: Path) -> None:
-        self.api = api
-        self.key = key
-        self.state = state
-        self.spool = tempfile.TemporaryFile(dir=tmp_dir)
-        self.spooled = 0
-        self.buffer = bytearray()
-
-    def close(self) -> None:
-        self.spool.close()
-
-    @property
-    def held(self) -> int:
-        """Bytes received but not yet in any uploaded part."""
-        return self.spooled + len(self.buffer)
-
-    async def feed(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            room = self.state.part_size - self.held
-            self.buffer += view[:room]
-            view = view[room:]
-            if self.held == self.state.part_size:
-                await self._upload_part()
-            elif len(self.buffer) >= COALESCE:
-                await self._flush_buffer()
-
-    async def upload_rest_as_part(self) -> None:
-        """The upload is complete: what is held becomes the last (short) part."""
-        if self.held:
-            await self._upload_part()
-
-    async def park_rest(self, prefix: str) -> None:
-        """Store what is held as a new pending object, for the next chunk to pick up."""
-        await self._flush_buffer()
-        key = None
-        if self.spooled:
-            self.spool.seek(0)
-            key = f"{prefix}.{sum(part['size'] for part in self.state.parts) + self.spooled}"
-            await _thread(self.api.put_object, key, self.spool, self.spooled)
-        self.state.pending, self.state.pending_key = self.spooled, key
-
-    async def _flush_buffer(self) -> None:
-        if self.buffer:
-            data, self.buffer = bytes(self.buffer), bytearray()
-            await _thread(self.spool.write, data)
-            self.spooled += len(data)
-
-    async def _upload_part(self) -> None:
-        await self._flush_buffer()
-        number = len(self.state.parts) + 1
-        if number > MAX_PARTS:
-            raise TooLarge("the upload needs more than 10,000 parts at this part size")
-        await _thread(self.spool.flush)
-        self.spool.seek(0)
-        reply = await _thread(self.api.upload_part, self.key, self.state.upload_id, number,
-                              self.spool, self.spooled)
-        self.state.parts.append(Part(n=number, size=self.spooled, etag=reply["etag"], sha256=reply["sha256"]))
-        # The pending object's bytes were at the start of this part.
-        self.state.pending = 0
-        self.spool.seek(0)
-        await _thread(self.spool.truncate)
-        self.spooled = 0
-
 
 async def _thread(func: Callable[..., T], *args: Any) -> T:
     return await anyio.to_thread.run_sync(lambda: func(*args))
@@ -190,16 +115,22 @@ class S3Store:
         part_size: int = 16 * MiB,
         max_size: int = MAX_OBJECT_SIZE,
         pending_prefix: str = "",
+        in_flight: int = IN_FLIGHT,
     ) -> None:
         """``max_size`` sizes the parts of deferred-length uploads. ``pending_prefix`` puts
         pending objects under their own prefix, for a lifecycle rule that expires their old
-        versions (Object Lock buckets are versioned, so every overwrite keeps one)."""
+        versions (Object Lock buckets are versioned, so every overwrite keeps one).
+        ``in_flight``: parts of one chunk uploading at once (each spooled on local disk)."""
         self.api = api
         self.tmp_dir = tmp_dir
         self.part_size = max(part_size, MIN_PART_SIZE)
         self.max_size = max_size
         self.pending_prefix = pending_prefix
+        self.in_flight = in_flight
         tmp_dir.mkdir(parents=True, exist_ok=True)
+
+    def _writer(self, key: str, state: _State) -> PartWriter:
+        return PartWriter(self.api, key, state, self.tmp_dir, self.in_flight)
 
     @classmethod
     def from_client(cls, client: Any, bucket: str, **options: Any) -> S3Store:
@@ -217,11 +148,12 @@ class S3Store:
         info.store_state = _State(upload_id=upload_id, part_size=part_size).dump()
 
     def declare_length(self, info: UploadInfo, size: int) -> None:
+        # Smaller parts now that the real size is known (parts of any size may follow
+        # larger ones), as long as the rest of the upload still fits in the parts left.
         state = _State.load(info.store_state)
-        if not state.parts:
-            # Smaller parts now that the real size is known; safe while nothing is in a part.
-            state.part_size = choose_part_size(self.part_size, size, self.max_size)
-            info.store_state = state.dump()
+        floor = smallest_part(size, self.max_size, state.in_parts, len(state.parts))
+        state.part_size = max(choose_part_size(self.part_size, size, self.max_size), floor)
+        info.store_state = state.dump()
 
     async def write_chunk(
         self, info: UploadInfo, source: AsyncIterator[bytes], checkpoints: Checkpoints | None = None
@@ -234,7 +166,7 @@ class S3Store:
             )
         limit = (self.max_size if info.size is None else info.size) - start
         state = copy.deepcopy(entry)
-        writer = _PartWriter(self.api, info.storage_key, state, self.tmp_dir)
+        writer = self._writer(info.storage_key, state)
         received = recorded = 0
         try:
             try:
@@ -247,39 +179,59 @@ class S3Store:
                         await self._refill(writer, info, state.pending)
                     received += len(piece)
                     await writer.feed(piece)
-                    # Completed parts are durable in S3; what the writer still holds is not.
+                    # Confirmed parts are durable in S3; what the writer still holds is not.
                     if checkpoints is not None and state.total - start - recorded >= checkpoints.every:
                         recorded = state.total - start
                         info.store_state = state.dump()
                         await checkpoints.record(recorded)
                 if received:
-                    if info.size is not None and start + received == info.size:
-                        await writer.upload_rest_as_part()
-                    else:
-                        await writer.park_rest(self._pending_key(info))
+                    await self._end_chunk(writer, info, start + received)
             except (S3Unavailable, OSError) as exc:
                 if isinstance(exc, OSError) and not disk_full(exc):
                     raise
                 # Either state is backed by what S3 holds (the pending object is only
-                # overwritten as the very last step); keep the one that covers more.
+                # replaced as the very last step); keep the one that covers more.
                 committed = state if state.total >= entry.total else entry
                 info.store_state = committed.dump()
                 # S3 down, or the local spool of the part being gathered out of room.
                 failure = StorageUnavailable if isinstance(exc, S3Unavailable) else InsufficientStorage
                 raise failure(written=committed.total - start) from exc
         finally:
-            writer.close()
+            await writer.close()
         info.store_state = state.dump()
         return state.total - start
 
-    async def _refill(self, writer: _PartWriter, info: UploadInfo, length: int) -> None:
+    async def _end_chunk(self, writer: PartWriter, info: UploadInfo, end: int) -> None:
+        """What the chunk left over becomes a part of its own when it is the end of the
+        upload or large enough to be one; only a shorter tail is parked in a new pending
+        object, for the next chunk to take back."""
+        state = writer.state
+        sent = end - writer.held  # bytes in parts confirmed or on their way
+        floor = smallest_part(info.size, self.max_size, sent, writer.next_number - 1)
+        if end == info.size or writer.held >= floor:
+            await writer.send_held()
+            await writer.drain()
+            state.pending, state.pending_key = 0, None
+            return
+        await writer.drain()
+        spool, size = await writer.take_held()
+        key = None
+        if spool is not None:
+            try:
+                key = f"{self._pending_key(info)}.{end}"
+                await _thread(self.api.put_object, key, spool, size)
+            finally:
+                spool.close()
+        state.pending, state.pending_key = size, key
+
+    async def _refill(self, writer: PartWriter, info: UploadInfo, length: int) -> None:
         """Put the pending object's first ``length`` bytes back in front of the stream."""
         key = info.store_state.get("pending_key")
         if not key:
             raise RuntimeError(f"upload {info.id}: {length} bytes pending but no pending object recorded")
         await self._copy_object(writer, key, length)
 
-    async def _copy_object(self, writer: _PartWriter, key: str, length: int | None) -> int:
+    async def _copy_object(self, writer: PartWriter, key: str, length: int | None) -> int:
         body = await _thread(self.api.get_object, key, length)
         copied = 0
         try:
@@ -308,12 +260,13 @@ class S3Store:
             raise StorageUnavailable() from exc
 
     async def _flush_pending(self, info: UploadInfo, state: _State) -> None:
-        writer = _PartWriter(self.api, info.storage_key, state, self.tmp_dir)
+        writer = self._writer(info.storage_key, state)
         try:
             await self._refill(writer, info, state.pending)
-            await writer.upload_rest_as_part()
+            await writer.send_held()
+            await writer.drain()
         finally:
-            writer.close()
+            await writer.close()
 
     async def _complete(self, key: str, state: _State, size: int) -> None:
         try:
@@ -363,11 +316,12 @@ class S3Store:
         state = _State.load(final.store_state)
         state.part_size = choose_part_size(self.part_size, total_size, self.max_size)
         state.parts, state.pending = [], 0
-        writer = _PartWriter(self.api, final.storage_key, state, self.tmp_dir)
+        writer = self._writer(final.storage_key, state)
         try:
             for partial in partials:
                 await self._copy_object(writer, partial.storage_key, None)
-            await writer.upload_rest_as_part()
+            await writer.send_held()
+            await writer.drain()
             await self._complete(final.storage_key, state, total_size)
         except S3Unavailable as exc:
             # Start from scratch next time rather than track a half-copied concatenation.
@@ -378,7 +332,7 @@ class S3Store:
             final.store_state = {}
             raise StorageUnavailable() from exc
         finally:
-            writer.close()
+            await writer.close()
         final.store_state = state.dump()
         final.offset = total_size
 
