@@ -23,10 +23,15 @@ fi
 # - Ceph's monitor, manager, OSD and RADOS Gateway: the tests' S3 endpoint, a throwaway
 #   single-node cluster that the test session starts and stops itself (infra/ceph-s3.sh);
 # - nginx (the small nginx-light build) for `make test-topology`, which runs it in front of
-#   two API nodes with infra/nginx.conf (the test starts its own; the system one stays off).
+#   two API nodes with infra/nginx.conf (the test starts its own; the system one stays off);
+# - Pango, HarfBuzz's subsetter and a font for WeasyPrint, which makes the PDF custody report.
 browser=()
 command -v chromium >/dev/null 2>&1 || browser=(chromium)
 if ! command -v nginx >/dev/null 2>&1 && ! [ -x /usr/sbin/nginx ]; then browser+=(nginx-light); fi
+# WeasyPrint (the PDF custody report) loads Pango and HarfBuzz's subsetter; DejaVu is its font.
+for lib in libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core; do
+  dpkg-query -W -f='${Status}' "$lib" 2>/dev/null | grep -q "ok installed" || browser+=("$lib")
+done
 ceph=()
 for tool in ceph-mon:ceph-mon ceph-osd:ceph-osd ceph-mgr:ceph-mgr radosgw:radosgw radosgw-admin:radosgw \
     ceph:ceph-common ceph-authtool:ceph-common monmaptool:ceph-common; do
