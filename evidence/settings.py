@@ -128,6 +128,11 @@ class Settings(BaseSettings):
     # Requests one client may make on one link per minute (players seek with many Range
     # requests; a script hammering a link gets 429).
     link_requests_per_minute: int = Field(default=600, ge=10)
+    # With nginx in front and a local vault on a disk it can read: the prefix of nginx's
+    # `internal` location aliased to the vault's folder (e.g. "/_vault/"). A reviewer's
+    # request is then checked and recorded here, and its bytes sent by nginx (X-Accel-Redirect,
+    # sendfile). Empty: the app streams them itself (and always for S3). See infra/nginx.conf.
+    accel_redirect: str = Field(default="", pattern=r"^(/([A-Za-z0-9_-]+/)+)?$")
 
     # Processing (the workers)
     # Hashes computed besides SHA-256, for legacy forensic tools: "md5,sha1", or empty.

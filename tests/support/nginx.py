@@ -6,6 +6,7 @@ that shapes requests (buffering, timeouts, body size, retries) is the production
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -50,11 +51,24 @@ def render(template: str, upstreams: list[str], port: int, prefix: Path) -> str:
     return paths + text
 
 
-def nginx_service(binary: str, upstreams: list[str], port: int, prefix: Path, log: Path) -> Service:
+def with_vault(text: str, vault: Path) -> str:
+    """The configuration with the internal location's alias on ``vault`` (a test's local
+    vault, for EVIDENCE_ACCEL_REDIRECT). The vault's files are the service account's alone
+    (0600/0400): run as root, nginx would give its workers to "nobody", so they run as root."""
+    text, count = re.subn(r"^(\s*alias\s+)/var/lib/evidence/vault/;", lambda m: f"{m.group(1)}{vault}/;", text,
+                          count=1, flags=re.M)
+    if count != 1:
+        raise ValueError("infra/nginx.conf has no internal location aliased to /var/lib/evidence/vault/")
+    return ("user root;\n" if os.geteuid() == 0 else "") + text
+
+
+def nginx_service(binary: str, upstreams: list[str], port: int, prefix: Path, log: Path,
+                  vault: Path | None = None) -> Service:
     prefix.mkdir(parents=True, exist_ok=True)
     (prefix / "tmp").mkdir(exist_ok=True)
     conf = prefix / "nginx.conf"
-    conf.write_text(render(PRODUCTION_CONF.read_text(), upstreams, port, prefix))
+    text = render(PRODUCTION_CONF.read_text(), upstreams, port, prefix)
+    conf.write_text(with_vault(text, vault) if vault is not None else text)
     # In the foreground, so it is one of the test's own processes; SIGQUIT is its graceful stop.
     return Service("nginx", [binary, "-c", str(conf), "-p", str(prefix), "-g", "daemon off;"], log,
                    stop_signal=signal.SIGQUIT)

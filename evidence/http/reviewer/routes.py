@@ -1,7 +1,8 @@
 """/s/{token}: what a reviewer with no account sees through a signed link.
 
 Every request goes through the gate (:mod:`evidence.links.gate`); media comes from the
-vault in blocks with HTTP Range, never whole into memory.
+vault in blocks with HTTP Range, never whole into memory, or, with ``accel_redirect`` set and
+a local vault, from nginx in front once the gate has admitted and recorded the request.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from evidence.custody.report import export
 from evidence.http.deps import link_gate
 from evidence.http.ranges import content_disposition
 from evidence.http.reviewer import pages
-from evidence.http.streaming import stream_object
+from evidence.http.streaming import handoff_prefix, stream_object
 from evidence.links.gate import COOKIE, Access, Client, Denied, Gate, PasscodeRequired, TooMany
 from evidence.links.sharing import link_actor
 from evidence.models import Derivative, DerivativeKind, Item, ItemState, Link
@@ -54,6 +55,11 @@ def unavailable(headers: dict[str, str]) -> HTMLResponse:
     response = _html(pages.unavailable(), 503)
     response.headers.update(headers)
     return response
+
+
+def _handoff(gate: Gate) -> str:
+    # Per request, cheaply: the setting and the vault are fixed for the process's life.
+    return handoff_prefix(gate.settings.accel_redirect, gate.rt.vault)
 
 
 def _with_cookie(response: Response, request: Request, token: str, access: Access) -> Response:
@@ -133,7 +139,8 @@ def original(token: str, item_id: str, request: Request) -> Response:
     if item is None or item.state == ItemState.UPLOADING:  # the gate always finds the item it admits
         return _refused(Denied(404, "not stored yet"))
     response, sent = stream_object(request, gate.rt.vault, _COMMON, item.storage_key, item.size, "application/octet-stream",
-                                   (item.hashes or {}).get("sha256"), content_disposition(item.filename))
+                                   (item.hashes or {}).get("sha256"), content_disposition(item.filename),
+                                   _handoff(gate))
     if sent is not None:  # on the record before the first byte goes out (never for a HEAD)
         gate.record(access, client, "download", sent, item.size)
     return _with_cookie(response, request, token, access)
@@ -169,7 +176,8 @@ def working_copy(token: str, item_id: str, name: str, request: Request) -> Respo
     found = access.copy
     if found is None:
         return _refused(Denied(404, "no working copy"))
-    response, sent = stream_object(request, gate.rt.vault, _COMMON, found.key, found.size, found.content_type, found.sha256, None)
+    response, sent = stream_object(request, gate.rt.vault, _COMMON, found.key, found.size, found.content_type, found.sha256, None,
+                                   _handoff(gate))
     if sent is not None:
         # One entry per item per client and window, however many Range requests a player makes.
         access.extra["copy"] = MEDIA[name]
