@@ -179,7 +179,8 @@ class PartWriter:
     def _collect(self) -> None:
         """Commit the leading parts that have already finished, without waiting, so the
         state (and a checkpoint) moves on while the stream goes on."""
-        while self.sending and self.sending[0].reply.done() and self.sending[0].reply.exception() is None:
+        while self.sending and self.sending[0].reply.done():
+            # A failed part raises here, so the chunk stops now rather than at its end.
             self._commit(self.sending.popleft())
 
     async def _commit_first(self) -> None:
@@ -188,7 +189,11 @@ class PartWriter:
         self._commit(self.sending.popleft())
 
     def _commit(self, sent: _Sending) -> None:
-        reply = sent.reply.result()
+        try:
+            reply = sent.reply.result()
+        except BaseException:
+            self.sending.appendleft(sent)  # close() closes its spool with the others'
+            raise
         sent.spool.close()
         self.state.parts.append(Part(n=sent.number, size=sent.size, etag=reply["etag"], sha256=reply["sha256"]))
         # The pending bytes, if any, were at the start of the first part.
