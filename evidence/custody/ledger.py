@@ -31,7 +31,7 @@ from audit import (
 )
 from evidence.custody.actions import Action
 from evidence.custody.append import HEAD_ID as HEAD_ID  # the head's row, named here for readers
-from evidence.custody.append import write
+from evidence.custody.append import append as append_after
 from evidence.custody.pending import enqueue, write_pending
 from evidence.custody.prepared import prepare
 from evidence.models import Checkpoint, LedgerHead, utcnow
@@ -167,7 +167,7 @@ def sign_checkpoint(session: Session, keys: Keys, actor: str, force: bool = Fals
     if previous is not None:
         details["previous_size"] = previous.size
     signed = prepare(Action.CHECKPOINT_SIGNED.value, {}, actor, details, utcnow())
-    tree_size = write(session.connection(), head, [signed]).size
+    tree_size = append_after(session.connection(), [signed], expected=head).size
     tree_root = root(session, tree_size)
     if previous is not None:
         proof = consistency_proof(session, previous.size, tree_size)

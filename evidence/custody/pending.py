@@ -12,10 +12,12 @@ only (a savepoint's release is not one). An entry belongs to the innermost trans
 when it was recorded and is dropped if that transaction ends without committing; a released
 savepoint hands its entries on to the transaction around it.
 
-On PostgreSQL the commit then frees the head before the WAL flush, and the session waits for
-the flush before the commit returns (`append.wait_for_flush`): a caller never sees a commit
-that a crash could undo. A transaction that signed a checkpoint commits synchronously instead,
-so that no signed checkpoint is ever visible before it is durable.
+On PostgreSQL the append, the COMMIT and the wait for the WAL flush go in one message
+(`append.commit_appending`): the head is freed at the COMMIT, before the flush, and the commit
+returns only after the flush, so a caller never sees a commit that a crash could undo. A
+transaction that signed a checkpoint, or that runs on a connection its caller commits, appends
+with one call and commits synchronously the usual way: no signed checkpoint is ever visible
+before it is durable, and a caller's COMMIT is the caller's to send.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.orm import Session, SessionTransaction
 
-from evidence.custody.append import Head, lock_head, wait_for_flush, write
+from evidence.custody.append import Head, append, commit_appending
 from evidence.custody.prepared import Prepared
 
 _KEY = "evidence.custody.pending"
@@ -41,11 +43,9 @@ class _Queue:
     entries: list[tuple[SessionTransaction, Prepared]] = field(default_factory=list)
     committed: set[SessionTransaction] = field(default_factory=set)  # ...whose end keeps their entries
     synchronous: bool = False  # the transaction signed a checkpoint: its commit waits for the flush
-    # A session on a connection its caller commits gets no commit events of its own, so it could
-    # not wait for the flush: only a session on an engine may release the head early.
+    # A session on a connection its caller commits does not own the COMMIT: only a session on
+    # an engine may send it with the append.
     on_engine: bool = True
-    released_early: Engine | None = None  # the COMMIT did not wait for this server's WAL flush...
-    flush_owed: bool = False  # ...and succeeded, so the session waits for the flush
 
 
 def _queue_of(session: Session) -> _Queue:
@@ -81,14 +81,8 @@ def write_pending(session: Session) -> Head:
     if savepoint is not None and any(not _within(owner, savepoint) for owner, _ in queue.entries):
         raise OutsideSavepoint("sign the checkpoint outside the savepoint: entries recorded before it are queued")
     queue.synchronous = True
-    return _append(session.connection(), queue, release_early=False)
-
-
-def _append(connection: Connection, queue: _Queue, release_early: bool) -> Head:
-    head = lock_head(connection, release_early=release_early)
-    if queue.entries:
-        head = write(connection, head, [entry for _, entry in queue.entries])
-        queue.entries.clear()
+    head = append(session.connection(), [entry for _, entry in queue.entries])
+    queue.entries.clear()
     return head
 
 
@@ -97,10 +91,12 @@ def _append_at_commit(connection: Connection) -> None:
     queue: _Queue | None = connection.info.pop(_KEY, None)
     if queue is None or not queue.entries:
         return
-    release_early = connection.dialect.name == "postgresql" and queue.on_engine and not queue.synchronous
-    _append(connection, queue, release_early)
-    if release_early:
-        queue.released_early = connection.engine
+    entries = [entry for _, entry in queue.entries]
+    if connection.dialect.name == "postgresql" and queue.on_engine and not queue.synchronous:
+        commit_appending(connection, entries)  # SQLAlchemy's COMMIT that follows has nothing left to do
+    else:
+        append(connection, entries)
+    queue.entries.clear()
 
 
 @event.listens_for(Engine, "rollback")
@@ -121,8 +117,6 @@ def _committed(session: Session) -> None:
     committed = session.get_nested_transaction() or session.get_transaction()
     if committed is not None:
         queue.committed.add(committed)
-        if committed.parent is None and queue.released_early is not None:
-            queue.flush_owed = True
 
 
 @event.listens_for(Session, "after_transaction_end")
@@ -140,12 +134,9 @@ def _ended(session: Session, ended: SessionTransaction) -> None:
         session.info[_KEY] = _Queue()
         return
     if ended.parent is None:
-        engine = queue.released_early if queue.flush_owed else None
         queue.entries.clear()  # nothing outlives the transaction; after a commit nothing is left anyway
         queue.committed.clear()
-        queue.synchronous, queue.released_early, queue.flush_owed = False, None, False
-        if engine is not None:  # after the session's connection went back to the pool, which lends it again
-            wait_for_flush(engine)
+        queue.synchronous = False
 
 
 def _within(owner: SessionTransaction | None, ended: SessionTransaction) -> bool:

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine, event, func, select
+from sqlalchemy import func, select
 
 from evidence import custody, migrate
-from evidence.custody import ledger
+from evidence.custody import ledger, pending
 from evidence.custody import verify as ledger_check
 from evidence.custody.actions import Action
 from evidence.models import CustodyEvent, LedgerNode
@@ -105,21 +105,10 @@ def test_threads_sharing_an_engine_never_fork_the_log(rt: Runtime) -> None:
 
 def _writer_process(data_dir: str, url: str, writer: str, count: int, hold_at: int | None, signals: Any) -> None:
     rt = Runtime.build(Settings(data_dir=Path(data_dir), database_url=url))
-    if hold_at is not None:
-        commits = 0
-
-        # Registered after the ledger's own commit hook, so it runs once this transaction's
-        # entries are written and the head is locked, just before COMMIT.
-        @event.listens_for(Engine, "commit")
-        def hold(connection: Connection) -> None:
-            nonlocal commits
-            commits += 1
-            if commits == hold_at:
-                signals.put(("holding", writer, os.getpid()))
-                time.sleep(600)
-
     try:
         for n in range(count):
+            if n == hold_at:
+                _hold_the_head(rt, writer, n, signals)
             transact(rt, writer, n, 2, commit=n % 5 != 4)
             if n % 10 == 0:
                 with rt.db.transaction() as session:
@@ -129,6 +118,19 @@ def _writer_process(data_dir: str, url: str, writer: str, count: int, hold_at: i
     signals.put(("done", writer, os.getpid()))
 
 
+def _hold_the_head(rt: Runtime, writer: str, n: int, signals: Any) -> None:
+    """Append transaction n's entries and keep the head locked, until killed. At commit the head
+    is held only while the server appends and commits, so the test takes it the way a
+    transaction signing a checkpoint does, which holds it until its COMMIT."""
+    with rt.db.transaction() as session:
+        for part in range(2):
+            custody.record(session, Action.UPLOAD_CREATED, {"upload": f"{writer}-{n}-{part}-2"}, f"user:{writer}@x",
+                           {"n": n})
+        pending.write_pending(session)
+        signals.put(("holding", writer, os.getpid()))
+        time.sleep(600)
+
+
 @pytest.mark.postgres
 def test_killed_writer_processes_leave_a_whole_log(tmp_path: Path, postgres_url: str) -> None:
     settings = Settings(data_dir=tmp_path / "data", database_url=postgres_url)
@@ -136,7 +138,7 @@ def test_killed_writer_processes_leave_a_whole_log(tmp_path: Path, postgres_url:
     migrate.upgrade(rt.db.engine)
     context = multiprocessing.get_context("spawn")
     signals = context.Queue()
-    plans = {"p0": (60, None), "p1": (60, None), "holder": (60, 7), "victim": (400, None)}
+    plans = {"p0": (60, None), "p1": (60, None), "holder": (60, 6), "victim": (400, None)}
     processes = {
         name: context.Process(target=_writer_process, args=(str(settings.data_dir), postgres_url, name, count, hold, signals))
         for name, (count, hold) in plans.items()
@@ -163,7 +165,7 @@ def test_killed_writer_processes_leave_a_whole_log(tmp_path: Path, postgres_url:
         found = check(rt)
         for name in ("p0", "p1"):
             assert {key for key in found if key.startswith(f"{name}-")} == {f"{name}-{n}" for n in range(60) if n % 5 != 4}
-        # Its 7th commit (transactions 0-3 and 5, a checkpoint after 0) was n=6's, killed before COMMIT.
+        # Transaction 6 held the head with its entries written, and was killed before COMMIT (4 rolled back).
         assert {key for key in found if key.startswith("holder-")} == {f"holder-{n}" for n in (0, 1, 2, 3, 5)}
         with rt.db.transaction() as session:  # the log goes on from where it is
             custody.record(session, Action.CASE_CREATED, {"case": "OP-AFTER"}, ACTOR, {})

@@ -1,8 +1,9 @@
 """Entries are appended when their transaction commits, on SQLite and PostgreSQL: never without the
 change they record (a rollback, a failed commit or a rolled-back savepoint leaves no entry and no
 gap), all of a transaction's entries together, in order; a checkpoint signed in the transaction
-covers what it recorded before; on PostgreSQL the commit waits for the WAL flush after freeing the
-ledger head, except in a transaction that signed a checkpoint."""
+covers what it recorded before; on PostgreSQL the append, the commit and the wait for the WAL flush
+go in one message (the head freed before the flush), except in a transaction that signed a
+checkpoint or runs on its caller's connection."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, func, select, text
+from sqlalchemy import Connection, Engine, event, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from audit import Entry
 from evidence import custody
-from evidence.custody import ledger, pending
+from evidence.custody import append, ledger, pending
 from evidence.custody import verify as ledger_check
 from evidence.custody.actions import Action
 from evidence.models import Case, CustodyEvent
@@ -88,7 +89,8 @@ def test_an_append_that_fails_at_commit_takes_the_change_with_it(rt: Runtime, mo
         raise OSError("the append failed")
 
     with monkeypatch.context() as patch:
-        patch.setattr(pending, "write", broken)
+        patch.setattr(pending, "append", broken)  # SQLite's way, and PostgreSQL's outside a commit
+        patch.setattr(pending, "commit_appending", broken)  # PostgreSQL's at commit
         with pytest.raises(OSError, match="the append failed"), rt.db.transaction() as session:
             session.add(Case(ref="OP-LOST", title="x", created_by="operator:root"))
             note(session, 1)
@@ -194,27 +196,52 @@ def statements(engine: Engine) -> Iterator[list[str]]:
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-def test_on_postgres_the_head_is_freed_before_the_flush_and_the_commit_waits_for_it(rt: Runtime) -> None:
+def test_on_postgres_the_append_commit_and_flush_wait_are_one_message(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     engine = rt.db.engine
-    inserted: list[str] = []
+    waited: list[str] = []
+    flushed: list[bool] = []
 
-    def committed(session: Session) -> None:  # right after COMMIT returns, before the flush is waited for
+    def observed(connection: Connection, entries: Any) -> str:
+        waited.append(append.commit_appending(connection, entries))
+        return waited[-1]
+
+    def committed(session: Session) -> None:  # once the commit has returned
         with engine.connect() as other:
-            inserted.append(other.scalar(text("SELECT pg_current_wal_insert_lsn()::text")))
+            flushed.append(other.scalar(text("SELECT pg_current_wal_flush_lsn() >= CAST(:lsn AS pg_lsn)"),
+                                        {"lsn": waited[-1]}))
 
+    monkeypatch.setattr(pending, "commit_appending", observed)
     event.listen(Session, "after_commit", committed)
     try:
         with statements(engine) as seen, rt.db.transaction() as session:
             note(session, 1)
     finally:
         event.remove(Session, "after_commit", committed)
-    with engine.connect() as connection:
-        flushed = connection.scalar(text("SELECT pg_current_wal_flush_lsn() >= CAST(:lsn AS pg_lsn)"),
-                                    {"lsn": inserted[0]})
-    lock = next(s for s in seen if "FOR UPDATE" in s)
-    assert "set_config" in lock and "synchronous_commit" in lock
-    assert seen[-1].startswith("SELECT pg_logical_emit_message(true")  # the wait, after the commit
-    assert flushed  # the commit did not return before everything up to it was on disk
+    assert len(seen) == 2 and "pg_current_wal_flush_lsn" in seen[1]  # the transaction sent one message
+    call, commit, wait = (part.strip() for part in seen[0].split(";"))
+    assert call.startswith("SELECT new_size FROM custody_append(NULL, true,")  # true: release early
+    assert commit == "COMMIT"
+    assert wait.startswith("SELECT pg_logical_emit_message(true")  # the wait, after the commit
+    assert flushed == [True]  # the commit did not return before the message after it was on disk
+    assert stored(rt) == [(0, "OP-1")]
+    verified(rt)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_on_postgres_an_early_release_append_does_not_wait_for_the_flush_at_its_commit(rt: Runtime) -> None:
+    """What frees the head before the flush: custody_append(..., release_early) turns
+    synchronous_commit off for its own transaction only."""
+    with rt.db.engine.connect() as connection:
+        connection.execute(text("SELECT custody_append(NULL, true, '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}')"))
+        assert connection.scalar(text("SHOW synchronous_commit")) == "off"
+        connection.rollback()
+        assert connection.scalar(text("SHOW synchronous_commit")) == "on"
+        connection.execute(text("SELECT custody_append(NULL, false, '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}')"))
+        assert connection.scalar(text("SHOW synchronous_commit")) == "on"
+        connection.rollback()
 
 
 @pytest.mark.postgres
@@ -224,7 +251,8 @@ def test_on_postgres_a_transaction_that_signs_a_checkpoint_commits_synchronously
         note(session, 1)
         ledger.sign_checkpoint(session, rt.ledger_keys, ACTOR)
         note(session, 2)  # appended at commit, still without releasing early
-    assert not any("set_config" in s or "pg_logical_emit_message" in s for s in seen)
+    assert not any("custody_append(NULL, true" in s or "pg_logical_emit_message" in s for s in seen)
+    assert sum("custody_append(" in s for s in seen) == 3  # its entries, the checkpoint's, the later entry
     assert stored(rt) == [(0, "OP-1"), (1, None), (2, "OP-2")]
 
 
@@ -238,5 +266,6 @@ def test_on_postgres_a_session_on_a_callers_connection_commits_synchronously(rt:
             note(session, 1)
             session.flush()
         connection.commit()
-    assert not any("set_config" in s or "pg_logical_emit_message" in s for s in seen)
+    assert not any("custody_append(NULL, true" in s or "pg_logical_emit_message" in s for s in seen)
+    assert any(s.startswith("SELECT new_size, new_frontier FROM custody_append(") for s in seen)
     assert stored(rt) == [(0, "OP-1")]
