@@ -3,8 +3,11 @@
 The report lists every ledger entry about the item, each with its inclusion proof
 against a signed checkpoint, so anyone holding the ledger's public key can check it
 without the server. The JSON form is canonical JSON (RFC 8785) carrying a signature over
-its content; the HTML form embeds that JSON and is itself signed over every byte. Either
-way, changing any byte makes :func:`verify_report` refuse it.
+its content; the HTML form embeds that JSON and is itself signed over every byte; the PDF form
+attaches that JSON and carries a signature over its bytes after its end
+(:mod:`evidence.custody.report_pdf`); the CASE/UCO form carries the JSON report and a signature
+over the document's exact bytes (:func:`sign_case`). Whatever the form, changing any byte
+makes :func:`verify_report` refuse it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from audit import Entry, NoteVerifier, VerificationError, canonical, format_time, merkle, open_note, verify_inclusion
 from evidence import custody
-from evidence.custody import ledger
+from evidence.custody import ledger, report_pdf
 from evidence.custody.actions import Action
 from evidence.custody.disclosure import Internals, scrub, withheld_because
 from evidence.custody.report_case import to_case
@@ -74,6 +77,7 @@ def build(session: Session, keys: ledger.Keys, item_id: str, actor: str,
         "id": item.id,
         "case": case.ref,
         "exhibit": item.exhibit,
+        "description": item.description,
         "filename": item.filename,
         "size": item.size,
         "hashes": dict(item.hashes or {}),
@@ -83,13 +87,12 @@ def build(session: Session, keys: ledger.Keys, item_id: str, actor: str,
         "kind": item.kind,
         "media": custody.portable(dict(item.media or {})),
         "warnings": list(item.warnings or []),
-        "storage_key": item.storage_key,
     }
     copies = [{"kind": d.kind, "sha256": d.sha256, "size": d.size, "content_type": d.content_type, "method": d.method}
               for d in derivatives]
     if reviewer is not None:
         # Not ledger entries (the report's signature alone covers these): leave internals out.
-        item_facts = scrub({k: v for k, v in item_facts.items() if k != "storage_key"}, reviewer)
+        item_facts = scrub(item_facts, reviewer)
         copies = scrub(copies, reviewer)
     content: dict[str, Any] = {
         "format": FORMAT,
@@ -145,14 +148,18 @@ def to_json(report: dict[str, Any]) -> bytes:
 
 
 def verify_report(data: bytes, verifier: NoteVerifier) -> dict[str, Any]:
-    """Check a report file (JSON or HTML) against the ledger's public key alone; return
-    the report. Raises VerificationError on the first thing wrong."""
-    if data.lstrip().startswith(b"<!DOCTYPE html"):
+    """Check a report file (JSON, HTML, PDF or CASE/UCO) against the ledger's public key
+    alone; return the report. Raises VerificationError on the first thing wrong."""
+    if data.startswith(b"%PDF-"):
+        data = _verify_pdf(data, verifier)
+    elif data.lstrip().startswith(b"<!DOCTYPE html"):
         data = _verify_html(data, verifier)
     try:
         report = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise VerificationError("not a custody report (neither its JSON nor its HTML form)") from None
+        raise VerificationError("not a custody report (not its JSON, HTML, PDF or CASE form)") from None
+    if isinstance(report, dict) and "@graph" in report:
+        return _verify_case(data, report, verifier)
     if not isinstance(report, dict) or report.get("format") != FORMAT:
         raise VerificationError("not a custody report of a known format")
     try:
@@ -234,13 +241,69 @@ def _verify_html(data: bytes, verifier: NoteVerifier) -> bytes:
         note = base64.b64decode(trailer[: -len(b" -->\n")], validate=True).decode()
     except (ValueError, UnicodeDecodeError):
         raise VerificationError("the HTML report's signature is not readable") from None
-    if open_note(note, verifier) != _SIGNED.format(digest=hashlib.sha256(page).hexdigest()):
-        raise VerificationError("the HTML report was changed after it was signed")
+    _signed_bytes(page, note, verifier, "HTML report")
     start = page.find(b'<script type="application/json" id="custody-report">')
     end = page.find(b"</script>", start)
     if start < 0 or end < 0:
         raise VerificationError("the HTML report does not embed its JSON form")
     return embedded_json(page[start + len(b'<script type="application/json" id="custody-report">') : end])
+
+
+def _signed_bytes(data: bytes, note: str, verifier: NoteVerifier, what: str) -> None:
+    if open_note(note, verifier) != _SIGNED.format(digest=hashlib.sha256(data).hexdigest()):
+        raise VerificationError(f"the {what} was changed after it was signed")
+
+
+def _verify_pdf(data: bytes, verifier: NoteVerifier) -> bytes:
+    """The attached JSON report, once the signature over every byte of the PDF checks."""
+    try:
+        pdf, encoded = report_pdf.split(data)
+        note = base64.b64decode(encoded, validate=True).decode()
+    except report_pdf.PdfError as error:
+        raise VerificationError(str(error)) from None
+    except (ValueError, UnicodeDecodeError):
+        raise VerificationError("the PDF report's signature is not readable") from None
+    _signed_bytes(pdf, note, verifier, "PDF report")
+    try:
+        return report_pdf.attached_json(pdf)
+    except report_pdf.PdfError as error:
+        raise VerificationError(str(error)) from None
+
+
+def sign_pdf(pdf: bytes, keys: ledger.Keys) -> bytes:
+    note = keys.signer.sign(_SIGNED.format(digest=hashlib.sha256(pdf).hexdigest()))
+    return pdf + report_pdf.signature_line(base64.b64encode(note.encode()))
+
+
+# The CASE/UCO document carries the signed JSON report (so every entry's proof can be checked)
+# and a signature over the rest of the document as written; neither key is in the JSON-LD
+# context, so JSON-LD processors (and case_validate) leave them out of the graph.
+CASE_REPORT, CASE_SIGNATURE = "custodyReport", "custodyReportSignature"
+
+
+def _case_bytes(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n"
+
+
+def sign_case(report: dict[str, Any], keys: ledger.Keys) -> bytes:
+    document = {**to_case(report), CASE_REPORT: report}
+    note = keys.signer.sign(_SIGNED.format(digest=hashlib.sha256(_case_bytes(document)).hexdigest()))
+    return _case_bytes({**document, CASE_SIGNATURE: note})
+
+
+def _verify_case(data: bytes, document: dict[str, Any], verifier: NoteVerifier) -> dict[str, Any]:
+    """The CASE/UCO export: written exactly as issued, signed, its report verified, and its
+    graph exactly what that report gives."""
+    if _case_bytes(document) != data:
+        raise VerificationError("the CASE report is not byte for byte as it was issued")
+    note, report = document.pop(CASE_SIGNATURE, None), document.get(CASE_REPORT)
+    if not isinstance(note, str) or not isinstance(report, dict):
+        raise VerificationError("the CASE report carries no signature or no custody report")
+    _signed_bytes(_case_bytes(document), note, verifier, "CASE report")
+    checked = verify_report(canonical(report), verifier)
+    if {k: v for k, v in document.items() if k != CASE_REPORT} != to_case(checked):
+        raise VerificationError("the CASE graph differs from the custody report it carries")
+    return checked
 
 
 def sign_html(page: str, keys: ledger.Keys) -> bytes:
@@ -249,7 +312,8 @@ def sign_html(page: str, keys: ledger.Keys) -> bytes:
     return data + f"{HTML_SIGNATURE_PREFIX}{base64.b64encode(note.encode()).decode()} -->\n".encode()
 
 
-FORMATS = {"json": "application/json", "html": "text/html; charset=utf-8", "case": "application/ld+json"}
+FORMATS = {"json": "application/json", "html": "text/html; charset=utf-8", "case": "application/ld+json",
+           "pdf": "application/pdf"}
 
 
 def export(session: Session, keys: ledger.Keys, item_id: str, fmt: str, actor: str, *,
@@ -267,8 +331,10 @@ def export(session: Session, keys: ledger.Keys, item_id: str, fmt: str, actor: s
         data = to_json(report)
     elif fmt == "html":
         data = sign_html(render(report), keys)
+    elif fmt == "pdf":
+        data = sign_pdf(report_pdf.to_pdf(report), keys)
     else:
-        data = json.dumps(to_case(report), indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n"
+        data = sign_case(report, keys)
     if record:
         details = {"format": fmt, "sha256": hashlib.sha256(data).hexdigest(), "tree_size": report["tree_size"]}
         if reviewer is not None:

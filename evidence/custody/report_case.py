@@ -304,8 +304,6 @@ def _item_statement(item: dict[str, Any]) -> str:
     if client:
         agreement = "matches" if stored and client.lower() == stored.lower() else "differs from"
         lines.append(f"Officer's SHA-256 {client} {agreement} the SHA-256 of the original as stored")
-    if item.get("storage_key"):
-        lines.append(f"Stored as {item['storage_key']}")
     lines += [f"Warning: {warning}" for warning in item.get("warnings") or []]
     return "\n".join(lines)
 

@@ -1,5 +1,11 @@
 """The custody report as a page a court clerk can read: a continuity statement.
 
+First the statement, in the order a continuity statement takes: the exhibit (reference,
+description, hashes, each on one unbroken line), then one line per event in plain words
+(`evidence.custody.statement`); then an appendix with the machine detail (each entry's
+recorded details, the working copies' command lines, withheld entries, the signed checkpoint).
+The same page, laid out for A4, is the PDF (`evidence.custody.report_pdf`).
+
 Plain HTML from the template ``templates/report.html`` (Jinja2, autoescaped: every value is text,
 whatever an officer or a client put in it), no script beyond the embedded machine-readable
 report, no third-party assets. The embedded report is the canonical JSON with ``<``, ``>`` and
@@ -9,7 +15,6 @@ in it; `embedded_json` reverses that exactly, for the signature check.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +23,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from audit import canonical
-from evidence.custody.actions import Action
+from evidence.custody import statement
 
 # autoescape=True for the template whatever its name; a missing value is an error, never an
 # empty string that could hide a mistake.
@@ -36,15 +41,23 @@ _SCRIPT_UNESCAPES = {b"\\\\": b"\\\\", b"\\u003c": b"<", b"\\u003e": b">", b"\\u
 
 
 @dataclass(frozen=True)
-class _Event:
+class _Withheld:
     seq: int
     what: str
-    withheld: bool = False
-    time: str = ""
-    who: str = ""
-    details: str = ""
-    reason: str = ""
-    leaf_hash: str = ""
+    reason: str
+    leaf_hash: str
+
+
+@dataclass(frozen=True)
+class _Machine:
+    """An entry's machine detail, for the appendix."""
+
+    seq: int
+    action: str
+    time: str
+    actor: str
+    details: list[str]
+    leaf_hash: str
 
 
 @dataclass(frozen=True)
@@ -56,35 +69,59 @@ class _Copy:
 
 
 def render(report: dict[str, Any]) -> str:
+    """The continuity statement (what a court reads, one line per event), then the appendix
+    (each entry's recorded details, how the working copies were made, the signed checkpoint),
+    with the machine-readable report embedded for `verify-report`."""
     item = report["item"]
+    hashes = item["hashes"]
+    # SHA-256 first: it is the hash the officer's is compared with and the one courts are used to.
+    order = sorted(hashes, key=lambda name: (name != "sha256", name))
     facts = [
+        ("Exhibit reference", item["exhibit"] or "none given"),
+        ("Description", item.get("description") or "none given"),
         ("Case", item["case"]),
-        ("Exhibit reference", item["exhibit"] or "—"),
-        ("Original filename", item["filename"]),
+        ("Original file name", statement.redact(item["filename"])),
         ("Size", f"{item['size']:,} bytes"),
-        *[(name.upper(), item["hashes"][name]) for name in sorted(item["hashes"])],
-        ("Officer's SHA-256", item["client_sha256"] or "not supplied"),
-        ("State", item["state"] + (f" ({item['reason']})" if item["reason"] else "")),
-        ("Item id", item["id"]),
+        ("Officer's SHA-256", _officers(item)),
+        ("State", item["state"] + (f" ({statement.redact(item['reason'])})" if item["reason"] else "")),
     ]
-    events = [
-        _Event(seq=p["seq"], what=_label(p["entry"]["action"]), time=p["entry"]["time"], who=p["entry"]["actor"],
-               details=json.dumps(p["entry"]["details"], ensure_ascii=False, sort_keys=True))
+    machine = [
+        _Machine(seq=p["seq"], action=p["entry"]["action"], time=p["entry"]["time"],
+                 actor=statement.who(p["entry"]["actor"]), details=statement.detail_lines(p["entry"]["details"]),
+                 leaf_hash=p["leaf_hash"])
         for p in report["entries"]
     ]
-    withheld = report.get("withheld", [])
-    events += [_Event(seq=w["seq"], what=_label(w["action"]), withheld=True, reason=w["reason"], leaf_hash=w["leaf_hash"])
-               for w in withheld]
+    withheld = [_Withheld(seq=w["seq"], what=statement.label(w["action"]), reason=w["reason"], leaf_hash=w["leaf_hash"])
+                for w in report.get("withheld", [])]
     copies = [
-        _Copy(kind=d["kind"], sha256=d["sha256"], size=f"{d['size']:,}",
-              how=" ".join(d["method"].get("argv", [])) or json.dumps(d["method"], sort_keys=True))
+        _Copy(kind=statement.copy_kind(d["kind"]), sha256=d["sha256"], size=f"{d['size']:,}",
+              how=statement.command(d["method"]))
         for d in report["derivatives"]
     ]
     return _ENV.get_template("report.html").render(
-        report=report, item=item, facts=facts, events=sorted(events, key=lambda event: event.seq), copies=copies,
-        reviewer_copy=report.get("copy") == "reviewer", withheld=len(withheld),
+        report=report, item=item, facts=facts, hashes=[(_hash_name(name), hashes[name]) for name in order],
+        lines=sorted(statement.lines(report) + [
+            statement.Line(w.seq, "", f"{w.what}: withheld from this copy ({w.reason})", "", "Proven in place"
+                           " (appendix C)") for w in withheld], key=lambda line: line.seq),
+        machine=machine, copies=copies,
+        warnings=[statement.redact(warning) for warning in item["warnings"]],
+        reviewer_copy=report.get("copy") == "reviewer", withheld=withheld,
         embedded=Markup(script_json(report)),  # noqa: S704 - escaped for a script element by script_json
     )
+
+
+def _hash_name(name: str) -> str:
+    return name.upper().replace("SHA", "SHA-") if name.startswith("sha") else name.upper()
+
+
+def _officers(item: dict[str, Any]) -> str:
+    """Whether the hash the officer's device computed matches the stored original's."""
+    client, stored = item["client_sha256"], item["hashes"].get("sha256")
+    if not client:
+        return "not supplied"
+    if stored and client.lower() == stored.lower():
+        return "supplied, and matches the SHA-256 above"
+    return f"supplied, and DIFFERS from the SHA-256 above: {client}"
 
 
 def script_json(report: dict[str, Any]) -> str:
@@ -97,11 +134,3 @@ def embedded_json(embedded: bytes) -> bytes:
     as "<\\/") embedded in a page."""
     data = _SCRIPT_ESCAPED.sub(lambda found: _SCRIPT_UNESCAPES[found[0]], embedded)
     return data.replace(b"<\\/", b"</")
-
-
-def _label(action: str) -> str:
-    """The words for a recorded action; an action no longer known is shown as recorded."""
-    try:
-        return Action(action).label
-    except ValueError:
-        return action

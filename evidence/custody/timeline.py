@@ -1,5 +1,7 @@
 """An item's custody timeline for the pages: each entry in plain words, with whether it is
-proven included in the latest signed checkpoint.
+proven included in the latest signed checkpoint. Who acted is shown as the continuity statement
+shows it (`evidence.custody.statement.who`): an e-mail address or a service, never a host or an
+OS account.
 
 Each entry's inclusion is checked the way an outside verifier would: the checkpoint's
 signature with the ledger's public key, then the entry's leaf hash (from its stored bytes)
@@ -17,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from audit import Checkpoint as SignedCheckpoint
 from audit import VerificationError, merkle, verify_inclusion
-from evidence.custody import ledger
+from evidence.custody import ledger, statement
 from evidence.custody.actions import Action
 from evidence.custody.report import item_entries
 from evidence.errors import NotFound
@@ -66,9 +68,10 @@ def timeline(session: Session, keys: ledger.Keys, item_id: str) -> Timeline:
     signed = _latest_signed(session, keys)
     steps = []
     for row in item_entries(session, item, case):
-        action = row.action
-        label = Action(action).label if action in frozenset(Action) else action
-        steps.append(Step(row.seq, row.at, action, label, row.actor, dict(row.details or {}),
+        action, details = row.action, dict(row.details or {})
+        # A refused request says so: "Link used" read as if a revoked link had been opened.
+        label = statement.access_label(details) if action == Action.LINK_ACCESSED else statement.label(action)
+        steps.append(Step(row.seq, row.at, action, label, statement.who(row.actor), details,
                           _inclusion(session, signed, row.seq, row.body, row.leaf_hash)))
     return Timeline(item, case, signed.size if signed is not None else None, steps)
 

@@ -7,6 +7,7 @@ the template."""
 from __future__ import annotations
 
 import json
+import shlex
 from html.parser import HTMLParser
 from typing import Any
 
@@ -17,7 +18,8 @@ from audit import canonical
 from evidence import custody
 from evidence.custody import report
 from evidence.custody.actions import Action
-from evidence.custody.report_html import _label, embedded_json, render, script_json
+from evidence.custody.report_html import embedded_json, render, script_json
+from evidence.custody.statement import label
 from evidence.models import Case, Item, Upload, User
 from evidence.runtime import Runtime
 from tests.support.browser import chromium_or_fail
@@ -30,7 +32,7 @@ HOSTILE = ("</script><script>window.__pwned=1</script>\"'><!--<script>"
            "<img src=x onerror=\"window.__pwned=2\">&amp;&lt; \\u003c </SCRIPT >")
 SCRIPT_TAG = '<script type="application/json" id="custody-report">'
 TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "code", "table", "thead", "tbody", "tr",
-        "th", "td", "ul", "li", "script"}
+        "th", "td", "ul", "li", "script", "br"}
 
 
 def hostile(field: str) -> str:
@@ -101,9 +103,10 @@ def test_every_value_is_text_on_the_page() -> None:
     made_up = made_up_report()
     page = render(made_up)
     shown = [hostile(field) for field in ("origin", "public_key", "checkpoint", "id", "case", "exhibit", "filename",
-                                          "sha256", "client_sha256", "reason", "warning", "kind", "argv", "actor",
-                                          "action", "withheld")]
-    assert_inert(page, made_up, shown + [json.dumps(hostile("user_agent"))[1:-1]])
+                                          "sha256", "client_sha256", "reason", "warning", "kind", "actor",
+                                          "action", "withheld", "user_agent")]
+    # A command line is shown as a shell would take it.
+    assert_inert(page, made_up, shown + [shlex.quote(hostile("argv"))])
     assert f"<title>Continuity statement: {hostile('filename')}</title>" not in page
 
 
@@ -119,11 +122,12 @@ def test_a_value_that_would_open_a_comment_cannot_hide_the_end_of_the_script() -
 
 def test_labels_come_from_the_action_enum() -> None:
     made_up = made_up_report()
-    made_up["entries"][0]["entry"]["action"] = Action.INTEGRITY_MISMATCH
+    made_up["entries"][0]["entry"]["action"] = Action.USER_DISABLED
     made_up["withheld"][0]["action"] = "case.archived"  # no longer known: shown as recorded
     page = render(made_up)
-    assert f"<td>{escape(Action.INTEGRITY_MISMATCH.label)}</td>" in page and "<td>case.archived</td>" in page
-    assert _label("upload.created") == "Upload started"
+    assert f"<td>{escape(Action.USER_DISABLED.label)} by {escape(hostile('actor'))}</td>" in page
+    assert "<td>case.archived</td>" in page and "<td>case.archived: withheld from this copy (" in page
+    assert label("upload.created") == "Upload started"
 
 
 # -- through the ledger, on SQLite and PostgreSQL -----------------------------------------------
@@ -161,8 +165,8 @@ def test_a_hostile_item_and_record_make_an_inert_page_that_verifies(rt: Runtime,
     checked = report.verify_report(page, rt.ledger_keys.verifier)
     text = page.decode()
     body = text[: text.rindex(report.HTML_SIGNATURE_PREFIX)]
-    assert_inert(body, checked, [hostile("filename"), hostile("exhibit"), hostile("reason"), hostile("warning")]
-                 + [json.dumps(hostile(field))[1:-1] for field in ("title", "description", "user_agent")])
+    assert_inert(body, checked, [hostile(field) for field in ("filename", "exhibit", "reason", "warning", "title",
+                                                                "description", "user_agent")])
     assert [e["entry"]["action"] for e in checked["entries"]] == [
         "case.created", "original.stored", "link.accessed", "item.failed"]
 
