@@ -11,9 +11,11 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import requests
 
+from evidence.runtime import Runtime
 from tests.support.s3 import free_port
 
 EVIDENCE = str(Path(sys.executable).with_name("evidence"))
@@ -87,8 +89,35 @@ class Server:
             raise AssertionError(f"evidence {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
         return result
 
+    # -- set-up without a process each: what `evidence users add` and `cases create` do ----
+    # (tests/evidence/cli and tests/evidence/accounts run those commands themselves). A CLI
+    # process costs most of a second to start; a test's accounts and cases are its set-up.
+
+    def runtime(self) -> Runtime:
+        """The runtime the CLI would build from this server's environment (close it after)."""
+        from evidence import migrate
+        from evidence.settings import Settings
+
+        with mock.patch.dict(os.environ, self.env, clear=True):  # the environment the CLI would see
+            settings = Settings()
+        rt = Runtime.build(settings)
+        try:
+            migrate.upgrade(rt.db.engine)
+        except BaseException:
+            rt.close()
+            raise
+        return rt
+
     def token(self, email: str = "officer@force.police.uk", role: str = "officer") -> str:
-        return self.cli("users", "add", email, "--role", role).stdout.strip()
+        """A bearer token for ``email`` (added as ``role`` if new), as `evidence users add` gives."""
+        from evidence.accounts import users
+
+        rt = self.runtime()
+        try:
+            with rt.db.transaction() as session:
+                return rt.signer.issue(users.add_user(session, email, role))
+        finally:
+            rt.close()
 
     def settled_item(self, item_id: str, timeout: float = 90) -> dict[str, Any]:
         """``evidence items show --json`` once the item is ready, failed or quarantined."""
@@ -101,8 +130,19 @@ class Server:
             time.sleep(0.3)
 
     def case(self, ref: str = "OP-TEST", officer: str | None = "officer@force.police.uk") -> str:
-        """A case, with ``officer`` (the default account of :meth:`token`) assigned to it."""
-        self.cli("cases", "create", ref, *(("--assign", officer) if officer else ()))
+        """A case, with ``officer`` (the default account of :meth:`token`) assigned to it, as
+        `evidence cases create REF --assign OFFICER` makes it."""
+        from evidence import cases, custody
+
+        rt = self.runtime()
+        try:
+            actor = custody.operator_actor()
+            with rt.db.transaction() as session:
+                case = cases.create_case(session, ref, None, actor)
+                if officer:
+                    cases.assign(session, case, cases.officer_account(session, officer), actor)
+        finally:
+            rt.close()
         return ref
 
 
