@@ -96,10 +96,11 @@ class CaseDocument(BaseModel):
 # The report's three forms, each in its own media type.
 REPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "The report as json, html (the same, signed, for people) or case (CASE/UCO JSON-LD)",
+        "description": "The report as json, html or pdf (the same, signed, for people) or case (CASE/UCO JSON-LD)",
         "model": CustodyReport,
         "content": {
             "text/html": {"schema": {"type": "string"}},
+            "application/pdf": {"schema": {"type": "string", "format": "binary"}},
             "application/ld+json": {"schema": CaseDocument.model_json_schema(by_alias=True)},
         },
     },
@@ -167,7 +168,7 @@ def public_key(_: Auditor, rt: Rt) -> PlainTextResponse:
     return PlainTextResponse(rt.ledger_keys.signer.verifier_key() + "\n")
 
 
-@router.get("/report/{item_id}", summary="An item's custody report: json, html or case (auditor, admin)",
+@router.get("/report/{item_id}", summary="An item's custody report: json, html, pdf or case (auditor, admin)",
             response_class=Response, responses=REPORT_RESPONSES)
 def report(item_id: str, db: Db, user: Auditor, rt: Rt, format: str = "json") -> Response:
     data = export(db, rt.ledger_keys, item_id, format, access.actor_of(user))

@@ -70,11 +70,11 @@ def item_media(request: Request, item_id: str, kind: str, db: Db, signed: Page) 
 
 @router.get("/app/items/{item_id}/report")
 def item_report(item_id: str, db: Db, signed: Page, request: Request,
-                format: Annotated[Literal["html", "json", "case"], Query()] = "html") -> Response:
+                format: Annotated[Literal["html", "pdf", "json", "case"], Query()] = "html") -> Response:
     require(signed, *REPORT_ROLES)
     item = visible_item(db, signed, item_id)
     data = export(db, runtime(request).ledger_keys, item.id, format, actor_of(signed.user))
     db.commit()
-    suffix = {"html": "html", "json": "json", "case": "jsonld"}[format]
+    suffix = {"html": "html", "pdf": "pdf", "json": "json", "case": "jsonld"}[format]
     headers = {**HEADERS, "Content-Disposition": f'attachment; filename="custody-{item.id}.{suffix}"'}
     return Response(data, media_type=FORMATS[format], headers=headers)

@@ -202,7 +202,7 @@ def test_every_answer_matches_its_schema(world: World) -> None:
          {"params": {"from": 1}}, 200),
         ("auditor", "GET", "/api/v1/audit/public-key", "/api/v1/audit/public-key", {}, 200),
         *[("auditor", "GET", "/api/v1/audit/report/{item_id}", f"/api/v1/audit/report/{world.item}",
-           {"params": {"format": fmt}}, 200) for fmt in ("json", "html", "case")],
+           {"params": {"format": fmt}}, 200) for fmt in ("json", "html", "pdf", "case")],
         # A checkpoint exists once a report has been exported.
         ("auditor", "GET", "/api/v1/audit/checkpoint", "/api/v1/audit/checkpoint", {}, 200),
     ]

@@ -201,9 +201,12 @@ def test_the_auditor_verifies_the_ledger_in_the_background(uploaded: tuple[Serve
     assert found.headers["location"] == f"/app/items/{item_id}"
     item_page = auditor.get(f"{server.url}/app/items/{item_id}", timeout=10)
     assert "Custody timeline" in item_page.text and "Upload completed" in item_page.text
-    assert "report?format=case" in item_page.text
+    assert "report?format=case" in item_page.text and "report?format=pdf" in item_page.text
     report = auditor.get(f"{server.url}/app/items/{item_id}/report", params={"format": "json"}, timeout=10)
     assert report.status_code == 200 and report.json()["item"]["id"] == item_id
+    pdf = auditor.get(f"{server.url}/app/items/{item_id}/report", params={"format": "pdf"}, timeout=60)
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF-") and f'custody-{item_id}.pdf' in pdf.headers["content-disposition"]
 
 
 def test_every_page_carries_the_security_headers(make_server) -> None:  # type: ignore[no-untyped-def]
