@@ -120,14 +120,27 @@ class Server:
             rt.close()
 
     def settled_item(self, item_id: str, timeout: float = 90) -> dict[str, Any]:
-        """``evidence items show --json`` once the item is ready, failed or quarantined."""
+        """``evidence items show --json`` once the item is ready, failed or quarantined (its
+        state is polled from the database meanwhile, not with a CLI process each time)."""
+        from evidence.models import Item
+
+        settled = ("ready", "failed", "quarantined")
         deadline = time.monotonic() + timeout
-        while True:
-            item: dict[str, Any] = json.loads(self.cli("items", "show", item_id, "--json").stdout)
-            if item["state"] in ("ready", "failed", "quarantined"):
-                return item
-            assert time.monotonic() < deadline, f"item {item_id} still {item['state']} after {timeout} s"
-            time.sleep(0.3)
+        rt = self.runtime()
+        try:
+            while True:
+                with rt.db.sessions() as session:
+                    found = session.get(Item, item_id)
+                    state = None if found is None else str(found.state)
+                if state in settled:
+                    break
+                assert time.monotonic() < deadline, f"item {item_id} still {state} after {timeout} s"
+                time.sleep(0.2)
+        finally:
+            rt.close()
+        item: dict[str, Any] = json.loads(self.cli("items", "show", item_id, "--json").stdout)
+        assert item["state"] in settled, item
+        return item
 
     def case(self, ref: str = "OP-TEST", officer: str | None = "officer@force.police.uk") -> str:
         """A case, with ``officer`` (the default account of :meth:`token`) assigned to it, as
