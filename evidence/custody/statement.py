@@ -129,7 +129,7 @@ def _stored(entry: dict[str, Any], details: dict[str, Any], by: str) -> tuple[st
 
 def _hashed(entry: dict[str, Any], details: dict[str, Any], by: str) -> tuple[str, str]:
     names = ", ".join(name.upper().replace("SHA", "SHA-") for name in sorted(details.get("hashes") or {}))
-    return f"Original hashed as stored ({names}; values above) by {by}", ""
+    return f"Original hashed as stored ({names}) by {by}", ""
 
 
 def _compared(entry: dict[str, Any], details: dict[str, Any], by: str) -> tuple[str, str]:
@@ -139,7 +139,7 @@ def _compared(entry: dict[str, Any], details: dict[str, Any], by: str) -> tuple[
 
 def _copy(entry: dict[str, Any], details: dict[str, Any], by: str) -> tuple[str, str]:
     kind = copy_kind(str(details.get("kind", "")))
-    return f"Working copy made: {kind}, {_bytes(details.get('size'))}, by {by} (how: appendix B)", ""
+    return f"Working copy made: {kind}, {_bytes(details.get('size'))}, by {by}", ""
 
 
 def _failed(entry: dict[str, Any], details: dict[str, Any], by: str) -> tuple[str, str]:

@@ -5,7 +5,7 @@ one line, no server internals), and the signed PDF and CASE/UCO exports pass `ev
 verify-report` and are refused after any one byte changes.
 
 Before issue 13 the same history laid out to 35 A4 pages; now the statement is 2 and the whole
-PDF, appendix included, 7."""
+PDF, appendix included, 6."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ def test_the_statement_fits_on_a_few_pages_and_reads_as_a_statement(rt: Runtime,
     for expected in ("Exhibit reference JS/3", "Camera 3, High Street", "Viewed by reviewer@cps.gov.uk",
                      f"Download of the original, bytes 0–{history.SIZE - 1:,} (whole file), by reviewer@cps.gov.uk",
                      "Refused: link revoked", "Case OP-HALFORD opened by service account",
-                     "Original hashed as stored (MD5, SHA-1, SHA-256; values above) by the processing service",
+                     "Original hashed as stored (MD5, SHA-1, SHA-256) by the processing service",
                      "Matches", "Link revoked by pc.jones@force.police.uk", "Viewed by counsel@chambers.example.org"):
         assert expected in " ".join(words.split()), expected
     assert "Link used" not in words
