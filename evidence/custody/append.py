@@ -21,7 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from psycopg import sql
+from psycopg.pq import TransactionStatus
 from sqlalchemy import Connection, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
@@ -120,22 +122,40 @@ _COMMIT_APPENDING = sql.SQL(
 )
 
 
-def commit_appending(connection: Connection, entries: Sequence[Prepared]) -> str:
+def commit_appending(connection: Connection, entries: Sequence[Prepared]) -> None:
     """Append ``entries`` and commit the caller's transaction with them (PostgreSQL only), in
-    one message; return once the commit is as durable as the server makes a commit, with the
-    WAL position of the message waited for. The caller's own COMMIT then finds no
-    transaction left to commit."""
-    dbapi = connection.connection.driver_connection
-    statement = _COMMIT_APPENDING.format(*(sql.Literal(column) for column in _columns(entries))).as_string(dbapi)
+    one message; return once the commit is as durable as the server makes a commit. The
+    caller's own COMMIT then finds no transaction left to commit."""
+    driver: psycopg.Connection[Any] = connection.connection.driver_connection  # type: ignore[assignment]
+    statement = _COMMIT_APPENDING.format(*(sql.Literal(column) for column in _columns(entries))).as_string(driver)
+    opening = _nothing_sent_yet(driver)
+    if opening:
+        # A transaction that only recorded has sent nothing yet: its BEGIN goes in the message
+        # too, instead of the round trip the driver spends on it before a first statement.
+        statement = "BEGIN; " + statement
+        driver.autocommit = True  # so that the driver sends no BEGIN of its own
     try:
-        cursor = connection.exec_driver_sql(statement, execution_options={"no_parameters": True}).cursor
+        connection.exec_driver_sql(statement, execution_options={"no_parameters": True})
     except DBAPIError as error:
         _raise_moved(error)
         raise
-    cursor.nextset()  # the COMMIT's
-    cursor.nextset()  # the message's
-    row = cursor.fetchone()
-    return str(row[0]) if row else ""
+    finally:
+        if opening:
+            _back_to_transactions(driver)
+
+
+def _nothing_sent_yet(driver: psycopg.Connection[Any]) -> bool:
+    """The driver has not begun the transaction, and would begin it with a plain BEGIN."""
+    return (driver.info.transaction_status == TransactionStatus.IDLE and not driver.autocommit
+            and driver.isolation_level is None and driver.read_only is None and driver.deferrable is None)
+
+
+def _back_to_transactions(driver: psycopg.Connection[Any]) -> None:
+    if driver.closed or driver.broken:
+        return  # SQLAlchemy discards it
+    if driver.info.transaction_status != TransactionStatus.IDLE:  # the message failed inside the transaction
+        driver.rollback()
+    driver.autocommit = False
 
 
 # -- SQLite: plain statements ---------------------------------------------------------------

@@ -12,13 +12,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine, event, func, select, text
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, create_engine, event, func, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
 from audit import Entry
 from evidence import custody
-from evidence.custody import append, ledger, pending
+from evidence.custody import ledger, pending
 from evidence.custody import verify as ledger_check
 from evidence.custody.actions import Action
 from evidence.models import Case, CustodyEvent
@@ -196,37 +196,71 @@ def statements(engine: Engine) -> Iterator[list[str]]:
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-def test_on_postgres_the_append_commit_and_flush_wait_are_one_message(
-    rt: Runtime, monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_on_postgres_the_append_commit_and_flush_wait_are_one_message(rt: Runtime) -> None:
     engine = rt.db.engine
     waited: list[str] = []
     flushed: list[bool] = []
 
-    def observed(connection: Connection, entries: Any) -> str:
-        waited.append(append.commit_appending(connection, entries))
-        return waited[-1]
+    def message_answered(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if "pg_logical_emit_message" in statement:
+            while cursor.nextset():  # to the last statement's result: where the WAL message went
+                pass
+            waited.append(str(cursor.fetchone()[0]))
 
     def committed(session: Session) -> None:  # once the commit has returned
         with engine.connect() as other:
             flushed.append(other.scalar(text("SELECT pg_current_wal_flush_lsn() >= CAST(:lsn AS pg_lsn)"),
                                         {"lsn": waited[-1]}))
 
-    monkeypatch.setattr(pending, "commit_appending", observed)
+    event.listen(engine, "after_cursor_execute", message_answered)
     event.listen(Session, "after_commit", committed)
     try:
         with statements(engine) as seen, rt.db.transaction() as session:
             note(session, 1)
     finally:
         event.remove(Session, "after_commit", committed)
+        event.remove(engine, "after_cursor_execute", message_answered)
     assert len(seen) == 2 and "pg_current_wal_flush_lsn" in seen[1]  # the transaction sent one message
-    call, commit, wait = (part.strip() for part in seen[0].split(";"))
+    begin, call, commit, wait = (part.strip() for part in seen[0].split(";"))
+    assert begin == "BEGIN"  # it had sent nothing before, so its BEGIN goes in the message too
     assert call.startswith("SELECT new_size FROM custody_append(NULL, true,")  # true: release early
     assert commit == "COMMIT"
     assert wait.startswith("SELECT pg_logical_emit_message(true")  # the wait, after the commit
     assert flushed == [True]  # the commit did not return before the message after it was on disk
     assert stored(rt) == [(0, "OP-1")]
+    with statements(engine) as seen, rt.db.transaction() as session:
+        session.add(Case(ref="OP-2", title="x", created_by="operator:root"))
+        note(session, 2)
+    assert seen[-1].startswith("SELECT new_size FROM custody_append(NULL, true,")  # begun with the INSERT
+    assert seen[-1].count(";") == 2
+    assert stored(rt) == [(0, "OP-1"), (1, "OP-2")]
     verified(rt)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_on_postgres_a_failed_append_message_leaves_its_connection_as_it_found_it(rt: Runtime) -> None:
+    """A transaction begun in the append's message, which fails there: nothing is kept, and the
+    pooled connection (the only one) goes on beginning transactions of its own."""
+    engine = create_engine(rt.db.engine.url, pool_size=1, max_overflow=0)
+    sessions = sessionmaker(engine)
+    try:
+        with sessions.begin() as session:
+            for n in range(3):
+                note(session, n)
+        with engine.begin() as connection:  # a border that no longer matches the size (3)
+            connection.execute(text("UPDATE ledger_head SET frontier = '[]'"))
+        with pytest.raises(DBAPIError, match="border does not match"), sessions.begin() as session:
+            note(session, 3)  # leaf 3 would complete (0, 2), missing from the border
+        with engine.connect() as connection:
+            assert connection.connection.driver_connection.autocommit is False  # type: ignore[union-attr]
+            connection.execute(text("INSERT INTO cases (id, ref, title, created_by, created_at) VALUES ('c1', 'OP-X', 'x', 'o', now())"))
+            connection.rollback()
+        with sessions() as session:
+            assert session.scalar(select(func.count()).select_from(Case)) == 0
+    finally:
+        engine.dispose()
+    assert stored(rt) == [(0, "OP-0"), (1, "OP-1"), (2, "OP-2")]
 
 
 @pytest.mark.postgres
