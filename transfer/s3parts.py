@@ -106,6 +106,7 @@ class PartWriter:
         self.spooled = 0
         self.buffer = bytearray()
         self.sending: deque[_Sending] = deque()
+        self.committed = asyncio.Event()  # set whenever a part is committed to the state
         self._executor: ThreadPoolExecutor | None = None
 
     @property
@@ -145,6 +146,10 @@ class PartWriter:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.in_flight, thread_name_prefix="s3-part")
         reply = self._executor.submit(self.api.upload_part, self.key, self.state.upload_id, number, spool, size)
+        # Committed as soon as S3 confirms it, even while the stream stalls (a client that
+        # pauses must still have its progress kept).
+        loop = asyncio.get_running_loop()
+        reply.add_done_callback(lambda _: loop.call_soon_threadsafe(self._collect_confirmed))
         self.sending.append(_Sending(number, size, spool, reply))
 
     async def drain(self) -> None:
@@ -177,16 +182,19 @@ class PartWriter:
             self._executor.shutdown(wait=False)
 
     def _collect(self) -> None:
-        """Commit the leading parts that have already finished, without waiting, so the
-        state (and a checkpoint) moves on while the stream goes on."""
+        """Commit the leading parts that have finished; raise the first failure met."""
         while self.sending and self.sending[0].reply.done():
-            # A failed part raises here, so the chunk stops now rather than at its end.
+            self._commit(self.sending.popleft())
+
+    def _collect_confirmed(self) -> None:
+        """Commit the leading parts S3 has confirmed; leave a failure to :meth:`_collect`."""
+        while self.sending and _confirmed(self.sending[0].reply):
             self._commit(self.sending.popleft())
 
     async def _commit_first(self) -> None:
         # On failure the part stays queued: close() waits for the rest and closes the spools.
         await asyncio.wrap_future(self.sending[0].reply)
-        self._commit(self.sending.popleft())
+        self._collect()  # (a callback may have committed it meanwhile)
 
     def _commit(self, sent: _Sending) -> None:
         try:
@@ -198,6 +206,7 @@ class PartWriter:
         self.state.parts.append(Part(n=sent.number, size=sent.size, etag=reply["etag"], sha256=reply["sha256"]))
         # The pending bytes, if any, were at the start of the first part.
         self.state.pending = 0
+        self.committed.set()
 
     async def _flush_buffer(self) -> None:
         if self.buffer:
@@ -210,3 +219,7 @@ class PartWriter:
     def _new_spool(self) -> IO[bytes]:
         return tempfile.TemporaryFile(dir=self.tmp_dir)
 
+
+
+def _confirmed(reply: concurrent.futures.Future[UploadedPart]) -> bool:
+    return reply.done() and not reply.cancelled() and reply.exception() is None

@@ -35,6 +35,7 @@ Failure semantics of :meth:`S3Store.write_chunk` (what the handler must do):
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -103,6 +104,46 @@ async def _thread(func: Callable[..., T], *args: Any) -> T:
     return await anyio.to_thread.run_sync(lambda: func(*args))
 
 
+class _Progress:
+    """Records a checkpoint whenever the parts S3 has confirmed, in order, cover ``every``
+    more bytes of the chunk, from a task of its own: parts are confirmed while the stream
+    goes on, or while it stalls. Only confirmed parts count; what the writer still holds
+    or is sending does not."""
+
+    def __init__(
+        self, writer: PartWriter, state: _State, info: UploadInfo, start: int, checkpoints: Checkpoints | None
+    ) -> None:
+        self.writer, self.state, self.info, self.start = writer, state, info, start
+        self.checkpoints = checkpoints
+        self.recorded = 0
+        self.task = None if checkpoints is None else asyncio.ensure_future(self._run(checkpoints))
+
+    async def _run(self, checkpoints: Checkpoints) -> None:
+        while True:
+            await self.writer.committed.wait()
+            self.writer.committed.clear()
+            stored = self.state.total - self.start
+            if stored - self.recorded >= checkpoints.every:
+                self.recorded = stored
+                self.info.store_state = self.state.dump()
+                await checkpoints.record(stored)
+
+    def check(self) -> None:
+        """Raise what stopped the recording (the registry failing, say), as the chunk's error."""
+        if self.task is not None and self.task.done() and not self.task.cancelled():
+            self.task.result()
+
+    async def stop(self) -> None:
+        if self.task is None:
+            return
+        self.task.cancel()
+        # Shielded: a checkpoint being saved finishes before the handler saves its own.
+        with anyio.CancelScope(shield=True):
+            await asyncio.wait([self.task])
+        if not self.task.cancelled():
+            self.task.exception()  # retrieved (check() raised it, or an error is on its way)
+
+
 class S3Store:
     """Implements :class:`transfer.store.Store` plus termination, concatenation and
     deferred length."""
@@ -167,7 +208,8 @@ class S3Store:
         limit = (self.max_size if info.size is None else info.size) - start
         state = copy.deepcopy(entry)
         writer = self._writer(info.storage_key, state)
-        received = recorded = 0
+        progress = _Progress(writer, state, info, start, checkpoints)
+        received = 0
         try:
             try:
                 async for piece in source:
@@ -179,13 +221,10 @@ class S3Store:
                         await self._refill(writer, info, state.pending)
                     received += len(piece)
                     await writer.feed(piece)
-                    # Confirmed parts are durable in S3; what the writer still holds is not.
-                    if checkpoints is not None and state.total - start - recorded >= checkpoints.every:
-                        recorded = state.total - start
-                        info.store_state = state.dump()
-                        await checkpoints.record(recorded)
+                    progress.check()
                 if received:
                     await self._end_chunk(writer, info, start + received)
+                progress.check()
             except (S3Unavailable, OSError) as exc:
                 if isinstance(exc, OSError) and not disk_full(exc):
                     raise
@@ -197,6 +236,7 @@ class S3Store:
                 failure = StorageUnavailable if isinstance(exc, S3Unavailable) else InsufficientStorage
                 raise failure(written=committed.total - start) from exc
         finally:
+            await progress.stop()  # before the last parts are waited for: nothing recorded past an error
             await writer.close()
         info.store_state = state.dump()
         return state.total - start
