@@ -19,7 +19,9 @@ import pytest
 
 from tests.support.proxy import Proxy
 from tests.support.s3 import S3Bucket, new_bucket
-from transfer.errors import StorageUnavailable, TooLarge
+from transfer.body import verified
+from transfer.errors import ChecksumMismatch, StorageUnavailable, TooLarge
+from transfer.headers import Checksum
 from transfer.info import UploadInfo
 from transfer.s3api import BotoS3, S3Unavailable, UploadedPart
 from transfer.s3parts import smallest_part
@@ -615,3 +617,27 @@ async def test_chunks_taken_in_turn_by_two_nodes_keep_nothing_on_either(
     await nodes[1].finish(reload(info))
     assert stored_sha256(client, bucket.bucket, info.storage_key) == (data.size, data.sha256())
     assert not exists(client, bucket.bucket, info.storage_key + ".part")
+
+
+async def test_a_chunk_whose_checksum_fails_counts_nothing_though_its_parts_went_up(
+    make_store: Callable[..., S3Store], client: Any, bucket: S3Bucket
+) -> None:
+    """Upload-Checksum is checked at the chunk's end, after parts were already sent: none
+    of them may count, and the next chunk sends the same part numbers again."""
+    data = Data(26 * MiB + 1)
+    info = new_info(data.size)
+    await make_store().create(info)
+    await write(make_store(), info, data, 2 * MiB)  # parked
+    before = json.loads(json.dumps(info.store_state))
+    wrong = Checksum("sha256", hashlib.sha256(b"not these bytes").digest())
+    with pytest.raises(ChecksumMismatch):
+        await make_store().write_chunk(info, verified(stream(data.pieces(2 * MiB, 20 * MiB)), wrong))
+    assert info.store_state == before and info.offset == 2 * MiB
+    assert len(s3_parts(client, bucket.bucket, info)) >= 3  # they did reach S3
+    right = Checksum("sha256", bytes.fromhex(data.sha256(2 * MiB, 20 * MiB)))
+    written = await make_store().write_chunk(info, verified(stream(data.pieces(2 * MiB, 20 * MiB)), right))
+    assert written == 18 * MiB
+    info.offset += written
+    await write(make_store(), reload(info), data, data.size - info.offset)
+    await make_store().finish(info)
+    assert stored_sha256(client, bucket.bucket, info.storage_key) == (data.size, data.sha256())
