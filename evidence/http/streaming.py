@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
@@ -42,37 +43,20 @@ def handoff_prefix(prefix: str, vault: Vault) -> str:
     return prefix if prefix and isinstance(vault, LocalVault) else ""
 
 
+Sent = tuple[int, int] | None  # the bytes (first, last) being sent, if any
+
+
 def stream_object(
     request: Request, vault: Vault, common: Mapping[str, str], key: str, size: int, content_type: str,
     sha256: str | None, disposition: str | None, handoff: str = "",
-) -> tuple[Response, tuple[int, int] | None]:
+) -> tuple[Response, Sent]:
     """A 200, 206 or 416 for the object; and the bytes (first, last) being sent, if any.
     ``handoff``: an internal prefix of the proxy in front (see :func:`handoff_prefix`)."""
-    headers = {**common, "Accept-Ranges": "bytes", "Content-Type": content_type}
-    if sha256:
-        # Repr-Digest is about the whole representation, so it is right on a 206 too.
-        headers["Repr-Digest"] = repr_digest(sha256)
-        headers["ETag"] = f'"{sha256}"'
-    if disposition:
-        headers["Content-Disposition"] = disposition
-    wanted = request.headers.get("range")
-    if_range = request.headers.get("if-range")
-    if if_range is not None and if_range != headers.get("ETag"):
-        wanted = None  # the client's copy is not this one: send it whole
-    try:
-        chosen = parse_range(wanted, size)
-    except Unsatisfiable:
-        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"}), None
-    start, end = (chosen.start, chosen.end + 1) if chosen else (0, size)
-    sent = (start, end - 1) if end > start else None
-    if handoff and request.method != "HEAD" and sent is not None and _nginx_agrees(request, wanted):
-        return _handed_off(handoff, key, headers), sent
-    headers["Content-Length"] = str(end - start)
-    status = 206 if chosen else 200
-    if chosen:
-        headers["Content-Range"] = chosen.content_range(size)
-    if request.method == "HEAD":
-        return Response(status_code=status, headers=headers), None
+    plan = _Plan.of(request, common, size, content_type, sha256, disposition)
+    answered = plan.answer_without_reading(request, key, handoff)
+    if answered is not None:
+        return answered
+    start, end = plan.start, plan.end
     # Opened before the status line goes out: storage that is down is a 503 with Retry-After
     # (the vault's error), not a 200 whose body breaks off.
     stream = vault.open(key, start, end)
@@ -83,9 +67,75 @@ def stream_object(
         # block in flight.
         with stream:
             body = _read_exactly(stream, end - start)
-        return Response(body, status, headers=headers), sent
+        return Response(body, plan.status, headers=plan.headers), plan.sent
     # Closed when the body is done, and also when it was never asked for (a client gone).
-    return StreamingResponse(_blocks(stream), status, headers=headers, background=BackgroundTask(stream.close)), sent
+    return StreamingResponse(_blocks(stream), plan.status, headers=plan.headers,
+                             background=BackgroundTask(stream.close)), plan.sent
+
+
+def answer_without_reading(
+    request: Request, common: Mapping[str, str], key: str, size: int, content_type: str, sha256: str | None,
+    disposition: str | None, handoff: str,
+) -> tuple[Response, Sent] | None:
+    """:func:`stream_object`'s answer when it reads nothing from the vault (a 416, a HEAD, or
+    handed to nginx), so an async route can give it without a thread; else None."""
+    plan = _Plan.of(request, common, size, content_type, sha256, disposition)
+    return plan.answer_without_reading(request, key, handoff)
+
+
+@dataclass
+class _Plan:
+    """What the request's headers ask of an object of ``size`` bytes: the status, the
+    headers, and bytes ``start`` to ``end`` (exclusive); ``wanted``: the Range header that
+    counts (None: send it whole), ``unsatisfiable``: answer 416."""
+
+    status: int
+    headers: dict[str, str]
+    start: int
+    end: int
+    wanted: str | None
+    unsatisfiable: bool = False
+
+    @classmethod
+    def of(cls, request: Request, common: Mapping[str, str], size: int, content_type: str, sha256: str | None,
+           disposition: str | None) -> _Plan:
+        headers = {**common, "Accept-Ranges": "bytes", "Content-Type": content_type}
+        if sha256:
+            # Repr-Digest is about the whole representation, so it is right on a 206 too.
+            headers["Repr-Digest"] = repr_digest(sha256)
+            headers["ETag"] = f'"{sha256}"'
+        if disposition:
+            headers["Content-Disposition"] = disposition
+        wanted = request.headers.get("range")
+        if_range = request.headers.get("if-range")
+        if if_range is not None and if_range != headers.get("ETag"):
+            wanted = None  # the client's copy is not this one: send it whole
+        try:
+            chosen = parse_range(wanted, size)
+        except Unsatisfiable:
+            headers["Content-Range"] = f"bytes */{size}"
+            return cls(416, headers, 0, 0, wanted, unsatisfiable=True)
+        if chosen is None:
+            return cls(200, {**headers, "Content-Length": str(size)}, 0, size, wanted)
+        headers["Content-Length"] = str(chosen.length)
+        headers["Content-Range"] = chosen.content_range(size)
+        return cls(206, headers, chosen.start, chosen.end + 1, wanted)
+
+    @property
+    def sent(self) -> Sent:
+        return (self.start, self.end - 1) if self.end > self.start else None
+
+    def answer_without_reading(self, request: Request, key: str, handoff: str) -> tuple[Response, Sent] | None:
+        if self.unsatisfiable:
+            return Response(status_code=416, headers=self.headers), None
+        head = request.method == "HEAD"
+        if handoff and not head and self.sent is not None and _nginx_agrees(request, self.wanted):
+            # nginx sets Content-Length and Content-Range itself, from the file.
+            headers = {k: v for k, v in self.headers.items() if k not in ("Content-Length", "Content-Range")}
+            return _handed_off(handoff, key, headers), self.sent
+        if head:
+            return Response(status_code=self.status, headers=self.headers), None
+        return None
 
 
 def _nginx_agrees(request: Request, wanted: str | None) -> bool:

@@ -142,6 +142,8 @@ class Gate:
         self._fresh: OrderedDict[tuple[str, str | None, str | None], _Read] = OrderedDict()
         self._tokens: OrderedDict[str, tuple[Claims, datetime]] = OrderedDict()
         self._fresh_lock = threading.Lock()
+        # Reads being renewed ahead of their end (admit_quickly), one each at a time.
+        self._renewing: set[tuple[str, str | None, str | None]] = set()
         self._pending = Pending()
         self._flusher: threading.Thread | None = None
         self._flusher_lock = threading.Lock()
@@ -241,6 +243,58 @@ class Gate:
         elif not head:  # a HEAD is answered without a session: no use, no cookie
             self._start_session(access, client, now, passcode_ok=False)
         return access
+
+    def admit_quickly(self, token: str, client: Client, item_id: str, copy: str) -> Access | None:
+        """:meth:`check` for a view session's GET of a working copy, when this process verified
+        the token and read the link, item and copy less than ``fresh_seconds`` ago: the same
+        checks and the same rate, with no database access and no signature to verify, so an
+        async route may call it on the event loop. None, with nothing counted, when anything
+        needs more (no session, nothing fresh, a refusal to record, a passcode still owed):
+        then :meth:`check` decides, from the start. Raises TooMany as :meth:`check` does."""
+        now = self.clock()
+        with self._fresh_lock:
+            kept = self._tokens.get(token)
+            read = self._fresh.get((kept[0].link_id, item_id, copy)) if kept else None
+        if kept is None or read is None or not (self._still_fresh(kept[1], now) and self._still_fresh(read.at, now)):
+            return None
+        claims, link = kept[0], read.link
+        if now - min(kept[1], read.at) >= timedelta(seconds=self.fresh_seconds / 2):
+            self._renew(token, claims.link_id, item_id, copy)
+        viewing = self._read_cookie(client.cookie, claims.link_id, now)
+        if viewing is None or (link.passcode_hash is not None and not viewing[1]):
+            return None
+        if self._refusal(link, claims, now) is not None or read.item is None or not covers(link, read.item):
+            return None
+        self._pace(claims, client, now)
+        return Access(link, read.case_ref, viewing[0], item=read.item, copy=read.copy)
+
+    def _renew(self, token: str, link_id: str, item_id: str, copy: str) -> None:
+        """Verify the token and read the link, item and copy again, in a thread of their own,
+        while the copies in memory still hold: otherwise, at the end of each ``fresh_seconds``,
+        every request in flight would find them stale at once and read the database itself.
+        The bound is unchanged: a read is used for ``fresh_seconds`` from when it was made."""
+        key = (link_id, item_id, copy)
+        with self._fresh_lock:
+            if key in self._renewing:
+                return
+            self._renewing.add(key)
+
+        def renew() -> None:
+            try:
+                now = self.clock()
+                claims = self.keys.verify(token, now)
+                with self._fresh_lock:
+                    _keep(self._tokens, token, (claims, now))
+                self._read(link_id, item_id, copy, now, may_reuse=False)
+            except InvalidToken:
+                pass  # a retired key: the copy in memory ends within fresh_seconds, then check() refuses
+            except Exception as error:  # the database down: requests read it themselves, and say so
+                log.warning("link read not renewed: %s", type(error).__name__)
+            finally:
+                with self._fresh_lock:
+                    self._renewing.discard(key)
+
+        threading.Thread(target=renew, name="link-read-renew", daemon=True).start()
 
     def _read(self, link_id: str, item_id: str | None, copy: str | None, now: datetime, may_reuse: bool) -> _Read | None:
         """The link, its case's reference, the item (of the link's case) and the working copy,
@@ -383,18 +437,33 @@ class Gate:
         the rest of the window goes into one summary when it closes, counted in memory
         until the next flush, except a whole-file download, which is written before it is
         sent."""
+        full = self.count(access, client, kind, sent, size)
+        if full is None:
+            self._write(access, client, kind, sent, size)
+        elif full:  # too many rows waiting: write them now rather than hold more
+            self.flush()
+
+    def count(self, access: Access, client: Client, kind: str, sent: Range | None = None,
+              size: int | None = None) -> bool | None:
+        """The part of :meth:`record` done in memory (no database access, so an async route
+        may call it on the event loop): None when the request must be written instead (call
+        :meth:`record`); else counted, and whether :meth:`flush` is due now."""
+        now, item = self.clock(), access.item
+        if sent is not None and size is not None and sent == (0, size - 1):
+            return None  # a whole-file download is written before it is sent
+        window = window_of(now, self.settings.link_record_window_seconds)
+        row: RowKey = (access.link.id, client.viewer, _key_of(kind, access), window.start)
+        full = self._pending.add(row, item.id if item else None, now, sent, keep_ranges=kind == "download")
+        if full is not None:
+            self._start_flusher()
+        return full
+
+    def _write(self, access: Access, client: Client, kind: str, sent: Range | None, size: int | None) -> None:
         now, link, item = self.clock(), access.link, access.item
         window = window_of(now, self.settings.link_record_window_seconds)
-        key = PAGE if kind == "page" else item_key(kind, item.id if item else "")
+        key = _key_of(kind, access)
         row: RowKey = (link.id, client.viewer, key, window.start)
         whole_file = sent is not None and size is not None and sent == (0, size - 1)
-        if not whole_file:
-            full = self._pending.add(row, item.id if item else None, now, sent, keep_ranges=kind == "download")
-            if full is not None:
-                self._start_flusher()
-                if full:  # too many rows waiting: write them now rather than hold more
-                    self.flush()
-                return
         with self.rt.db.transaction() as session:
             first = link_record.tally(session, link.id, client.viewer, key, item.id if item else None, window, now,
                                       client.agent, sent)
@@ -462,6 +531,10 @@ class Gate:
     def report_note(self, client: Client) -> dict[str, Any]:
         """What the ``report.exported`` entry of a report served through a link adds."""
         return _who(client, window_of(self.clock(), self.settings.link_record_window_seconds))
+
+
+def _key_of(kind: str, access: Access) -> str:
+    return PAGE if kind == "page" else item_key(kind, access.item.id if access.item else "")
 
 
 def _keep(kept: OrderedDict[K, V], key: K, value: V) -> None:

@@ -28,6 +28,7 @@ from tests.support.server import Server
 
 CASE = "OP-ACCEL"
 PREFIX = "/_vault/"
+RATE = 60
 
 
 @dataclass
@@ -86,7 +87,8 @@ def start_front(root: Path, env: dict[str, str]) -> Front:
 
 @pytest.fixture(scope="module")
 def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
-    found = start_front(tmp_path_factory.mktemp("accel"), {})
+    # A low rate, so the limit is reached in a test; no test but the rate's makes that many requests.
+    found = start_front(tmp_path_factory.mktemp("accel"), {"EVIDENCE_LINK_REQUESTS_PER_MINUTE": str(RATE)})
     yield found
     found.nginx.stop()
     found.server.stop()
@@ -154,6 +156,17 @@ def test_if_range_and_suffix_and_several_ranges_answer_as_the_node_would(front: 
     # A condition nginx would answer with 304 or 412 is left to the node, which sends the bytes.
     conditional = browser.get(url, headers={"Range": "bytes=0-9", "If-None-Match": etag}, timeout=30)
     assert conditional.status_code == 206 and conditional.content == front.proxy[:10]
+
+
+def test_the_rate_limit_holds_when_nginx_sends_the_bytes(front: Front) -> None:
+    link = front.share()
+    browser = front.reviewer(link)
+    url = f"{link}/items/{front.item_id}/proxy"
+    answers = [browser.get(url, headers={"Range": f"bytes={n}-{n + 99}"}, timeout=30) for n in range(RATE + 20)]
+    statuses = [a.status_code for a in answers]
+    assert set(statuses) == {206, 429} and statuses.count(206) <= RATE + 1, statuses
+    assert all(a.content == front.proxy[n:n + 100] for n, a in enumerate(answers) if a.status_code == 206)
+    assert all(int(a.headers["Retry-After"]) >= 1 for a in answers if a.status_code == 429)
 
 
 def test_the_original_downloads_whole_with_its_digest_and_name(front: Front) -> None:
