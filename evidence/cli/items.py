@@ -10,11 +10,16 @@ import click
 from sqlalchemy import select
 
 from evidence import cases
-from evidence.cli.common import friendly, local_runtime
+from evidence.cli.common import friendly, local_case_refs, local_runtime
 from evidence.cli.remote import api_of, remote_options
+from evidence.cli.suggest import suggesting
+from evidence.cli.table import Column, print_table
 from evidence.errors import NotFound
 from evidence.http.views import items_view
 from evidence.models import Item
+
+# In the order the command's help names them; widths keep piped rows as they were.
+ITEM_COLUMNS = (Column("ID"), Column("STATE", width=11), Column("SIZE", width=14, right=True), Column("FILENAME"))
 
 
 @click.group("items")
@@ -28,11 +33,10 @@ def items_group() -> None:
 @click.pass_context
 @friendly
 def items_list(ctx: click.Context, case_ref: str, server: str | None, token: str | None) -> None:
-    """List a case's items: id, state, size, filename."""
+    """List a case's items: id, state, size (bytes), filename."""
     api = api_of(server, token)
     found = api.items(case_ref) if api else _local_items(ctx, case_ref)
-    for item in found:
-        click.echo(f"{item['id']}  {item['state']:<11}  {item['size']:>14}  {item['filename']}")
+    print_table(ITEM_COLUMNS, ((item["id"], item["state"], item["size"], item["filename"]) for item in found))
 
 
 @items_group.command("show")
@@ -61,11 +65,14 @@ def items_show(ctx: click.Context, item_id: str, as_json: bool, server: str | No
 
 def _local_items(ctx: click.Context, case_ref: str) -> list[dict[str, Any]]:
     rt = local_runtime(ctx)
-    with rt.db.sessions() as session:
-        case = cases.get_case(session, case_ref)
-        rows = session.scalars(select(Item).where(Item.case_id == case.id).order_by(Item.created_at))
-        return [{"id": item.id, "state": str(item.state), "size": item.size, "filename": item.filename}
-                for item in rows]
+    try:
+        with rt.db.sessions() as session:
+            case = cases.get_case(session, case_ref)
+            rows = session.scalars(select(Item).where(Item.case_id == case.id).order_by(Item.created_at))
+            return [{"id": item.id, "state": str(item.state), "size": item.size, "filename": item.filename}
+                    for item in rows]
+    except NotFound as error:  # suggested once the session is closed: SQLite holds one writer
+        raise suggesting(error, case_ref, lambda: local_case_refs(rt)) from None
 
 
 def _local_item(ctx: click.Context, item_id: str) -> dict[str, Any]:

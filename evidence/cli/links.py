@@ -10,9 +10,12 @@ from typing import Any
 import click
 
 from evidence import custody
-from evidence.cli.common import err, friendly, local_runtime
+from evidence.cli.common import err, friendly, local_case_refs, local_runtime
 from evidence.cli.remote import api_of, remote_options
 from evidence.cli.sizes import DurationType
+from evidence.cli.suggest import suggesting
+from evidence.cli.table import Column, print_table
+from evidence.errors import NotFound
 from evidence.http.views import link_view
 from evidence.links.sharing import Share, create_link, link_url, list_links, revoke_link
 from evidence.links.tokens import keyring_for
@@ -50,9 +53,12 @@ def share(ctx: click.Context, case_ref: str, item_ids: tuple[str, ...], recipien
 def _local_share(ctx: click.Context, request: Share) -> tuple[str | None, str | None]:
     rt = local_runtime(ctx)
     keys = keyring_for(rt.settings)
-    with rt.db.transaction() as session:
-        link, code = create_link(session, keys, request, custody.operator_actor(), None, utcnow())
-        return link_url(keys, link, rt.settings.effective_public_url), code
+    try:
+        with rt.db.transaction() as session:
+            link, code = create_link(session, keys, request, custody.operator_actor(), None, utcnow())
+            return link_url(keys, link, rt.settings.effective_public_url), code
+    except NotFound as error:
+        raise suggesting(error, request.case_ref, lambda: local_case_refs(rt)) from None
 
 
 @click.group("links")
@@ -67,28 +73,38 @@ def links_group() -> None:
 @click.pass_context
 @friendly
 def links_list(ctx: click.Context, case_ref: str, as_json: bool, server: str | None, token: str | None) -> None:
-    """A case's links: id, recipient, expiry, state, uses."""
+    """A case's links: id, state, access, uses, expiry, recipient, items."""
     api = api_of(server, token)
     found = api.links(case_ref) if api else _local_links(ctx, case_ref)
     if as_json:
         click.echo(json.dumps(found, indent=2))
         return
     now = utcnow().isoformat()
-    for link in found:
-        state = ("revoked" if link["revoked_at"] else "locked" if link["locked_at"]
-                 else "expired" if link["expires_at"] <= now else "live")
-        uses = f"{link['uses']}/{link['max_uses'] or '-'}"
-        click.echo(f"{link['id']}  {state:<8}{link['permission']:<9}{uses:<8}{link['expires_at']}  {link['to']}"
-                   f"  {len(link['items'])} item(s)")
+    print_table(LINK_COLUMNS, (_link_row(link, now) for link in found))
+
+
+# In the order the command's help names them.
+LINK_COLUMNS = (Column("ID"), Column("STATE", width=7), Column("ACCESS", width=8), Column("USES"),
+                Column("EXPIRES"), Column("TO"), Column("ITEMS"))
+
+
+def _link_row(link: dict[str, Any], now: str) -> tuple[str, ...]:
+    state = ("revoked" if link["revoked_at"] else "locked" if link["locked_at"]
+             else "expired" if link["expires_at"] <= now else "live")
+    uses = f"{link['uses']}/{link['max_uses'] or '-'}"
+    return link["id"], state, link["permission"], uses, link["expires_at"], link["to"], f"{len(link['items'])} item(s)"
 
 
 def _local_links(ctx: click.Context, case_ref: str) -> list[dict[str, Any]]:
     rt = local_runtime(ctx)
     keys = keyring_for(rt.settings)
-    with rt.db.sessions() as session:
-        public_url = rt.settings.effective_public_url
-        return [link_view(link, link_url(keys, link, public_url), case_ref).as_json()
-                for link in list_links(session, case_ref)]
+    try:
+        with rt.db.sessions() as session:
+            public_url = rt.settings.effective_public_url
+            return [link_view(link, link_url(keys, link, public_url), case_ref).as_json()
+                    for link in list_links(session, case_ref)]
+    except NotFound as error:  # suggested once the session is closed: SQLite holds one writer
+        raise suggesting(error, case_ref, lambda: local_case_refs(rt)) from None
 
 
 @links_group.command("revoke")

@@ -17,6 +17,7 @@ from evidence.cli.common import err, friendly, local_runtime, settings_of
 from evidence.cli.items import items_group
 from evidence.cli.links import links_group, share
 from evidence.cli.sizes import SizeType
+from evidence.cli.uploads import uploads_list
 from evidence.errors import NotFound, Unavailable
 from evidence.filemodes import private_umask
 from evidence.models import Case, Role, User
@@ -318,7 +319,7 @@ def upload(paths: tuple[str, ...], case_ref: str, server: str, token: str, chunk
             click.echo(f"{result.item_id}  {result.sha256}  {result.path}")
             done += 1
     except KeyboardInterrupt:
-        err.print(f"\ninterrupted after {done} file(s); what reached the server is kept: run the same command again to resume")
+        err.print(client.interrupted(done), highlight=False)
         sys.exit(130)
 
 
@@ -345,6 +346,7 @@ def uploads_cleanup(ctx: click.Context) -> None:
         click.echo(upload_id)
 
 
+uploads_group.add_command(uploads_list)
 main.add_command(audit_group)
 main.add_command(items_group)
 main.add_command(share)

@@ -18,6 +18,7 @@ from urllib.parse import quote
 import click
 import requests
 
+from evidence.cli.suggest import suggesting
 from evidence.errors import (
     Conflict,
     EvidenceError,
@@ -53,8 +54,13 @@ class Api:
 
     def items(self, case: str) -> list[dict[str, Any]]:
         """GET /api/v1/items?case=REF: the case's items, oldest first."""
-        found: list[dict[str, Any]] = self._call("GET", "/api/v1/items", params={"case": case})
+        found: list[dict[str, Any]] = self._about_case(case, "GET", "/api/v1/items", params={"case": case})
         return found
+
+    def case_refs(self) -> list[str]:
+        """GET /api/v1/cases: the references of the cases this token may see."""
+        found = self._call("GET", "/api/v1/cases")
+        return [str(case["ref"]) for case in found if isinstance(case, dict) and "ref" in case]
 
     def item(self, item_id: str) -> dict[str, Any]:
         """GET /api/v1/items/{id}: what ``items show --json`` prints."""
@@ -73,12 +79,12 @@ class Api:
             "items": list(share.item_ids), "download": share.download, "passcode": share.passcode,
             "max_uses": share.max_uses, "include_future": share.include_future,
         }
-        made: dict[str, Any] = self._call("POST", "/api/v1/links", json=body)
+        made: dict[str, Any] = self._about_case(share.case_ref, "POST", "/api/v1/links", json=body)
         return made
 
     def links(self, case: str) -> list[dict[str, Any]]:
         """GET /api/v1/links?case=REF: what ``links list --json`` prints."""
-        found: list[dict[str, Any]] = self._call("GET", "/api/v1/links", params={"case": case})
+        found: list[dict[str, Any]] = self._about_case(case, "GET", "/api/v1/links", params={"case": case})
         return found
 
     def revoke(self, link_id: str) -> dict[str, Any]:
@@ -87,6 +93,13 @@ class Api:
         return revoked
 
     # -- the wire ---------------------------------------------------------------------------
+
+    def _about_case(self, case: str, method: str, path: str, **kwargs: Any) -> Any:
+        """A call naming a case: refused as not found, it suggests the caller's nearest case."""
+        try:
+            return self._call(method, path, **kwargs)
+        except NotFound as error:
+            raise suggesting(error, case, self.case_refs) from None
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:

@@ -45,6 +45,9 @@ class ResumeRecords(Storage):
     def __init__(self, folder: Path, warn: Warn) -> None:
         self.folder = folder
         self.warn = warn
+        # What ``evidence uploads list`` shows beside each URL (the file's path, its case),
+        # given by the uploader before tuspy stores the URL.
+        self._details: dict[str, dict[str, str]] = {}
         private_dir(folder)
         _import_legacy(folder.parent / "uploads.json", self)
 
@@ -73,7 +76,18 @@ class ResumeRecords(Storage):
     def set_item(self, key: str, value: str | None) -> None:
         if value is None:  # tuspy stores what it looked up, found or not: nothing to keep
             return
-        _write_whole(self.path_of(key), json.dumps({"key": key, "url": value}))
+        _write_whole(self.path_of(key), json.dumps({**self._details.get(key, {}), "key": key, "url": value}))
+
+    def describe(self, key: str, **details: str) -> None:
+        """Keep ``details`` in ``key``'s record when it is written."""
+        self._details[key] = details
+
+    def note(self, key: str, **details: str) -> None:
+        """Add ``details`` to ``key``'s record, if it has one (how far it got; that it finished)."""
+        self._details[key] = {**self._details.get(key, {}), **details}
+        url = self.get_item(key)
+        if url is not None:
+            self.set_item(key, url)
 
     def remove_item(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -81,12 +95,16 @@ class ResumeRecords(Storage):
 
     def urls(self) -> list[str]:
         """Every readable record's URL, oldest first."""
+        return [record["url"] for record in self.records()]
+
+    def records(self) -> list[dict[str, str]]:
+        """Every readable record (``key``, ``url``, and ``path``, ``case`` where kept), oldest first."""
         found = []
         for path in sorted(self.folder.glob("*.json"), key=_mtime):
             with contextlib.suppress(OSError, ValueError, AttributeError):
-                url = json.loads(path.read_text(encoding="utf-8")).get("url")
-                if isinstance(url, str):
-                    found.append(url)
+                record = json.loads(path.read_text(encoding="utf-8"))
+                if isinstance(record.get("url"), str) and isinstance(record.get("key"), str):
+                    found.append({k: v for k, v in record.items() if isinstance(v, str)})
         return found
 
 

@@ -22,6 +22,15 @@ def parse_size(text: str) -> int:
     return number << (10 * " kmgt".index(unit or " "))  # binary multiples: 1024 per step
 
 
+def human_size(count: int) -> str:
+    """``31457280`` as ``30.0 MiB``: binary units, as the progress bar shows them."""
+    if count < 1024:
+        return f"{count} bytes"
+    value, units = count / 1024, ["KiB", "MiB", "GiB", "TiB"]
+    while value >= 1024 and len(units) > 1:
+        value, units = value / 1024, units[1:]
+    return f"{value:.1f} {units[0]}"
+
 
 class SizeType(click.ParamType[int]):
     name = "size"

@@ -20,19 +20,14 @@ from urllib.parse import quote
 
 import requests
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+from rich.progress import Progress
 from tusclient.client import TusClient
 from tusclient.exceptions import TusCommunicationError
 from tusclient.uploader.uploader import Uploader
 
+from evidence.cli.progress import Position, Row, file_bar, interrupted, wait_visibly
 from evidence.cli.resume import ResumeRecords, state_dir
+from evidence.cli.suggest import suggesting
 from evidence.errors import EvidenceError, InvalidInput, NotFound, Unauthorized, Unavailable
 
 HASH_BLOCK = 4 * 1024 * 1024
@@ -101,6 +96,9 @@ class UploadClient:
         self.sleep = sleep
         self.headers = {"Authorization": f"Bearer {token}"}
         self._records: ResumeRecords | None = None
+        # The file in hand and its bar: for the waiting note and the Ctrl-C message.
+        self.position: Position | None = None
+        self._row: Row | None = None
 
     @property
     def records(self) -> ResumeRecords:
@@ -113,6 +111,10 @@ class UploadClient:
     # -- checks before any byte is sent -------------------------------------------------
 
     def _api(self, path: str) -> dict[str, Any]:
+        found: dict[str, Any] = self._api_any(path)
+        return found
+
+    def _api_any(self, path: str) -> Any:
         try:
             response = requests.get(f"{self.server}{path}", headers=self.headers, timeout=30)
         except requests.RequestException:
@@ -125,36 +127,59 @@ class UploadClient:
             raise NotFound(response.json().get("error", "not found"))
         if response.status_code >= 400:
             raise EvidenceError(f"the server answered {response.status_code}: {response.text[:200]}")
-        found: dict[str, Any] = response.json()
-        return found
+        return response.json()
 
     def check_case(self, case: str) -> None:
-        self._api(f"/api/v1/cases/{quote(case, safe='')}")
+        try:
+            self._api(f"/api/v1/cases/{quote(case, safe='')}")
+        except NotFound as error:
+            raise suggesting(error, case, self._case_refs) from None
+
+    def _case_refs(self) -> list[str]:
+        found: object = self._api_any("/api/v1/cases")
+        return [str(case["ref"]) for case in found if isinstance(case, dict)] if isinstance(found, list) else []
 
     # -- one file -----------------------------------------------------------------------
 
     def sha256(self, path: Path, progress: Progress) -> str:
-        size = path.stat().st_size
-        task = progress.add_task(f"hashing {path.name}", total=size)
+        row = Row(progress, f"hashing {path.name}", path.stat().st_size)
         digest = hashlib.sha256()
         with open(path, "rb") as stream:
             while block := stream.read(HASH_BLOCK):
                 digest.update(block)
-                progress.advance(task, len(block))
-        progress.remove_task(task)
+                row.advance(len(block))
+        row.remove()
         return digest.hexdigest()
 
-    def upload(self, path: Path, case: str, metadata: dict[str, str], progress: Progress) -> Uploaded:
-        sha256 = self.sha256(path, progress)
-        key = f"{self.server}|{case}|{sha256}|{path.stat().st_size}"
-        storage = self.records
-        with open(path, "rb") as stream:
-            uploader = self._uploader(stream, key, storage, case, sha256, path, metadata)
-            size: int = uploader.stop_at  # the stream's size, measured when the uploader was made
-            task = progress.add_task(f"uploading {path.name}", total=size, completed=uploader.offset)
-            self._send(uploader, size, lambda offset: progress.update(task, completed=offset))
-            progress.remove_task(task)
+    def upload(self, path: Path, case: str, metadata: dict[str, str]) -> Uploaded:
+        """One file, under a bar of its own that is finished (and left on the terminal) before
+        this returns, so the caller's result line comes out under it."""
+        with file_bar(self.console) as progress:
+            sha256 = self.sha256(path, progress)
+            key = f"{self.server}|{case}|{sha256}|{path.stat().st_size}"
+            self.position = Position(path, path.stat().st_size, 0)
+            self._row = Row(progress, f"uploading {path.name}", self.position.size)
+            storage = self.records
+            storage.describe(key, path=str(path.absolute()), case=case)
+            with open(path, "rb") as stream:
+                uploader = self._uploader(stream, key, storage, case, sha256, path, metadata)
+                size: int = uploader.stop_at  # the stream's size, measured when the uploader was made
+                self.position = Position(path, size, uploader.offset, _url_of(uploader))
+                self._row.at(uploader.offset)
+                try:
+                    self._send(uploader, size)
+                except BaseException as stopped:
+                    if isinstance(stopped, KeyboardInterrupt):
+                        # The chunk in flight may have landed after all: ask, briefly.
+                        self.position.acknowledged = self._held() or self.position.acknowledged
+                    # `evidence uploads list` shows how far it got even when the server cannot be asked.
+                    storage.note(key, sent=str(self.position.acknowledged))
+                    raise
+                storage.note(key, sent=str(size), finished="yes")
+            self._row.note("")
+            self._row = None
         item_id = self._item_of(_url_of(uploader))
+        self.position = None
         return Uploaded(item_id, sha256, path)
 
     def _uploader(self, stream: BinaryIO, key: str, storage: ResumeRecords, case: str, sha256: str, path: Path,
@@ -187,34 +212,49 @@ class UploadClient:
             uploader.offset = 0
         return uploader
 
-    def _send(self, uploader: Uploader, size: int, report: Callable[[int], None]) -> None:
+    def _send(self, uploader: Uploader, size: int) -> None:
+        def recover() -> None:
+            _refresh_offset(uploader)
+            self._sent(uploader.offset)
+
         while uploader.offset < size:
-            self._with_retries(uploader.upload_chunk, recover=lambda: _refresh_offset(uploader))
-            report(uploader.offset)
+            self._with_retries(uploader.upload_chunk, recover=recover, asked_to_wait=lambda: _retry_after(uploader))
+            self._sent(uploader.offset)
+
+    def _sent(self, offset: int) -> None:
+        """The server acknowledged ``offset``: the bar and the Ctrl-C message say so."""
+        if self.position is not None:
+            self.position.acknowledged = offset
+        if self._row is not None:
+            self._row.at(offset)
 
     def _with_retries(self, action: Callable[[], object], recover: Callable[[], None] | None = None,
-                      creating: bool = False) -> None:
+                      creating: bool = False, asked_to_wait: Callable[[], float] = lambda: 0.0) -> None:
         delay = 1.0
-        for attempt in range(self.retries + 1):
+        for attempt in range(1, self.retries + 2):
             try:
                 action()
-                return
             except TusCommunicationError as error:
                 if error.status_code in FATAL or error.status_code in STALE:
                     raise self._fatal(error, creating) from None
-                if attempt == self.retries:
+                if attempt > self.retries:
                     raise Unavailable(
-                        f"gave up after {self.retries} retries ({_describe(error)}); "
+                        f"gave up after {attempt} attempts ({_describe(error)}); "
                         "run the same command again to resume"
                     ) from None
-                self.console.print(f"[yellow]{_describe(error)}; retrying in {delay:.0f}s[/]")
-                self.sleep(delay)
+                # The server's Retry-After, when it gave one, but never longer than our cap.
+                wait = min(max(delay, asked_to_wait()), self.max_backoff)
+                wait_visibly(self._row, self.console, _describe(error), attempt, wait, self.sleep)
                 delay = min(delay * 2, self.max_backoff)
                 if recover is not None:
                     try:
                         recover()
                     except TusCommunicationError:
                         pass  # still down; the next attempt will say so
+            else:
+                if attempt > 1 and self._row is not None:
+                    self._row.note("")
+                return
 
     def _fatal(self, error: TusCommunicationError, creating: bool = False) -> EvidenceError:
         body = error.response_content
@@ -243,16 +283,24 @@ class UploadClient:
     def upload_all(self, paths: Iterable[str], case: str, metadata: dict[str, str]) -> Iterator[Uploaded]:
         files = expand(paths)
         self.check_case(case)
-        columns = (
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(binary_units=True),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-        )
-        with Progress(*columns, console=self.console, transient=True) as progress:
-            for path in files:
-                yield self.upload(path, case, metadata, progress)
+        for path in files:
+            yield self.upload(path, case, metadata)
+
+    # -- stopped by the officer ---------------------------------------------------------
+
+    def interrupted(self, finished: int) -> str:
+        """What to say on Ctrl-C: how much of the file in hand the server holds."""
+        return interrupted(self.position, finished)
+
+    def _held(self) -> int | None:
+        if self.position is None or self.position.url is None:
+            return None
+        try:
+            answer = requests.head(self.position.url, headers={**self.headers, "Tus-Resumable": "1.0.0"},
+                                   timeout=(2, 3))
+            return int(answer.headers["Upload-Offset"]) if answer.status_code == 200 else None
+        except (requests.RequestException, KeyError, ValueError):
+            return None
 
 
 def _url_of(uploader: Uploader) -> str:
@@ -264,6 +312,16 @@ def _url_of(uploader: Uploader) -> str:
 
 def _refresh_offset(uploader: Uploader) -> None:
     uploader.offset = uploader.get_offset()
+
+
+def _retry_after(uploader: Uploader) -> float:
+    """Seconds the server asked for (``Retry-After`` on its last answer to a chunk), or 0."""
+    request = getattr(uploader, "request", None)
+    headers = getattr(request, "response_headers", None) or {}
+    try:
+        return max(0.0, float(headers.get("retry-after", 0)))
+    except ValueError:
+        return 0.0  # an HTTP date: rare here; our own back-off applies
 
 
 def _describe(error: TusCommunicationError) -> str:
