@@ -4,7 +4,8 @@ tus-js-client sends a whole file in one PATCH by default: a crash after 96 MiB o
 to keep nothing. Without Upload-Checksum the server now makes its progress durable every
 ``upload_checkpoint_bytes`` (64 MiB by default: an fdatasync, or an S3 part) and records the
 offset, so a SIGKILL loses at most that much; with a checksum nothing counts until the
-whole PATCH verifies. A real `evidence serve`, killed for real, on both stores.
+whole PATCH verifies. A real `evidence serve`, killed for real, on both stores; its
+checkpoints every 16 MiB (the S3 part size) here, so the PATCH is a third of the default's 200 MiB.
 """
 
 from __future__ import annotations
@@ -27,9 +28,12 @@ from tests.support.files import BLOCK, random_file, sha256_of
 from tests.support.server import Server
 
 MiB = 1024 * 1024
-SIZE = 200 * MiB + 11  # one PATCH; lines up with nothing
-KILL_AFTER = 150 * MiB  # sent by the client when the server is killed
-CHECKPOINT = 64 * MiB  # the default upload_checkpoint_bytes
+CHECKPOINT = 16 * MiB  # upload_checkpoint_bytes for these servers (the default is 64 MiB)
+# Sent by the client when the server is killed: past the second checkpoint by as much as the
+# default's 150 MiB was past its second (128 MiB), for S3's parts confirmed while more arrive.
+KILL_AFTER = 2 * CHECKPOINT + 24 * MiB
+SIZE = KILL_AFTER + 12 * MiB + 11  # one PATCH; lines up with nothing
+SERVER = {"EVIDENCE_UPLOAD_CHECKPOINT_BYTES": str(CHECKPOINT)}
 
 MakeServer = Callable[..., Server]
 
@@ -145,14 +149,14 @@ def test_a_server_killed_in_a_long_patch_keeps_its_last_checkpoint(
 ) -> None:
     path, digest = source
     bucket = s3.new_bucket() if store == "s3" else None
-    server = make_server(s3_env(bucket) if bucket else {})
+    server = make_server({**SERVER, **(s3_env(bucket) if bucket else {})})
     token, case = server.token(), server.case("OP-DURABLE")
     url = create(server, token, case, SIZE)
     upload_id = url.rsplit("/", 1)[1]
 
     body = Held(path, KILL_AFTER)
     thread, outcome = in_thread(lambda: send(url, token, 0, body.pieces(), SIZE))
-    assert body.reached.wait(120), "the client never sent 150 MiB"
+    assert body.reached.wait(120), "the client never sent KILL_AFTER bytes"
     # The PATCH is still open: its progress shows while it streams, from the database.
     wait_until(lambda: offset_of(url, token) >= 2 * CHECKPOINT, "the offset recorded in the middle of the PATCH")
     server.kill()
@@ -177,16 +181,16 @@ def test_a_long_patch_with_a_checksum_counts_only_when_it_verifies_whole(
     make_server: MakeServer, source: tuple[Path, str]
 ) -> None:
     """Progress of a PATCH carrying Upload-Checksum is never recorded part-way: its bytes
-    are unverified until the last one. A wrong digest over 200 MiB keeps nothing."""
+    are unverified until the last one. A wrong digest over the whole PATCH keeps nothing."""
     path, _ = source
-    server = make_server()
+    server = make_server(SERVER)
     token, case = server.token(), server.case("OP-CHECKED")
     url = create(server, token, case, SIZE)
     wrong = "sha256 " + base64.b64encode(hashlib.sha256(b"not the file").digest()).decode()
 
     body = Held(path, KILL_AFTER)
     thread, outcome = in_thread(lambda: send(url, token, 0, body.pieces(), SIZE, **{"Upload-Checksum": wrong}))
-    assert body.reached.wait(120), "the client never sent 150 MiB"
+    assert body.reached.wait(120), "the client never sent KILL_AFTER bytes"
     time.sleep(1.0)  # room for a checkpoint, were one (wrongly) taken
     assert offset_of(url, token) == 0
     body.release.set()
