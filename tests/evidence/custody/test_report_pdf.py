@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -25,7 +26,15 @@ from evidence.runtime import Runtime
 from tests.evidence.custody import history
 from tests.support.server import EVIDENCE
 
+CASE_VALIDATE = str(Path(sys.executable).with_name("case_validate"))
 STATEMENT_PAGES = 4  # "a typical item fits on a few pages"
+
+
+@pytest.fixture
+def database_url() -> str:
+    """SQLite alone: laying out and signing is the same on either database (test_report.py runs
+    the report's queries on both), and a layout costs seconds."""
+    return ""
 
 
 @pytest.fixture
@@ -128,15 +137,20 @@ def test_signed_exports_verify_offline_and_any_changed_byte_is_refused(
     # Through the command an auditor runs, with the ledger's public key alone.
     key = tmp_path / "ledger.pub"
     key.write_text(rt.ledger_keys.signer.verifier_key())
-    (tmp_path / f"report.{fmt}").write_bytes(data)
+    exported = tmp_path / ("report.pdf" if fmt == "pdf" else "report.jsonld")
+    exported.write_bytes(data)
     (tmp_path / "changed").write_bytes(next(_tampered(data))[1])
     env = {"PATH": "/usr/bin:/bin", "EVIDENCE_DATA_DIR": str(tmp_path / "nothing-here")}
-    ok = subprocess.run([EVIDENCE, "audit", "verify-report", str(tmp_path / f"report.{fmt}"), "--public-key", str(key)],
+    ok = subprocess.run([EVIDENCE, "audit", "verify-report", str(exported), "--public-key", str(key)],
                         capture_output=True, text=True, env=env, timeout=120)
     assert ok.returncode == 0 and "29 entries" in ok.stdout, ok.stderr
     refused = subprocess.run([EVIDENCE, "audit", "verify-report", str(tmp_path / "changed"), "--public-key", str(key)],
                              capture_output=True, text=True, env=env, timeout=120)
     assert refused.returncode == 1 and "REJECTED" in refused.stderr
+    if fmt == "case":  # the signed report and signature sit outside the JSON-LD context: still valid CASE
+        validated = subprocess.run([CASE_VALIDATE, str(exported)], capture_output=True, text=True,
+                                   timeout=300)
+        assert validated.returncode == 0 and "Conforms: True" in validated.stdout, validated.stdout + validated.stderr
 
 
 def test_a_pdf_is_a_pdf_with_the_report_attached(rt: Runtime, recorded: history.History) -> None:
