@@ -309,17 +309,18 @@ def cases_list(ctx: click.Context) -> None:
 def upload(paths: tuple[str, ...], case_ref: str, server: str, token: str, chunk_size: int,
            exhibit: str | None, description: str | None, framerate: str | None, retries: int) -> None:
     """Hash and upload files (directories recursively); run again to resume."""
-    from evidence.cli.upload import UploadClient
-
     metadata = {k: v for k, v in {"exhibit": exhibit, "description": description, "framerate": framerate}.items() if v}
-    client = UploadClient(server, token, chunk_size=chunk_size, retries=retries, console=err)
+    client = None
     done = 0
     try:
+        from evidence.cli.upload import UploadClient  # in the try: on a busy laptop the import alone takes a while
+
+        client = UploadClient(server, token, chunk_size=chunk_size, retries=retries, console=err)
         for result in client.upload_all(paths, case_ref, metadata):
             click.echo(f"{result.item_id}  {result.sha256}  {result.path}")
             done += 1
     except KeyboardInterrupt:
-        err.print(client.interrupted(done), highlight=False)
+        err.print(client.interrupted(done) if client else "interrupted before anything was sent", highlight=False)
         sys.exit(130)
 
 

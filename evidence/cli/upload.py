@@ -154,10 +154,10 @@ class UploadClient:
     def upload(self, path: Path, case: str, metadata: dict[str, str]) -> Uploaded:
         """One file, under a bar of its own that is finished (and left on the terminal) before
         this returns, so the caller's result line comes out under it."""
+        self.position = Position(path, path.stat().st_size, 0)  # nothing sent yet, as far as we know
         with file_bar(self.console) as progress:
             sha256 = self.sha256(path, progress)
             key = f"{self.server}|{case}|{sha256}|{path.stat().st_size}"
-            self.position = Position(path, path.stat().st_size, 0)
             self._row = Row(progress, f"uploading {path.name}", self.position.size)
             storage = self.records
             storage.describe(key, path=str(path.absolute()), case=case)
