@@ -401,13 +401,14 @@ def test_interrupted_client_resumes_from_the_servers_offset(make_server: MakeSer
 def test_server_killed_mid_chunk_then_the_client_rerun_resumes(make_server: MakeServer, tmp_path: Path) -> None:
     server = make_server()
     token, case = server.token(), server.case("OP-POWER-CUT")
-    size, chunk = 128 * MiB + 1, 64 * MiB
+    # Chunks well under the server's checkpoint (64 MiB): what it has of the second is not recorded.
+    size, chunk = 16 * MiB + 1, 8 * MiB
     path = tmp_path / "cctv.mkv"
     digest = random_file(path, size, seed=3)
 
     with Relay([("127.0.0.1", server.port)]) as relay:
-        relay.hold_at(chunk + 32 * MiB)  # half of the second 64 MiB chunk is on the server
-        run = CliRun(server, *upload_args(path, case, relay.url, token, "64MiB", "--retries", "0"))
+        relay.hold_at(chunk + 4 * MiB)  # half of the second 8 MiB chunk is on the server
+        run = CliRun(server, *upload_args(path, case, relay.url, token, "8MiB", "--retries", "0"))
         assert relay.held.wait(60)
         upload_id = client_upload_id(server)
         upload_url = f"{server.url}/files/{upload_id}"
@@ -426,7 +427,7 @@ def test_server_killed_mid_chunk_then_the_client_rerun_resumes(make_server: Make
         assert sha256_prefix(stored, offset) == sha256_prefix(path, offset)
 
         mark = log_size(server)
-        rerun = server.cli(*(["upload"] + upload_args(path, case, relay.url, token, "64MiB")))
+        rerun = server.cli(*(["upload"] + upload_args(path, case, relay.url, token, "8MiB")))
     assert rerun.stdout.split()[1] == digest
     assert patches_logged(server, upload_id, since=mark) == [204] * math.ceil((size - offset) / chunk)
     assert len(items_of(server, case)) == 1
