@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg import sql
-from psycopg.pq import TransactionStatus
+from psycopg.pq import Escaping, TransactionStatus
 from sqlalchemy import Connection, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
@@ -111,12 +110,12 @@ def _raise_moved(error: DBAPIError) -> None:
 # and their flush carries every append before them.
 #
 # Several statements in one message need the simple query protocol, which takes no bound
-# parameters: the values are quoted by the driver (psycopg's sql.Literal, with this
-# connection's settings), and the text is sent as it is (no_parameters: no % is reinterpreted).
-_COMMIT_APPENDING = sql.SQL(
-    "SELECT new_size FROM custody_append(NULL, true, CAST({} AS bytea[]), CAST({} AS bytea[]),"
-    " CAST({} AS timestamptz[]), CAST({} AS text[]), CAST({} AS text[]), CAST({} AS json[]), CAST({} AS json[]),"
-    " CAST({} AS text[]), CAST({} AS text[]));"
+# parameters, so the values are written into the text, and the text is sent as it is
+# (no_parameters: no % is reinterpreted). Strings are quoted by libpq (PQescapeLiteral, with
+# this connection's encoding and settings); bytes go in as hex and times in ISO 8601, whose
+# characters need no quoting. The driver's own array quoting cost 20 times as much.
+_COMMIT_APPENDING = (
+    "SELECT new_size FROM custody_append(NULL, true, {}, {}, {}, {}, {}, {}, {}, {}, {});"
     " COMMIT;"
     " SELECT pg_logical_emit_message(true, 'evidence.custody', '')"
 )
@@ -127,7 +126,7 @@ def commit_appending(connection: Connection, entries: Sequence[Prepared]) -> Non
     one message; return once the commit is as durable as the server makes a commit. The
     caller's own COMMIT then finds no transaction left to commit."""
     driver: psycopg.Connection[Any] = connection.connection.driver_connection  # type: ignore[assignment]
-    statement = _COMMIT_APPENDING.format(*(sql.Literal(column) for column in _columns(entries))).as_string(driver)
+    statement = _COMMIT_APPENDING.format(*_literals(driver, entries))
     opening = _nothing_sent_yet(driver)
     if opening:
         # A transaction that only recorded has sent nothing yet: its BEGIN goes in the message
@@ -142,6 +141,24 @@ def commit_appending(connection: Connection, entries: Sequence[Prepared]) -> Non
     finally:
         if opening:
             _back_to_transactions(driver)
+
+
+def _literals(driver: psycopg.Connection[Any], entries: Sequence[Prepared]) -> list[str]:
+    """custody_append's array arguments for ``entries``, as SQL literals."""
+    encoding = driver.info.encoding
+    escape = Escaping(driver.pgconn).escape_literal
+
+    def texts(values: list[str | None]) -> str:
+        quoted = ("NULL" if value is None else escape(value.encode(encoding)).decode(encoding) for value in values)
+        return f"ARRAY[{','.join(quoted)}]::text[]"
+
+    def hexes(values: list[bytes]) -> str:
+        return "ARRAY[" + ",".join(f"E'\\\\x{value.hex()}'" for value in values) + "]::bytea[]"
+
+    heads, tails, ats, actions, actors, subjects, details, items, cases = _columns(entries)
+    return [hexes(heads), hexes(tails), "ARRAY[" + ",".join(f"'{at.isoformat()}'" for at in ats) + "]::timestamptz[]",
+            texts(actions), texts(actors), texts(subjects) + "::json[]", texts(details) + "::json[]",
+            texts(items), texts(cases)]
 
 
 def _nothing_sent_yet(driver: psycopg.Connection[Any]) -> bool:

@@ -237,6 +237,24 @@ def test_on_postgres_the_append_commit_and_flush_wait_are_one_message(rt: Runtim
     verified(rt)
 
 
+@pytest.mark.parametrize("text_value", ["it's", "back\\slash \\x00 E'\\''", "50% %s %(x)s", "é ü 日本 \U0001F600",
+                                        "semi; COMMIT; DROP TABLE custody_events; --", "$$ $q$ \" \\\" NULL"])
+def test_any_text_is_stored_as_recorded(rt: Runtime, text_value: str) -> None:
+    """On PostgreSQL the commit writes the values into its message's text: whatever the strings
+    hold, the entry stored is the one recorded."""
+    subject = {"case": text_value, "item": text_value[:32]}
+    details = {"note": text_value, text_value: [text_value, None, 1]}
+    with rt.db.transaction() as session:
+        custody.record(session, Action.CASE_CREATED, subject, f"user:{text_value}", details)
+    with rt.db.sessions() as session:
+        row = session.scalars(select(CustodyEvent)).one()
+        entry = Entry.decode(row.body)
+    assert (entry.subject, entry.details, entry.actor) == (subject, details, f"user:{text_value}")
+    assert (row.subject, row.details, row.actor, row.case_ref, row.item_id) == (
+        subject, details, f"user:{text_value}", text_value, text_value[:32])
+    verified(rt)
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_on_postgres_a_failed_append_message_leaves_its_connection_as_it_found_it(rt: Runtime) -> None:
