@@ -228,6 +228,8 @@ class S3Store:
             except (S3Unavailable, OSError) as exc:
                 if isinstance(exc, OSError) and not disk_full(exc):
                     raise
+                # No checkpoint may be saving ``info`` while it changes here.
+                await progress.stop()
                 # Either state is backed by what S3 holds (the pending object is only
                 # replaced as the very last step); keep the one that covers more.
                 committed = state if state.total >= entry.total else entry
