@@ -166,9 +166,10 @@ def report(token: str, item_id: str, request: Request) -> Response:
 @router.api_route("/{token}/items/{item_id}/{name}", methods=["GET", "HEAD"])
 async def working_copy(token: str, item_id: str, name: str, request: Request) -> Response:
     """A player's Range requests come by the hundred. One of a view session whose link this
-    process read within FRESH_SECONDS, to be sent by nginx, is admitted, counted and answered
-    on the event loop (the gate's quick path: the same checks, no database, no thread); any
-    other goes through the gate in full, in a thread."""
+    process read within FRESH_SECONDS is admitted on the event loop (the gate's quick path:
+    the same checks, no database); if nginx sends the bytes, it is also counted and answered
+    there, else its bytes are read in one thread hop. Any other request goes through the gate
+    in full, in a thread."""
     if name not in MEDIA:
         return _refused(Denied(404, "no such page"))
     quick = await _quick_view(token, item_id, MEDIA[name], request)
@@ -178,10 +179,9 @@ async def working_copy(token: str, item_id: str, name: str, request: Request) ->
 
 
 async def _quick_view(token: str, item_id: str, kind: str, request: Request) -> Response | None:
-    gate, client = link_gate(request), _client(request)
-    handoff = _handoff(gate)
-    if not handoff or request.method != "GET":
+    if request.method != "GET":
         return None
+    gate, client = link_gate(request), _client(request)
     try:
         access = gate.admit_quickly(token, client, item_id, kind)
     except TooMany as error:
@@ -190,8 +190,8 @@ async def _quick_view(token: str, item_id: str, kind: str, request: Request) -> 
     if access is None or found is None:
         return None
     answered = answer_without_reading(request, _COMMON, found.key, found.size, found.content_type, found.sha256,
-                                      None, handoff)
-    if answered is None:  # nginx would not send what we would: read here, admitted already
+                                      None, _handoff(gate))
+    if answered is None:  # bytes to read here (no nginx, or it would not send what we would): admitted already
         return await run_in_threadpool(_send_copy, gate, access, found, client, request, token)
     response, sent = answered
     if sent is not None:  # on the record before the answer goes out, as in _send_copy
