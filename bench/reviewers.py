@@ -16,7 +16,11 @@ Peer: Debian's ``nginx-light`` (installed by apt when missing), run as our own p
 generated configuration (``daemon off``, ``sendfile``, no access log) on a free port, serving
 the very file the vault holds, with one worker process and with ``worker_processes auto``
 (one per CPU). Ours is measured with ``evidence serve --workers N`` for each ``--api-workers``
-value (1 and 2). The goal compares each side at its best: our faster against nginx's faster.
+value (1 and 2), and in the production shape: nginx built from ``infra/nginx.conf`` (as the
+tests run it, its access log on) in front of ``evidence serve --workers --accel-workers`` (2)
+with ``EVIDENCE_ACCEL_REDIRECT``, where the app checks the link and records the access on every
+request and nginx sends the bytes from the vault's folder. The goal compares each side at its
+best: our fastest way through the link against nginx's faster.
 
 Load: Debian's ``wrk`` (closed loop: each connection sends its next request when the last
 answer is in), the same Lua script for both (``bench/reviewers.lua``). Errors: answers of 400
@@ -66,12 +70,16 @@ from evidence.models import DerivativeKind, ItemState
 from evidence.runtime import Runtime
 from evidence.settings import Settings
 from tests.support import postgres
+from tests.support.nginx import answers, nginx_binary, nginx_service
+from tests.support.processes import Service
 from tests.support.s3 import free_port
 
 console = Console(stderr=True)
 TARGET_RATIO = 0.5
 LUA = Path(__file__).with_name("reviewers.lua")
 RESULT_LINE = re.compile(r"^BENCH-RESULT (.*)$", re.MULTILINE)
+ACCEL_PREFIX = "/_vault/"  # infra/nginx.conf's internal location
+ACCEL_ROW = "nginx -> evidence serve --workers {n} (link, X-Accel-Redirect)"
 
 
 # -- the peer and the load generator, from Debian -----------------------------------------------
@@ -280,18 +288,36 @@ class Reviewed:
             rt.close()
         self.settings = Settings(data_dir=server.data_dir, database_url=self.database)
 
-    def open(self) -> None:
-        """Open the link's page as the reviewer's browser does: a view session (cookie)."""
-        server = self.instance.server
-        page = requests.get(self.link.replace(self.link.split("/s/")[0], server.url), timeout=30)
+    def open(self, base: str | None = None) -> None:
+        """Open the link's page as the reviewer's browser does: a view session (cookie).
+        ``base``: where the reviewer reaches the server (nginx in front), else the server."""
+        base = base or self.instance.server.url
+        page = requests.get(self.link.replace(self.link.split("/s/")[0], base), timeout=30)
         page.raise_for_status()
         self.cookie = f"{COOKIE}={page.cookies[COOKIE]}"
-        self.url = f"{server.url}/s/{self.token}/items/{self.item_id}/proxy"
+        self.url = f"{base}/s/{self.token}/items/{self.item_id}/proxy"
 
-    def serve_with(self, processes: int) -> None:
-        """The same data served by ``evidence serve --workers N``, and the link opened again."""
+    def serve_with(self, processes: int, accel: bool = False) -> None:
+        """The same data served by ``evidence serve --workers N``, and the link opened again;
+        ``accel``: with EVIDENCE_ACCEL_REDIRECT on (bytes sent by nginx in front)."""
+        if accel:
+            self.instance.env["EVIDENCE_ACCEL_REDIRECT"] = ACCEL_PREFIX
+        else:
+            self.instance.env.pop("EVIDENCE_ACCEL_REDIRECT", None)
         self.instance.restart(("--workers", str(processes)))
         self.open()
+
+    def behind_nginx(self, work: Path) -> Service:
+        """nginx from infra/nginx.conf (the production file, as the tests run it) in front of
+        the server, its internal location on this server's vault; the link opened through it."""
+        binary = nginx_binary() or debian_tool("nginx", "nginx-light")
+        port, server = free_port(), self.instance.server
+        front = nginx_service(binary, [f"127.0.0.1:{server.port}"], port, work, work / "nginx.log",
+                              vault=server.data_dir / "vault")
+        base = f"http://127.0.0.1:{port}"
+        front.start(ready=lambda: answers(base), timeout=30)
+        self.open(base)
+        return front
 
     def check(self) -> None:
         """One ranged read through the link and straight from the file must agree."""
@@ -329,6 +355,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="reviewers' addresses spread over the requests (X-Forwarded-For); 0: all from 127.0.0.1")
     parser.add_argument("--api-workers", type=lambda text: [int(n) for n in text.split(",")], default=[1, 2],
                         help="evidence serve --workers values to measure, comma-separated (1,2)")
+    parser.add_argument("--accel-workers", type=int, default=2,
+                        help="evidence serve --workers behind nginx with X-Accel-Redirect (2; 0: not measured)")
     parser.add_argument("--clip-seconds", type=int, default=60, help="length of the clip shared (60)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/reviewers.json"), help="JSON results")
     parser.add_argument("--tmp-dir", type=Path, default=None, help="where server data goes (system temp)")
@@ -372,6 +400,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 apps[processes] = measure(f"evidence serve --workers {processes}, through the link", ours.url,
                                           ours.path, load, args.warmup, ours.cookie)
                 loads.append(os.getloadavg()[0])
+            accel: dict[int, Figures] = {}
+            if args.accel_workers:
+                ours.serve_with(args.accel_workers, accel=True)
+                front = ours.behind_nginx(work / "front")
+                try:
+                    ours.check()
+                    accel[args.accel_workers] = measure(ACCEL_ROW.format(n=args.accel_workers), ours.url, ours.path,
+                                                        load, args.warmup, ours.cookie)
+                    loads.append(os.getloadavg()[0])
+                finally:
+                    front.stop()
             peers: dict[str, Figures] = {}
             for workers in ("1", "auto"):
                 nginx = Nginx(work / f"nginx-{workers}", ours.path, workers)
@@ -388,22 +427,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "link_session_minutes": settings.link_session_minutes,
                 "reviewer_addresses": args.addresses, "view_session_cookie": True,
                 "database": "postgresql", "vault": "local", "api_processes": args.api_workers,
+                "accel_redirect_processes": args.accel_workers or None,
             }
             size, version = ours.size, nginx.version
         finally:
             ours.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return result_of(args, load, apps, peers, recorded, size, version, loads)
+    return result_of(args, load, apps, accel, peers, recorded, size, version, loads)
 
 
-def result_of(args: argparse.Namespace, load: Load, apps: dict[int, Figures], peers: dict[str, Figures],
-              recorded: dict[str, Any], size: int, version: str, loads: list[float]) -> dict[str, Any]:
-    # Each side at its best on this machine: our faster process count against nginx's faster.
+def result_of(args: argparse.Namespace, load: Load, apps: dict[int, Figures], accel: dict[int, Figures],
+              peers: dict[str, Figures], recorded: dict[str, Any], size: int, version: str,
+              loads: list[float]) -> dict[str, Any]:
+    # Each side at its best on this machine: our fastest way through a link (the app alone,
+    # or behind nginx sending the bytes) against nginx's faster.
     best_name, best = max(peers.items(), key=lambda pair: pair[1].requests_per_s)
-    processes, app = max(apps.items(), key=lambda pair: pair[1].requests_per_s)
+    ways = {f"--workers {n}": f for n, f in apps.items()} | {f"nginx -> --workers {n}, X-Accel-Redirect": f
+                                                             for n, f in accel.items()}
+    processes, app = max(ways.items(), key=lambda pair: pair[1].requests_per_s)
     ratio = app.requests_per_s / best.requests_per_s
     rows = [{"server": f"evidence serve --workers {n} (link)", **asdict(figures)} for n, figures in apps.items()]
+    rows += [{"server": ACCEL_ROW.format(n=n), **asdict(figures)} for n, figures in accel.items()]
     rows += [{"server": f"nginx (worker_processes {name})", **asdict(figures)} for name, figures in peers.items()]
     setup = (
         f"{load.clients} concurrent keep-alive connections (wrk, {load.threads} threads, closed loop) asking for"
@@ -411,10 +456,12 @@ def result_of(args: argparse.Namespace, load: Load, apps: dict[int, Figures], pe
         f" ({args.clip_seconds} s 720p H.264) for {load.seconds} s after {args.warmup} s of warm-up; {args.addresses}"
         f" reviewer addresses (X-Forwarded-For), link rate limit {recorded['link_requests_per_minute']}/min per"
         f" reviewer (default), record window {recorded['link_record_window_seconds']:g} s; evidence serve with"
-        f" {' and '.join(map(str, args.api_workers))} API processes, PostgreSQL, local vault; {version}; all on {os.cpu_count()} CPUs shared with other work"
+        f" {' and '.join(map(str, args.api_workers))} API processes"
+        f"{f', and {args.accel_workers} behind nginx (infra/nginx.conf, X-Accel-Redirect)' if args.accel_workers else ''}"
+        f", PostgreSQL, local vault; {version}; all on {os.cpu_count()} CPUs shared with other work"
         f" (1-min load average {min(loads):.1f}-{max(loads):.1f})."
     )
-    errors_ok = all(figures.errors == 0 for figures in apps.values())
+    errors_ok = all(figures.errors == 0 for figures in [*apps.values(), *accel.values()])
     return {
         "name": "reviewers",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -427,12 +474,12 @@ def result_of(args: argparse.Namespace, load: Load, apps: dict[int, Figures], pe
         "targets": [
             {"what": "reviewers: requests/s through a link against nginx on the same file",
              "goal": f"≥ {TARGET_RATIO:.0%} of nginx",
-             "measured": f"{app.requests_per_s:.0f} req/s ({ratio:.0%}; --workers {processes})",
+             "measured": f"{app.requests_per_s:.0f} req/s ({ratio:.0%}; {processes})",
              "peer": f"nginx ({best_name}) {best.requests_per_s:.0f} req/s", "met": ratio >= TARGET_RATIO and errors_ok},
             {"what": "reviewers: p99 latency", "goal": "reported", "measured": f"{app.p99_ms:.0f} ms",
              "peer": f"nginx ({best_name}) {best.p99_ms:.0f} ms", "met": None},
             {"what": "reviewers: errors (4xx/5xx, socket errors, checked answers not the file's bytes)", "goal": "0",
-             "measured": str(sum(f.errors for f in apps.values())), "peer": str(sum(f.errors for f in peers.values())),
+             "measured": str(sum(f.errors for f in [*apps.values(), *accel.values()])), "peer": str(sum(f.errors for f in peers.values())),
              "met": errors_ok},
         ],
     }
