@@ -104,12 +104,11 @@ def show(server: Server, item_id: str) -> dict[str, Any]:
 
 
 def wait_shown(server: Server, item_id: str, timeout: float = 60) -> dict[str, Any]:
-    """Poll `evidence items show ID --json` until the item is settled."""
-    deadline = time.monotonic() + timeout
-    while (item := show(server, item_id))["state"] not in SETTLED:
-        assert time.monotonic() < deadline, f"{item_id} still {item['state']}:\n{server.log.read_text()[-4000:]}"
-        time.sleep(0.5)
-    return item
+    """`evidence items show ID --json` once the item is settled (polled from the database meanwhile)."""
+    try:
+        return server.settled_item(item_id, timeout)
+    except AssertionError as error:
+        raise AssertionError(f"{error}:\n{server.log.read_text()[-4000:]}") from error
 
 
 def download(server: Server, token: str, item_id: str, kind: str, dest: Path) -> Path:
