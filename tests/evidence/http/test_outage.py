@@ -220,12 +220,17 @@ def test_a_restarted_redis_loses_no_upload(make_server, tmp_path: Path) -> None:
         source = tmp_path / "statement.pdf"
         digest = random_file(source, 2 * 1024 * 1024)
         started = time.monotonic()
+        mark = server.log.stat().st_size
         item_id = server.cli("upload", str(source), "--case", case, "--server", server.url,
                              "--token", token, timeout=60).stdout.split()[0]
         assert time.monotonic() - started < 30
         item = json.loads(server.cli("items", "show", item_id, "--json").stdout)
         assert item["state"] == "received" and item["client_sha256"] == digest
-        time.sleep(4)  # the upkeep tries to queue it again meanwhile, and fails
+        # The upkeep (every 0.5 s here) tries to queue it again meanwhile, and fails.
+        deadline = time.monotonic() + 30
+        while "background upkeep waits: broker is down" not in server.log.read_bytes()[mark:].decode(errors="replace"):
+            assert time.monotonic() < deadline, "the upkeep never tried the queue while it was down"
+            time.sleep(0.1)
         broker.start()
 
         # Nobody restarts anything: the upkeep queues it again and the worker takes it.
