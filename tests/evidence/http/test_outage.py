@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -111,6 +112,7 @@ def test_a_restarted_postgresql_is_503_meanwhile_and_recovered_from_on_the_next_
         digest = random_file(source, 24 * 1024 * 1024)
         with BackgroundUpload(server, source, case, token, rate=4e6) as upload:
             upload.wait_for_bytes(6 * 1024 * 1024)
+            mark = server.log.stat().st_size
             postgres.stop()
             try:
                 api = requests.get(f"{server.url}/api/v1/items/{item_id}", headers=bearer, timeout=30)
@@ -130,7 +132,11 @@ def test_a_restarted_postgresql_is_503_meanwhile_and_recovered_from_on_the_next_
                 assert code == 503 and found["status"] == "unavailable"
                 assert states(found) == {"database": "unavailable", "storage": "ok"}
                 assert found["dependencies"]["database"]["reason"]
-                time.sleep(3)  # the upload meets the outage (its PATCHes get 503 and wait)
+                # The upload meets the outage: its PATCHes get 503 and wait.
+                deadline = time.monotonic() + 30
+                while not re.search(r'"PATCH /files/\w+ HTTP/1.1" 503', server.log.read_bytes()[mark:].decode(errors="replace")):
+                    assert time.monotonic() < deadline, "no PATCH of the upload met the outage"
+                    time.sleep(0.1)
             finally:
                 postgres.start()
 
