@@ -14,19 +14,33 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TaskProgressColumn,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.text import Text
 
 from evidence.cli.sizes import human_size
+
+
+class _UnlessWaiting(ProgressColumn):
+    """A rate or a time left is meaningless while the server is away: blank until it is back."""
+
+    def __init__(self, column: ProgressColumn) -> None:
+        super().__init__()
+        self.column = column
+
+    def render(self, task: Task) -> RenderableType:
+        return Text("") if task.fields.get("note") else self.column.render(task)
 
 
 def file_bar(console: Console) -> Progress:
@@ -36,8 +50,8 @@ def file_bar(console: Console) -> Progress:
         BarColumn(),
         TaskProgressColumn(),
         DownloadColumn(binary_units=True),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
+        _UnlessWaiting(TransferSpeedColumn()),
+        _UnlessWaiting(TimeRemainingColumn()),
         TextColumn("[yellow]{task.fields[note]}"),
         console=console,
         transient=False,
