@@ -597,7 +597,7 @@ def test_officer_client_rides_through_a_short_s3_outage(make_server: MakeServer,
             proxy.start()
             code, out, err = run.wait(120)
         assert code == 0, err
-        assert "retrying" in err
+        assert "trying again" in err  # the wait line: "...; N attempts so far; trying again in Ns"
         assert out.split()[1] == digest
         assert len(items_of(server, case)) == 1
         assert s3_sha256(bucket, f"originals/{upload_id}") == (digest, size)
