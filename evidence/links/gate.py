@@ -271,6 +271,14 @@ class Gate:
         self._pace(claims, client, now)
         return Access(link, read.case_ref, viewing[0], item=read.item, copy=read.copy)
 
+    def forget(self, link_id: str) -> None:
+        """Drop this process's reads of a link, after it was changed here (revoked): its next
+        request, from this process, reads it again. Other processes see the change within
+        ``fresh_seconds``."""
+        with self._fresh_lock:
+            for key in [key for key in self._fresh if key[0] == link_id]:
+                del self._fresh[key]
+
     def _renew(self, token: str, link_id: str, item_id: str, copy: str) -> None:
         """Verify the token and read the link, item and copy again, in a thread of their own,
         while the copies in memory still hold: otherwise, at the end of each ``fresh_seconds``,

@@ -69,4 +69,5 @@ def post_revoke(link_id: str, request: Request, db: Db, user: Sharer, gate: Link
     link = revoke_link(db, link_id, access.actor_of(user), gate.clock())
     case = db.get_one(Case, link.case_id)
     db.commit()
+    gate.forget(link_id)
     return _view(gate, link, case.ref, request)

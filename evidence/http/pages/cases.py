@@ -126,6 +126,7 @@ def revoke(request: Request, link_id: str, db: Db, signed: Page, csrf: Annotated
         raise NotFound(f"link {link_id[:64]} does not exist")
     revoke_link(db, found.id, actor_of(signed.user), link_gate(request).clock())
     db.commit()
+    link_gate(request).forget(found.id)
     return RedirectResponse(case_url(case.ref) + "?notice=revoked", status_code=303)
 
 

@@ -216,7 +216,14 @@ def test_an_auditor_verifies_the_ledger_then_sees_it_broken(  # type: ignore[no-
     page.get_by_role("button", name="Show custody timeline").click()
     page.wait_for_url(f"{server.url}/app/items/{item_id}")
     timeline = page.locator("table.timeline")
-    assert "Upload completed" in timeline.inner_text() and "included" in timeline.inner_text()
+    assert "Original stored" in timeline.inner_text()
+    # The upload's entries are proven in a signed checkpoint once the next one is signed (every
+    # few seconds): until then they read "not yet in a signed checkpoint".
+    deadline = time.monotonic() + 30
+    while "included" not in timeline.inner_text():
+        assert time.monotonic() < deadline, timeline.inner_text()
+        time.sleep(1)
+        page.reload()
     assert page.get_by_role("link", name="Report (CASE/UCO)").count() == 1
     screenshot(page, "pages-item-auditor")
     no_problems(page)
