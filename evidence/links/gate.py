@@ -64,6 +64,8 @@ _MAX_COOKIE = 512
 # summary is written (evidence.links.record.SUMMARY_GRACE_SECONDS), and what a crash may
 # lose of a summary's counts.
 FRESH_SECONDS = 1.0
+# Passcode tries that may come one straight after another before the per-link pace applies.
+PASSCODE_BURST = 3
 FLUSH_SECONDS = 2.0
 # A copy in use is read again once this share of FRESH_SECONDS has passed, so the new one
 # is in before the old one ends, even on a busy machine (a read a quarter second: nothing).
@@ -155,7 +157,9 @@ class Gate:
         # Players seek with bursts of Range requests: a whole minute's allowance may come at once.
         self._requests = RateLimiter(settings.link_requests_per_minute, 60.0)
         interval = settings.link_passcode_interval_seconds
-        self._passcodes = RateLimiter(1, interval) if interval > 0 else None
+        # A few quick tries pass (a person who mistypes, then types it right, gets in at once);
+        # after them, one a second per link. The link still locks after link_passcode_attempts.
+        self._passcodes = RateLimiter(1, interval, burst=PASSCODE_BURST) if interval > 0 else None
 
     # -- the view-session cookie ------------------------------------------------------------
 

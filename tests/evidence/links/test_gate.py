@@ -202,10 +202,7 @@ def test_passcodes(world: World) -> None:
     with pytest.raises(Denied) as wrong:
         world.gate.try_passcode(token, REVIEWER, "WRONG")
     assert wrong.value.status == 403
-    with pytest.raises(Denied) as fast:  # one guess a second per link, whoever guesses
-        world.gate.try_passcode(token, Client.of("198.51.100.9", "x", None), passcode)
-    assert fast.value.status == 429
-    world.now[0] += timedelta(seconds=2)
+    # A typo, then the right passcode straight after: in at once (the pace applies to repeated tries).
     access = world.gate.try_passcode(token, REVIEWER, passcode.lower())
     assert access.new_cookie is not None
     # The session carries the passcode: no more asking.
