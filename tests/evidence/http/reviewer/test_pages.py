@@ -116,7 +116,9 @@ def test_pages_are_complete_documents_with_no_script() -> None:
         html = render(PLAIN)
         assert html.startswith("<!DOCTYPE html>\n<html lang=\"en\">"), page
         tags = {tag[0] for tag in Parsed(html).structure}
-        assert "script" not in tags and "link" not in tags and "iframe" not in tags, page
+        assert "script" not in tags and "iframe" not in tags, page
+        # One link element: the favicon, from this server (no stylesheet or anything else).
+        assert html.count("<link ") == 1 and '<link rel="icon" href="/app/static/favicon.svg"' in html, page
         assert html.count("<style>") == 1, page
 
 
