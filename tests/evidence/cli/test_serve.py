@@ -50,11 +50,37 @@ def _ready(server: Server) -> bool:
         return False
 
 
+def holds_a_write_lock(pid: int, database: Path) -> bool:
+    """The process holds a POSIX write lock on the SQLite files: it is inside a transaction
+    (every transaction here begins IMMEDIATE, so takes SQLite's one write lock, reads too; in
+    WAL mode that lock is on the -shm file)."""
+    files = [f for f in (database, database.with_name(database.name + "-shm")) if f.exists()]
+    inodes = {str(os.stat(f).st_ino) for f in files}
+    with open("/proc/locks") as locks:
+        for line in locks:
+            fields = line.split()  # id: POSIX ADVISORY WRITE pid maj:min:inode start end
+            if fields[1:4] == ["POSIX", "ADVISORY", "WRITE"] and fields[4] == str(pid) \
+                    and fields[5].rsplit(":", 1)[-1] in inodes:
+                return True
+    return False
+
+
 @contextmanager
-def stopped(pid: int) -> Iterator[None]:
+def stopped(pid: int, database: Path | None = None) -> Iterator[None]:
     """The process frozen (SIGSTOP): it takes no connection until it is let go. Kept short:
-    the supervisor would replace a process that stays silent too long."""
-    os.kill(pid, signal.SIGSTOP)
+    the supervisor would replace a process that stays silent too long.
+
+    On SQLite a process frozen inside a transaction (its upkeep signs checkpoints every few
+    seconds) would hold the database's write lock and so block the other one too: that is
+    SQLite, not the serving, so it is frozen again at a moment it holds none."""
+    deadline = time.monotonic() + 30
+    while True:
+        os.kill(pid, signal.SIGSTOP)
+        if database is None or not holds_a_write_lock(pid, database):
+            break
+        os.kill(pid, signal.SIGCONT)
+        assert time.monotonic() < deadline, f"process {pid} kept SQLite's write lock for 30 s"
+        time.sleep(0.05)
     try:
         yield
     finally:
@@ -74,13 +100,14 @@ def test_two_api_processes_on_one_port(database_url: str, tmp_path: Path) -> Non
     try:
         server.start(timeout=180)  # each process imports the whole app: slow on a busy machine
         first, second = sorted(wait_for_processes(server, 2, started=2))
+        sqlite = None if database_url else server.data_dir / "evidence.db"
         token = server.token()
         case = server.case()
 
         # Each process serves on its own: with one frozen, the other answers every request.
-        with stopped(first):
+        with stopped(first, sqlite):
             answers_alone(server, token)
-        with stopped(second):
+        with stopped(second, sqlite):
             answers_alone(server, token)
 
         source = tmp_path / "cctv.bin"
@@ -93,7 +120,7 @@ def test_two_api_processes_on_one_port(database_url: str, tmp_path: Path) -> Non
         now = wait_for_processes(server, 2, started=3)
         assert second in now and first not in now
         [replacement] = now - {second}
-        with stopped(second):  # the new process serves alone
+        with stopped(second, sqlite):  # the new process serves alone
             answers_alone(server, token)
         again = tmp_path / "statement.pdf"
         random_file(again, 300_000)
