@@ -130,12 +130,14 @@ def create_app(settings: Settings, *, prepare: bool = True) -> FastAPI:
         return JSONResponse(found.as_json(), status_code=200 if found.status == "ready" else 503,
                             headers={"Cache-Control": "no-store"})
 
+    # The reviewers' routes first: a player's Range requests are most of the traffic, and each
+    # request is matched against the routes in order.
+    app.include_router(reviewer.router)
     app.include_router(cases.router)
     app.include_router(accounts.router)
     app.include_router(uploads.router)
     app.include_router(audit.router)
     app.include_router(links.router)
-    app.include_router(reviewer.router)
     # The officers' and auditors' pages, their style and the built upload client (web/).
     app.state.verify_jobs = VerifyJobs(rt)
     for pages in (login_pages, oidc_pages, case_pages, item_pages, audit_pages, docs_pages):
