@@ -91,6 +91,12 @@ class DerivativeKind(StrEnum):
     HLS = "hls"
     THUMBNAIL = "thumbnail"
     MANIFEST = "manifest"
+    # What a reviewer sees of exhibits that are not video (evidence/workingcopies.py):
+    VIEW = "view"  # an image at screen size, EXIF orientation applied, in JPEG
+    AUDIO = "audio"  # AAC in MP4
+    TEXT = "text"  # a text file's head as UTF-8
+    PAGES = "pages"  # a PDF's pages as images: an index, each page stored beside it
+    PREVIEWS = "previews"  # working copies of the images and videos inside a ZIP: an index
 
 
 ROLES = tuple(Role)
@@ -209,7 +215,7 @@ class Derivative(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     item_id: Mapped[str] = mapped_column(ForeignKey("items.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(32))  # proxy, poster, contact_sheet, probe, manifest, hls, thumbnail
+    kind: Mapped[str] = mapped_column(String(32))  # a DerivativeKind
     key: Mapped[str] = mapped_column(String(200))
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)

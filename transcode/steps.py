@@ -25,6 +25,11 @@ class Step(StrEnum):
     MAKE_HLS = "make_hls"
     MAKE_THUMBNAIL = "make_thumbnail"
     MAKE_MANIFEST = "make_manifest"
+    MAKE_VIEW = "make_view"
+    MAKE_AUDIO = "make_audio"
+    MAKE_TEXT = "make_text"
+    MAKE_PAGES = "make_pages"
+    MAKE_PREVIEWS = "make_previews"
     FINISH_ITEM = "finish_item"
 
     @property
@@ -37,4 +42,6 @@ class Step(StrEnum):
         return TRANSCODE if self in _TRANSCODING else INGEST
 
 
-_TRANSCODING = frozenset({Step.VALIDATE_MEDIA, Step.MAKE_PROXY, Step.MAKE_STILLS, Step.MAKE_HLS})
+_TRANSCODING = frozenset({
+    Step.VALIDATE_MEDIA, Step.MAKE_PROXY, Step.MAKE_STILLS, Step.MAKE_HLS, Step.MAKE_AUDIO, Step.MAKE_PAGES, Step.MAKE_PREVIEWS,
+})

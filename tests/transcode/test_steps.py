@@ -18,6 +18,11 @@ def test_task_names_are_those_queued_messages_carry() -> None:
         "evidence.make_hls",
         "evidence.make_thumbnail",
         "evidence.make_manifest",
+        "evidence.make_view",
+        "evidence.make_audio",
+        "evidence.make_text",
+        "evidence.make_pages",
+        "evidence.make_previews",
         "evidence.finish_item",
     ]
 
@@ -25,7 +30,8 @@ def test_task_names_are_those_queued_messages_carry() -> None:
 def test_decoding_video_goes_to_the_transcode_queue_and_the_rest_to_ingest() -> None:
     assert QUEUES == ("ingest", "transcode")
     on_transcode = {step for step in Step if step.queue == TRANSCODE}
-    assert on_transcode == {Step.VALIDATE_MEDIA, Step.MAKE_PROXY, Step.MAKE_STILLS, Step.MAKE_HLS}
+    assert on_transcode == {Step.VALIDATE_MEDIA, Step.MAKE_PROXY, Step.MAKE_STILLS, Step.MAKE_HLS, Step.MAKE_AUDIO,
+                            Step.MAKE_PAGES, Step.MAKE_PREVIEWS}
     assert all(step.queue == INGEST for step in set(Step) - on_transcode)
 
 
