@@ -98,12 +98,16 @@ def render(report: dict[str, Any]) -> str:
               how=statement.command(d["method"]))
         for d in report["derivatives"]
     ]
+    lines = sorted(statement.lines(report) + [
+        statement.Line(w.seq, "", f"{w.what}: withheld from this copy ({w.reason})", "", "Proven in place (appendix C)")
+        for w in withheld], key=lambda line: line.seq)
+    # Events are numbered 1, 2, 3... for this exhibit, as a statement numbers them: the ledger's
+    # own sequence numbers skip every entry about other items (another exhibit, a passcode typed
+    # on the case's link) and would read as gaps. The appendix gives each event's ledger number.
+    number = {line.seq: n for n, line in enumerate(lines, 1)}
     return _ENV.get_template("report.html").render(
         report=report, item=item, facts=facts, hashes=[(_hash_name(name), hashes[name]) for name in order],
-        lines=sorted(statement.lines(report) + [
-            statement.Line(w.seq, "", f"{w.what}: withheld from this copy ({w.reason})", "", "Proven in place"
-                           " (appendix C)") for w in withheld], key=lambda line: line.seq),
-        machine=machine, copies=copies,
+        lines=lines, number=number, machine=machine, copies=copies,
         warnings=[statement.redact(warning) for warning in item["warnings"]],
         reviewer_copy=report.get("copy") == "reviewer", withheld=withheld,
         embedded=Markup(script_json(report)),  # noqa: S704 - escaped for a script element by script_json

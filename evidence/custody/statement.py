@@ -85,8 +85,20 @@ def line(entry: dict[str, Any]) -> Line:
     return Line(entry["seq"], when(str(entry["time"])), event, str(where), outcome)
 
 
+# What each kind of working copy is, in the words a reader knows (the kinds are DerivativeKind's).
+_COPY_KINDS = {
+    "proxy": "browser-playable video", "poster": "poster frame", "contact_sheet": "contact sheet",
+    "hls": "segmented video stream", "probe": "technical description", "thumbnail": "thumbnail",
+    "manifest": "list of the archive's contents", "view": "screen-size image", "audio": "browser-playable audio",
+    "text": "text", "pages": "page images", "previews": "previews of the archive's contents",
+}
+
+
 def copy_kind(kind: str) -> str:
-    """``contact_sheet`` as ``contact sheet``; any other value exactly as recorded."""
+    """``contact_sheet`` as ``contact sheet``, ``hls`` as ``segmented video stream``; a kind not known
+    here with its underscores as spaces; any other value exactly as recorded."""
+    if kind in _COPY_KINDS:
+        return _COPY_KINDS[kind]
     return kind.replace("_", " ") if re.fullmatch(r"[a-z_]+", kind) else kind
 
 
@@ -172,7 +184,7 @@ def _accessed(entry: dict[str, Any], details: dict[str, Any], by: str) -> tuple[
     if kind == "download":
         return f"Download of the original, {_served(details)}{many}, by {by}", "Allowed"
     if kind == "view":
-        copy = f" ({details['copy']} working copy)" if isinstance(details.get("copy"), str) else " (a working copy)"
+        copy = f" (working copy: {copy_kind(details['copy'])})" if isinstance(details.get("copy"), str) else " (a working copy)"
         return f"Viewed by {by}{copy}{many}", "Allowed"
     return f"Viewed by {by} (the reviewer's page){many}", "Allowed"
 

@@ -7,6 +7,7 @@ the template."""
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from html.parser import HTMLParser
 from typing import Any
@@ -120,13 +121,28 @@ def test_a_value_that_would_open_a_comment_cannot_hide_the_end_of_the_script() -
     assert embedded_json(embedded.encode()) == canonical(made_up)
 
 
+def test_events_are_numbered_for_the_statement_with_their_ledger_entries_in_the_appendix() -> None:
+    """The ledger's numbers skip entries about other items; the statement numbers its own events
+    1, 2, 3... and the appendix names each one's ledger entry."""
+    made_up = made_up_report()
+    made_up["entries"][0]["seq"] = made_up["entries"][0]["entry"]["seq"] = 4
+    made_up["withheld"][0]["seq"] = 9
+    seqs = [4, 9]
+    page = render(made_up)
+    statement, appendix = page.split("id=appendix", 1)
+    shown = [int(n) for n in re.findall(r"<tr><td class=n>(\d+)</td><td class=nowrap>", statement)]
+    assert shown == list(range(1, len(seqs) + 1))
+    for seq in seqs:
+        assert f"(ledger entry {seq})" in appendix
+
+
 def test_labels_come_from_the_action_enum() -> None:
     made_up = made_up_report()
     made_up["entries"][0]["entry"]["action"] = Action.USER_DISABLED
     made_up["withheld"][0]["action"] = "case.archived"  # no longer known: shown as recorded
     page = render(made_up)
     assert f"<td>{escape(Action.USER_DISABLED.label)} by {escape(hostile('actor'))}</td>" in page
-    assert "<td>case.archived</td>" in page and "<td>case.archived: withheld from this copy (" in page
+    assert "<td>case.archived (ledger entry " in page and "<td>case.archived: withheld from this copy (" in page
     assert label("upload.created") == "Upload started"
 
 

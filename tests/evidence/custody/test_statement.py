@@ -39,6 +39,10 @@ def _entry(action: str, details: dict[str, Any], actor: str = "link:l1 (reviewer
      "Download of the original, bytes 0–999 (whole file), by reviewer@cps.gov.uk", "Allowed"),
     ({"outcome": "granted", "kind": "download", "range": {"first": 100, "last": 199}, "whole_file": False},
      "Download of the original, bytes 100–199 (part of the file), by reviewer@cps.gov.uk", "Allowed"),
+    ({"outcome": "granted", "kind": "view", "copy": "pages"},
+     "Viewed by reviewer@cps.gov.uk (working copy: page images)", "Allowed"),
+    ({"outcome": "granted", "kind": "view", "copy": "proxy"},
+     "Viewed by reviewer@cps.gov.uk (working copy: browser-playable video)", "Allowed"),
     ({"outcome": "denied", "reason": "revoked"}, "Request through the link sent to reviewer@cps.gov.uk",
      "Refused: link revoked"),
     ({"outcome": "denied", "reason": "expired", "summary": True, "requests": 4, "first_at": "2026-11-30T10:40:01Z",
@@ -78,3 +82,13 @@ def test_the_pages_timeline_says_refused_and_names_no_os_account(rt: Runtime) ->
     assert {step.actor for step in steps} == {
         "service account", history.OFFICER, "the upload service", "the processing service", history.REVIEWER,
         history.COUNSEL}
+
+
+@pytest.mark.parametrize(("kind", "shown"), [
+    ("hls", "segmented video stream"), ("contact_sheet", "contact sheet"), ("previews", "previews of the archive's contents"),
+    ("some_new_kind", "some new kind"), ("<b>odd</b>", "<b>odd</b>"),
+])
+def test_a_working_copy_is_named_in_words(kind: str, shown: str) -> None:
+    assert statement.copy_kind(kind) == shown
+    line = statement.line(_entry("derivative.created", {"kind": kind, "size": 1234}, "system:worker@host"))
+    assert line.event == f"Working copy made: {shown}, 1,234 bytes, by the processing service"
