@@ -157,6 +157,15 @@ class Settings(BaseSettings):
     # running longer is redelivered once per timeout, each copy dropped at once.
     broker_visibility_timeout_seconds: int = Field(default=600, ge=1)
     worker_concurrency: int = Field(default=1, ge=1)
+    # A PDF's pages as images for reviewers (transcode.pdfpages): the first pdf_max_pages,
+    # pdf_page_width pixels across (A4 at 150 dpi), a page of another shape scaled down to at
+    # most pdf_max_page_pixels; no pages of a PDF larger than pdf_max_bytes (the worker renders
+    # from a local copy), nor more than pdf_max_output_bytes of images (noise fills a PNG).
+    pdf_page_width: int = Field(default=1240, ge=100, le=8192)
+    pdf_max_pages: int = Field(default=300, ge=1)
+    pdf_max_page_pixels: int = Field(default=16_000_000, ge=100_000)
+    pdf_max_bytes: int = Field(default=1 * GiB, ge=1)
+    pdf_max_output_bytes: int = Field(default=2 * GiB, ge=1024 * 1024)
     # Bounds on decoding hostile media. Larger images or frames are refused before decoding.
     max_image_pixels: int = Field(default=100_000_000, ge=1)
     max_video_pixels: int = Field(default=7680 * 4320, ge=1)
@@ -166,6 +175,12 @@ class Settings(BaseSettings):
     # footage at up to 1080p (scaled up with the pixel count beyond it).
     cpu_budget_base_seconds: float = Field(default=120, gt=0)
     cpu_budget_per_media_second: float = Field(default=10, gt=0)
+    # Working copies for reviewers of what is not video: a text file's first bytes shown as
+    # text, and previews of the images and videos inside a ZIP (at most this many, each entry
+    # at most this large; the rest are listed as left out).
+    text_copy_bytes: int = Field(default=1024 * 1024, ge=1024)
+    preview_max_entries: int = Field(default=50, ge=0)
+    preview_max_entry_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
     # Times an item's processing may be started (interrupted, re-queued) before it is failed.
     max_processing_attempts: int = Field(default=3, ge=1)
     # `evidence serve` runs a worker beside the API (the embedded mode).

@@ -41,6 +41,8 @@ AUDIO_BITEXACT = {"flags:a": "+bitexact"}
 PROGRESS = ("-hide_banner", "-nostdin", "-nostats", "-progress", "pipe:1")
 
 STILL_WIDTH = 1280
+# An image's working copy fits a screen: its long edge at most this (never enlarged).
+VIEW_EDGE = 1920
 SHEET_TILE_WIDTH = 320
 THUMBNAIL_WIDTH = 640
 JPEG_QUALITY = 3  # mjpeg -q:v, 2 (best) to 31
@@ -54,6 +56,9 @@ STILL_THREADS = 1
 # Raw elementary streams have no index and no timestamps of their own: they cannot seek, and
 # with keyframes-only decoding ffmpeg numbers the keyframes as if they were consecutive frames.
 UNSEEKABLE = frozenset({"h264", "hevc"})
+# An audio working copy keeps mono as mono and folds anything wider to stereo; AAC in MP4 takes
+# only these rates, so a recording at 192 kHz (or 6 kHz) is resampled to the nearest (48 kHz at most: a working copy).
+AUDIO_FORMAT = "aformat=channel_layouts=mono|stereo:sample_rates=48000|44100|32000|24000|22050|16000|12000|11025|8000"
 
 
 # -- ffmpeg-python, behind the calls made here (it publishes no types) ----------------------
@@ -324,3 +329,35 @@ def thumbnail_args(src: Input, dst: str) -> list[str]:
     """A JPEG of an image, at most 640 px wide (never enlarged)."""
     source = src.node(threads=STILL_THREADS)
     return _args(_output([source["v:0"]], dst, **_still(vf=_fit(THUMBNAIL_WIDTH))))
+
+
+def view_args(src: Input, dst: str, *, edge: int = VIEW_EDGE) -> list[str]:
+    """A JPEG of an image to look at: its long edge at most ``edge`` (never enlarged), turned
+    upright and no metadata carried over.
+
+    The pinned build reads a JPEG's EXIF Orientation into the frame's display matrix and, with
+    ``-autorotate`` (its default, named here so the record says so), turns and mirrors the
+    pixels for all eight orientations (checked by tests/transcode/test_views.py)."""
+    source = src.node(threads=STILL_THREADS, autorotate=None)
+    box = (
+        f"scale=w='min({edge},iw)':h='min({edge},ih)':force_original_aspect_ratio=decrease"
+        f":flags={SWS_FLAGS}:out_range=full"
+    )
+    return _args(_output([source["v:0"]], dst, **_still(vf=box, map_metadata=-1)))
+
+
+def audio_args(src: Input, dst: str, *, threads: int = THREADS) -> list[str]:
+    """An M4A to listen to: the first audio stream as AAC (at most two channels) in MP4, moov
+    first so a player starts before the whole file has arrived; cover art and video left out."""
+    source = src.node(threads=threads)
+    options: dict[str, Any] = {
+        "c:a": "aac",
+        "b:a": AAC_BITRATE,
+        "af": AUDIO_FORMAT,
+        "map_metadata": -1,
+        "movflags": "+faststart",
+        "format": "mp4",
+        **AUDIO_BITEXACT,
+        **MUX_BITEXACT,
+    }
+    return _args(_output([source["a:0"]], dst, **options))

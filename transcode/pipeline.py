@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -25,12 +26,13 @@ from evidence.models import Derivative, DerivativeKind, Item, ItemState
 from evidence.runtime import Runtime
 from evidence.uploads.client_hash import NO_CLIENT_HASH
 from evidence.vault import ObjectExists, VaultError
-from transcode import archive, budget, fence, ffmpeg, formats, probe, probe_child, recognise, sniff
+from transcode import archive, budget, exif, fence, ffmpeg, formats, probe, probe_child, recognise, sniff
 from transcode.errors import NOT_THE_STEPS, MediaFailure, describe
 from transcode.failing import actor as _actor
 from transcode.failing import fail
 from transcode.failing import subject as _subject
 from transcode.hashing import hash_stream
+from transcode.pdfpages import index_json, pages_method, pages_request, pages_warnings, render_pages, stored_pages
 from transcode.run import FFmpegError, RunResult, run_ffmpeg
 from transcode.seekable import RangeFile
 from transcode.steps import Step
@@ -49,11 +51,11 @@ PLAN: dict[str, list[Step]] = {
     # decoding speed (minutes for a long clip). Validation still decides whether the item is
     # ready; a proxy made from footage that then fails it stays on the record with the failure.
     "video": [Step.MAKE_PROXY, Step.VALIDATE_MEDIA, Step.MAKE_STILLS],
-    # Audio is validated and kept as it is; an audio-only working copy is still to come.
-    "audio": [Step.VALIDATE_MEDIA],
-    "image": [Step.MAKE_THUMBNAIL],
+    # The working copy first, as for video: it is what the reviewer waits for.
+    "audio": [Step.MAKE_AUDIO, Step.VALIDATE_MEDIA],
+    "image": [Step.MAKE_VIEW, Step.MAKE_THUMBNAIL],
     "archive": [Step.MAKE_MANIFEST],
-    "pdf": [],
+    "pdf": [Step.MAKE_PAGES],
     "other": [],
 }
 
@@ -552,6 +554,53 @@ def make_thumbnail(rt: Runtime, item_id: str) -> None:
     _media_step(rt, item_id, thumbnail, "making the thumbnail")
 
 
+def make_view(rt: Runtime, item_id: str) -> None:
+    """An image at screen size, turned upright (EXIF orientation), as JPEG without metadata; and
+    the EXIF tags listed in the item's media (read from the original's first bytes only)."""
+
+    def view(item: Item) -> None:
+        if "exif" in item.media and _has(rt, item_id, DerivativeKind.VIEW):
+            return
+        head = _read(rt, item, 0, sniff.PROBE_BYTES)
+        if "exif" not in item.media:
+            tags = exif.read(head)
+            with rt.db.transaction() as session:
+                row = session.get_one(Item, item_id, with_for_update=True)
+                fence.guard(row)
+                row.media = {**row.media, "exif": tags}
+        if _has(rt, item_id, DerivativeKind.VIEW):
+            return
+        tool = _tool(rt)
+        source = _original(rt, item)
+        with _workdir(rt) as work:
+            out = work / "view.jpg"
+            args = ffmpeg.view_args(source, str(out))
+            _run(rt, item_id, tool, args, duration=None, what="making the image's working copy")
+            method = _ffmpeg_method(tool, args, {source.url: ORIGINAL, str(out): "view.jpg"})
+            method["exif_orientation"] = exif.orientation(head)  # what -autorotate turned it by (None: none given)
+            _store_derivative(rt, item_id, DerivativeKind.VIEW, out, "view.jpg", "image/jpeg", method)
+
+    _media_step(rt, item_id, view, "making the image's working copy")
+
+
+def make_audio(rt: Runtime, item_id: str) -> None:
+    """AAC in MP4 (at most two channels, moov first), bounded like the video proxy."""
+
+    def audio(item: Item) -> None:
+        if _has(rt, item_id, DerivativeKind.AUDIO):
+            return
+        tool = _tool(rt)
+        source = _original(rt, item)
+        with _workdir(rt) as work:
+            out = work / "audio.m4a"
+            args = ffmpeg.audio_args(source, str(out), threads=rt.settings.ffmpeg_threads)
+            _run(rt, item_id, tool, args, duration=item.media.get("duration"), what="making the audio working copy")
+            method = _ffmpeg_method(tool, args, {source.url: ORIGINAL, str(out): "audio.m4a"})
+            _store_derivative(rt, item_id, DerivativeKind.AUDIO, out, "audio.m4a", "audio/mp4", method)
+
+    _media_step(rt, item_id, audio, "making the audio working copy")
+
+
 def make_manifest(rt: Runtime, item_id: str) -> None:
     def manifest(item: Item) -> None:
         if _has(rt, item_id, DerivativeKind.MANIFEST):
@@ -588,6 +637,66 @@ def _our_version() -> str:
 def _progress_writer_bytes(rt: Runtime, item_id: str, total: int) -> Callable[[int], None]:
     write = _progress_writer(rt, item_id)
     return lambda done: write(100 * done / max(total, 1))
+
+
+# -- 4b. a PDF's pages -------------------------------------------------------------------------
+
+PAGES_TIMEOUT = 900  # seconds of wall time for rendering a PDF's pages (their CPU time is bounded separately)
+
+
+def make_pages(rt: Runtime, item_id: str) -> None:
+    """A PDF's first pages as images (:mod:`transcode.pdfpages`), each stored under its own hash,
+    and their index as the item's ``pages`` working copy.
+
+    Whatever the file provokes (encrypted, damaged, too large, the renderer stopped by its
+    bounds) is a warning on the item, which still becomes ready, as a file of a format we do not
+    open is kept with a warning (transcode.recognise, rule 3): the original is intact and
+    verified, and only the page images are missing. Pages made before the renderer was stopped
+    are kept, and the warning says how many."""
+
+    def pages(item: Item) -> None:
+        if _has(rt, item_id, DerivativeKind.PAGES):
+            return
+        request = pages_request(rt.settings)
+        if item.size > rt.settings.pdf_max_bytes:
+            _add_warnings(rt, item_id, [f"PDF is larger than {rt.settings.pdf_max_bytes:,} bytes: no page images"])
+            return
+        try:
+            limits = budget.limits_for(rt, item_id)
+        except MediaFailure as spent:
+            _add_warnings(rt, item_id, [f"PDF: no page images (rendering {spent})"])
+            return
+        with _workdir(rt) as work:
+            # A local copy: the renderer is given this one file and its output folder, nothing else.
+            copy, out = work / "original.pdf", work / "pages"
+            out.mkdir()
+            with rt.vault.open(item.storage_key) as stream, open(copy, "wb") as local:
+                shutil.copyfileobj(stream, local, 1024 * 1024)
+            outcome = render_pages(copy, out, request, limits=limits, timeout=PAGES_TIMEOUT,
+                                   on_progress=_progress_writer(rt, item_id))
+            budget.charge(rt, item_id, outcome.cpu_seconds)
+            if outcome.stopped:
+                log.warning("rendering the pages of item %s %s\n%s", item_id, outcome.stopped, outcome.log_tail)
+            made = stored_pages(outcome)
+            for page, path in made:
+                _put_once(rt, page.key(item_id, DerivativeKind.PAGES), path)
+            if made:
+                index = work / "pages.json"
+                index.write_bytes(index_json(outcome, [page for page, _ in made]))
+                _store_derivative(rt, item_id, DerivativeKind.PAGES, index, "pages.json", "application/json",
+                                  pages_method(outcome, request, [page for page, _ in made]))
+        _add_warnings(rt, item_id, pages_warnings(outcome, request))
+
+    _media_step(rt, item_id, pages, "making the page images")
+
+
+def _add_warnings(rt: Runtime, item_id: str, warnings: list[str]) -> None:
+    if not warnings:
+        return
+    with rt.db.transaction() as session:
+        row = session.get_one(Item, item_id, with_for_update=True)
+        fence.guard(row)
+        row.warnings = [*row.warnings, *[w for w in warnings if w not in row.warnings]]
 
 
 # -- 5. done --------------------------------------------------------------------------------

@@ -179,5 +179,20 @@ def make_manifest(self: ItemTask, item_id: str) -> None:
 
 
 @step()
+def make_view(self: ItemTask, item_id: str) -> None:
+    pipeline.make_view(self.runtime(), item_id)
+
+
+@step()
+def make_audio(self: ItemTask, item_id: str) -> None:
+    pipeline.make_audio(self.runtime(), item_id)
+
+
+@step()
 def finish_item(self: ItemTask, item_id: str) -> None:
     pipeline.finish_item(self.runtime(), item_id)
+
+
+@step()
+def make_pages(self: ItemTask, item_id: str) -> None:
+    pipeline.make_pages(self.runtime(), item_id)

@@ -128,6 +128,21 @@ MEDIA: dict[str, Recipe] = {
     # moov first (faststart): the first half still plays, the index declares all the frames.
     "truncated_mp4": Recipe("truncated.mp4", None, RATE * SECONDS, cut_from="h264_aac_mp4"),
     "truncated_moov_last_mp4": Recipe("truncated_moov_last.mp4", None, cut_from="moov_last_mp4"),
+    # Audio only, as phones and interview recorders make it: a WAV with more channels than a
+    # working copy keeps, an MP3, and AAC in MP4 (.m4a: the mov demuxer, kind audio).
+    "surround_wav": Recipe(
+        "surround.wav",
+        lambda r: [*_audio(48000), "-af", "pan=5.1|c0=c0|c1=c0|c2=c0|c3=c0|c4=c0|c5=c0", "-c:a", "pcm_s16le",
+                   str(r / "surround.wav")],
+    ),
+    "mono_mp3": Recipe(
+        "mono.mp3",
+        lambda r: [*_audio(22050), "-ac", "1", "-c:a", "libmp3lame", "-b:a", "48k", str(r / "mono.mp3")],
+    ),
+    "aac_m4a": Recipe(
+        "aac.m4a",
+        lambda r: [*_audio(), "-ac", "2", "-c:a", "aac", "-b:a", "96k", str(r / "aac.m4a")],
+    ),
     "photo_jpg": Recipe(
         "photo.jpg",
         lambda r: ["-f", "lavfi", "-i", "testsrc2=size=1000x750:rate=1:duration=1", "-frames:v", "1",

@@ -39,7 +39,7 @@ from transcode.steps import Step
 SETTLED = ("ready", "failed", "quarantined")
 REDIS_URL = os.environ.get("EVIDENCE_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 STEPS = [step for step in Step if step not in (Step.HASH_ORIGINAL, Step.PROBE_ORIGINAL)]
-FFMPEG_KINDS = ("proxy", "poster", "contact_sheet", "thumbnail", "hls")
+FFMPEG_KINDS = ("proxy", "poster", "contact_sheet", "thumbnail", "hls", "view", "audio")
 SIGKILL_SECONDS = 20  # long enough that the proxy takes seconds to make, so it can be interrupted
 
 
@@ -373,7 +373,7 @@ MATRIX: dict[str, tuple[str, str | None, set[str], str | None]] = {
     "truncated_moov_last_mp4": ("failed", None, set(), "not readable as media"),
     "empty": ("failed", None, set(), "empty"),
     "not_media": ("ready", "other", set(), None),
-    "photo_jpg": ("ready", "image", {"thumbnail", "probe"}, None),
+    "photo_jpg": ("ready", "image", {"view", "thumbnail", "probe"}, None),
 }
 
 

@@ -1,0 +1,240 @@
+"""Working copies of exhibits that are not video, made by the pipeline's own steps on a real
+database and vault with the pinned ffmpeg: an image at screen size turned upright with its EXIF
+listed, audio as AAC in MP4, and a text file's head as UTF-8. Each is on the custody record with
+its method, and a step run again makes nothing twice."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import pytest
+from PIL import Image
+from sqlalchemy import select
+
+from evidence.models import CustodyEvent, Derivative, ItemState
+from evidence.runtime import Runtime
+from tests.support.media import library
+from tests.transcode.conftest import MakeItem, item
+from tests.transcode.test_pipeline import assert_inputs_fenced, top_level_boxes
+from transcode import pipeline
+from transcode.ffmpeg import VIEW_EDGE, resolve_ffmpeg
+from transcode.probe import probe, summarise
+from transcode.steps import Step
+
+RED, BLUE = (255, 0, 0), (0, 0, 255)
+
+
+def store_original(rt: Runtime, make_item: MakeItem, data: bytes, filename: str) -> str:
+    """An item being processed whose original (``data``) is in the local vault, as an upload leaves it."""
+    item_id = make_item(ItemState.PROCESSING, filename=filename, size=len(data))
+    key = item(rt, item_id).storage_key
+    target = Path(unquote(urlsplit(rt.settings.effective_storage_url).path)) / key
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    return item_id
+
+
+def process(rt: Runtime, item_id: str) -> list[Step]:
+    """Probe the item and run the steps planned for it, as the chain would; returns the plan."""
+    planned = pipeline.probe_original(rt, item_id)
+    assert planned is not None, item(rt, item_id).reason
+    for step in planned:
+        getattr(pipeline, step.value)(rt, item_id)
+    return planned
+
+
+def derivatives(rt: Runtime, item_id: str) -> dict[str, Derivative]:
+    with rt.db.sessions() as session:
+        return {d.kind: d for d in session.scalars(select(Derivative).where(Derivative.item_id == item_id))}
+
+
+def created(rt: Runtime, item_id: str) -> list[dict[str, Any]]:
+    """The details of each `derivative.created` entry about the item, in order."""
+    with rt.db.sessions() as session:
+        rows = session.scalars(
+            select(CustodyEvent).where(CustodyEvent.item_id == item_id, CustodyEvent.action == "derivative.created")
+            .order_by(CustodyEvent.seq)
+        )
+        return [dict(row.details) for row in rows]
+
+
+def vault_path(rt: Runtime, key: str) -> Path:
+    return Path(unquote(urlsplit(rt.settings.effective_storage_url).path)) / key
+
+
+def check_recorded(rt: Runtime, item_id: str, kind: str) -> dict[str, Any]:
+    """The working copy is recorded once, with the ffmpeg that made it and its argv naming the
+    original (fenced: demuxer, whitelist, pixel limit), never a local path."""
+    made = derivatives(rt, item_id)[kind]
+    [details] = [d for d in created(rt, item_id) if d["kind"] == kind]
+    assert (details["sha256"], details["size"]) == (made.sha256, made.size)
+    method = details["method"]
+    assert method == made.method
+    assert method["tool"] == "ffmpeg" and method["version"] == resolve_ffmpeg().version
+    assert_inputs_fenced(method["argv"])
+    assert not any(str(rt.settings.data_path) in arg or "/tmp" in arg for arg in method["argv"]), method["argv"]
+    return method
+
+
+def run_again(rt: Runtime, item_id: str, steps: list[Step]) -> None:
+    """A redelivered task: every step again, twice; nothing new may be made or recorded."""
+    before = (sorted((d.kind, d.key, d.sha256) for d in derivatives(rt, item_id).values()), created(rt, item_id))
+    for _ in range(2):
+        for step in steps:
+            getattr(pipeline, step.value)(rt, item_id)
+    after = (sorted((d.kind, d.key, d.sha256) for d in derivatives(rt, item_id).values()), created(rt, item_id))
+    assert after == before
+    assert Counter(d["kind"] for d in after[1]).most_common(1)[0][1] == 1
+
+
+# -- images ---------------------------------------------------------------------------------------
+
+
+def sideways_jpeg(width: int, height: int, *, orientation: int, exif_extra: dict[int, Any] | None = None) -> bytes:
+    """A JPEG whose pixels are stored ``width`` x ``height``, blue with a red block in the stored
+    top-left corner, and EXIF saying how to turn it (as a phone held upright writes it)."""
+    picture = Image.new("RGB", (width, height), BLUE)
+    picture.paste(RED, (0, 0, width // 5, height // 5))
+    tags = Image.Exif()
+    tags[0x0112] = orientation
+    tags[0x010F] = "Police Issue Camera"
+    tags[0x0110] = "PIC-1"
+    tags.get_ifd(0x8769)[0x9003] = "2024:03:01 12:34:56"
+    tags.get_ifd(0x8769)[0x927C] = b"\x00\x01maker note: binary"
+    gps = tags.get_ifd(0x8825)
+    gps[1], gps[2], gps[3], gps[4] = "N", (51.0, 30.0, 2.64), "W", (0.0, 7.0, 28.65)
+    for tag, value in (exif_extra or {}).items():
+        tags[tag] = value
+    out = io.BytesIO()
+    picture.save(out, "JPEG", quality=95, exif=tags.tobytes())
+    return out.getvalue()
+
+
+def corner_colours(path: Path) -> dict[str, tuple[int, int, int]]:
+    with Image.open(path) as picture:
+        rgb = picture.convert("RGB")
+        w, h = rgb.size
+        at = {"top-left": (4, 4), "top-right": (w - 5, 4), "bottom-left": (4, h - 5), "bottom-right": (w - 5, h - 5)}
+        return {name: rgb.getpixel(xy) for name, xy in at.items()}  # type: ignore[misc]
+
+
+def reddish(colour: tuple[int, int, int]) -> bool:
+    return colour[0] > 200 and colour[2] < 60
+
+
+def test_a_sideways_photo_gets_an_upright_screen_sized_view_and_its_exif_listed(rt: Runtime, make_item: MakeItem) -> None:
+    # Stored 3000 x 2000 (landscape), Orientation 6: shown turned 90 degrees clockwise, portrait.
+    item_id = store_original(rt, make_item, sideways_jpeg(3000, 2000, orientation=6), "IMG_0001.jpg")
+    steps = process(rt, item_id)
+    assert steps == [Step.MAKE_VIEW, Step.MAKE_THUMBNAIL]
+    made = derivatives(rt, item_id)
+    assert set(made) == {"probe", "view", "thumbnail"}
+    view = made["view"]
+    assert view.content_type == "image/jpeg" and view.key.endswith(".jpg")
+    path = vault_path(rt, view.key)
+    with Image.open(path) as picture:
+        assert picture.format == "JPEG"
+        # Upright: 2000 x 3000 scaled to a long edge of 1920.
+        assert picture.size == (1280, VIEW_EDGE)
+        assert not picture.getexif() and "exif" not in picture.info  # nothing of the original's metadata
+    assert b"Exif\x00\x00" not in path.read_bytes() and b"Police Issue" not in path.read_bytes()
+    # The stored top-left corner, turned clockwise, is now the top-right one.
+    corners = corner_colours(path)
+    assert reddish(corners["top-right"]), corners
+    assert not any(reddish(corners[c]) for c in ("top-left", "bottom-left", "bottom-right")), corners
+
+    method = check_recorded(rt, item_id, "view")
+    argv = method["argv"]
+    assert "-autorotate" in argv and argv[argv.index("-map_metadata") + 1] == "-1"
+    assert argv[-2:] == ["view.jpg", "-y"]
+    assert method["exif_orientation"] == 6
+
+    tags = item(rt, item_id).media["exif"]
+    assert tags["Make"] == "Police Issue Camera" and tags["Model"] == "PIC-1"
+    assert tags["Orientation"] == "6" and tags["DateTimeOriginal"] == "2024:03:01 12:34:56"
+    assert tags["GPSPosition"] == "51.500733, -0.124625"
+    assert "MakerNote" not in tags  # binary
+    assert all(isinstance(v, str) and len(v) <= 200 for v in tags.values()) and len(tags) <= 100
+    run_again(rt, item_id, steps)
+
+
+@pytest.mark.parametrize(("orientation", "size", "red_at"), [
+    (1, (300, 200), "top-left"),
+    (3, (300, 200), "bottom-right"),  # upside down
+    (8, (200, 300), "bottom-left"),  # turned anticlockwise
+    (2, (300, 200), "top-right"),  # mirrored
+])
+def test_every_orientation_is_applied_and_small_images_are_not_enlarged(
+    rt: Runtime, make_item: MakeItem, orientation: int, size: tuple[int, int], red_at: str,
+) -> None:
+    item_id = store_original(rt, make_item, sideways_jpeg(300, 200, orientation=orientation), "small.jpg")
+    process(rt, item_id)
+    path = vault_path(rt, derivatives(rt, item_id)["view"].key)
+    with Image.open(path) as picture:
+        assert picture.size == size
+    corners = corner_colours(path)
+    assert [name for name, colour in corners.items() if reddish(colour)] == [red_at], corners
+
+
+def test_a_hostile_exif_block_is_left_out_and_the_view_is_still_made(rt: Runtime, make_item: MakeItem) -> None:
+    data = bytearray(sideways_jpeg(400, 300, orientation=6))
+    at = data.index(b"Exif\x00\x00") + 6
+    # The directory's entry count and offsets made nonsense: 0xFFFF entries, pointers past the end.
+    data[at + 8 : at + 10] = b"\xff\xff"
+    data[at + 10 : at + 40] = b"\xff" * 30
+    item_id = store_original(rt, make_item, bytes(data), "corrupt-exif.jpg")
+    process(rt, item_id)
+    found = item(rt, item_id)
+    assert found.state == ItemState.PROCESSING and found.reason is None  # not failed by its metadata
+    assert isinstance(found.media["exif"], dict)
+    assert all(isinstance(v, str) and len(v) <= 200 for v in found.media["exif"].values())
+    assert "view" in derivatives(rt, item_id)
+
+
+def test_a_png_without_exif_gets_a_jpeg_view_and_an_empty_list(rt: Runtime, make_item: MakeItem) -> None:
+    picture = Image.new("RGBA", (2400, 600), (0, 128, 0, 255))
+    out = io.BytesIO()
+    picture.save(out, "PNG")
+    item_id = store_original(rt, make_item, out.getvalue(), "screenshot.png")
+    process(rt, item_id)
+    assert item(rt, item_id).media["exif"] == {}
+    with Image.open(vault_path(rt, derivatives(rt, item_id)["view"].key)) as view:
+        assert (view.format, view.size) == ("JPEG", (VIEW_EDGE, 480))
+
+
+# -- audio ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "channels"), [("surround_wav", 2), ("mono_mp3", 1), ("aac_m4a", 2)])
+def test_audio_gets_aac_in_mp4_of_the_same_length(rt: Runtime, make_item: MakeItem, name: str, channels: int) -> None:
+    source = library().path(name)
+    item_id = store_original(rt, make_item, source.read_bytes(), source.name)
+    steps = process(rt, item_id)
+    assert steps == [Step.MAKE_AUDIO, Step.VALIDATE_MEDIA]
+    assert item(rt, item_id).kind == "audio"
+    made = derivatives(rt, item_id)["audio"]
+    assert made.content_type == "audio/mp4" and made.key.endswith(".m4a")
+    path = vault_path(rt, made.key)
+    data = probe(str(path))
+    summary = summarise(data)
+    [stream] = data["streams"]
+    assert (summary["container"], stream["codec_name"], stream["channels"]) == ("mp4", "aac", channels)
+    original = summarise(probe(str(source)))["duration"]
+    assert abs(summary["duration"] - original) < 0.1, (summary["duration"], original)
+    boxes = top_level_boxes(path)
+    assert boxes.index(b"moov") < boxes.index(b"mdat")  # +faststart: plays while it downloads
+    method = check_recorded(rt, item_id, "audio")
+    assert method["argv"][method["argv"].index("-c:a") + 1] == "aac"
+    run_again(rt, item_id, steps)
+
+
+def test_a_view_method_is_json_as_recorded(rt: Runtime, make_item: MakeItem) -> None:
+    item_id = store_original(rt, make_item, sideways_jpeg(64, 48, orientation=1), "tiny.jpg")
+    process(rt, item_id)
+    method = derivatives(rt, item_id)["view"].method
+    assert json.loads(json.dumps(method)) == method
