@@ -26,7 +26,7 @@ from evidence.models import Derivative, DerivativeKind, Item, ItemState
 from evidence.runtime import Runtime
 from evidence.uploads.client_hash import NO_CLIENT_HASH
 from evidence.vault import ObjectExists, VaultError
-from transcode import archive, budget, exif, fence, ffmpeg, formats, probe, probe_child, recognise, sniff
+from transcode import archive, budget, exif, fence, ffmpeg, formats, probe, probe_child, recognise, sniff, textcopy
 from transcode.errors import NOT_THE_STEPS, MediaFailure, describe
 from transcode.failing import actor as _actor
 from transcode.failing import fail
@@ -56,6 +56,7 @@ PLAN: dict[str, list[Step]] = {
     "image": [Step.MAKE_VIEW, Step.MAKE_THUMBNAIL],
     "archive": [Step.MAKE_MANIFEST],
     "pdf": [Step.MAKE_PAGES],
+    "text": [Step.MAKE_TEXT],
     "other": [],
 }
 
@@ -599,6 +600,27 @@ def make_audio(rt: Runtime, item_id: str) -> None:
             _store_derivative(rt, item_id, DerivativeKind.AUDIO, out, "audio.m4a", "audio/mp4", method)
 
     _media_step(rt, item_id, audio, "making the audio working copy")
+
+
+def make_text(rt: Runtime, item_id: str) -> None:
+    """A text file's first bytes (``text_copy_bytes``) as UTF-8, for the reviewer to read."""
+
+    def text(item: Item) -> None:
+        if _has(rt, item_id, DerivativeKind.TEXT):
+            return
+        head = _read(rt, item, 0, rt.settings.text_copy_bytes)
+        encoding = textcopy.encoding_of(head)
+        if encoding is None:  # only if text_copy_bytes is below textcopy.LOOK and the bytes past it are binary
+            log.warning("item %s: its first %d bytes are not text; no text working copy", item_id, len(head))
+            return
+        copy = textcopy.make_copy(head, item.size, encoding)
+        with _workdir(rt) as work:
+            out = work / "text.txt"
+            out.write_bytes(copy.text)
+            _store_derivative(rt, item_id, DerivativeKind.TEXT, out, "text.txt", "text/plain; charset=utf-8",
+                              textcopy.method(copy, _our_version()))
+
+    _media_step(rt, item_id, text, "making the text working copy")
 
 
 def make_manifest(rt: Runtime, item_id: str) -> None:

@@ -8,8 +8,9 @@ The rules, in order:
 3. A format that may not be opened (a recipe naming other files, or one off the allow-list) is
    kept as it is: kind ``other``, with a warning saying why, and no working copies.
 4. A picture over the pixel limits fails (the probe refused it before decoding).
-5. A file nothing can read is ``other``; but one named like media fails (an officer expects
-   footage), unless it is a text list of other files or locations, which is rule 3 again.
+5. A file nothing can read is ``text`` when its first bytes are text (:mod:`transcode.textcopy`),
+   else ``other``; but one named like media fails (an officer expects footage), unless it is a
+   text list of other files or locations, which is rule 3 again.
 6. Media is classified from its probe and keeps the demuxer that opened it.
 """
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from transcode import formats, imagesize, probe, recipes
+from transcode import formats, imagesize, probe, recipes, textcopy
 from transcode.probe_child import Outcome
 
 # Files named like media that cannot be read as media are failed, not filed as "other".
@@ -94,7 +95,7 @@ def after_probe(
             if recipes.names_other_files(head):
                 return Verdict(kind="other", warnings=[formats.no_working_copy(LIST_OF_LOCATIONS, refers=True)])
             return Verdict(failure=outcome.error or "not readable as media: no demuxer recognises it")
-        return Verdict(kind="other")
+        return Verdict(kind="text" if textcopy.encoding_of(head) else "other")
     kind = probe.classify(head, found)
     summary = probe.summarise(found)
     limit = bounds.max_image_pixels if kind == "image" else bounds.max_video_pixels

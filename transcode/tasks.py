@@ -189,6 +189,11 @@ def make_audio(self: ItemTask, item_id: str) -> None:
 
 
 @step()
+def make_text(self: ItemTask, item_id: str) -> None:
+    pipeline.make_text(self.runtime(), item_id)
+
+
+@step()
 def finish_item(self: ItemTask, item_id: str) -> None:
     pipeline.finish_item(self.runtime(), item_id)
 

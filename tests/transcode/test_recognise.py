@@ -43,7 +43,8 @@ def test_a_refused_format_is_kept_with_its_warning_whatever_its_name() -> None:
 
 def test_unreadable_files() -> None:
     notes = b"Officer's notes.\n" * 20
-    assert verdict(notes, ".txt", Outcome()) == Verdict(kind="other")  # not media, not named as media
+    assert verdict(notes, ".txt", Outcome()) == Verdict(kind="text")  # not media, not named as media: text
+    assert verdict(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504), ".doc", Outcome()) == Verdict(kind="other")  # OLE
     assert verdict(notes, ".mp4", Outcome()) == Verdict(failure="not readable as media: no demuxer recognises it")
     cut = Outcome(demuxer="mov", error="not readable as media: moov atom not found")
     assert verdict(MP4_HEAD, ".mov", cut) == Verdict(failure="not readable as media: moov atom not found")

@@ -238,3 +238,72 @@ def test_a_view_method_is_json_as_recorded(rt: Runtime, make_item: MakeItem) -> 
     process(rt, item_id)
     method = derivatives(rt, item_id)["view"].method
     assert json.loads(json.dumps(method)) == method
+
+
+# -- text -----------------------------------------------------------------------------------------
+
+STATEMENT = "Witness statement of Zoë Ångström — 1 March 2024.\nI saw the car at 12:34.\n"
+
+
+@pytest.mark.parametrize(("data", "encoding", "bom"), [
+    (STATEMENT.encode(), "utf-8", False),
+    (b"\xef\xbb\xbf" + STATEMENT.encode(), "utf-8", True),
+    (b"\xff\xfe" + STATEMENT.encode("utf-16-le"), "utf-16-le", True),
+    (b"\xfe\xff" + STATEMENT.encode("utf-16-be"), "utf-16-be", True),
+])
+def test_a_text_file_gets_its_text_as_utf8(rt: Runtime, make_item: MakeItem, data: bytes, encoding: str, bom: bool) -> None:
+    item_id = store_original(rt, make_item, data, "statement.txt")
+    steps = process(rt, item_id)
+    assert (item(rt, item_id).kind, steps) == ("text", [Step.MAKE_TEXT])
+    made = derivatives(rt, item_id)
+    assert set(made) == {"text"}  # no probe.json: nothing could read it as media
+    copy = made["text"]
+    assert copy.content_type == "text/plain; charset=utf-8"
+    assert vault_path(rt, copy.key).read_bytes().decode("utf-8") == STATEMENT
+    [details] = created(rt, item_id)
+    assert details["kind"] == "text" and details["method"] == copy.method
+    assert copy.method["tool"] == "transcode.textcopy"
+    assert (copy.method["encoding"], copy.method["byte_order_mark"], copy.method["cut"]) == (encoding, bom, None)
+    assert (copy.method["bytes_used"], copy.method["original_size"]) == (len(data), len(data))
+    assert copy.method["replacement_characters"] == 0
+    run_again(rt, item_id, steps)
+
+
+def test_a_long_text_is_cut_whole_characters_and_bad_bytes_replaced(
+    rt: Runtime, make_item: MakeItem, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(rt, "settings", rt.settings.model_copy(update={"text_copy_bytes": 1024}))
+    # 1023 ASCII bytes then "é" (two bytes) across the cut; one byte of a legacy code page early on.
+    data = b"Caf\xe9 notes\n" + b"x" * (1023 - 11) + "é".encode() + b" and more\n" * 500
+    item_id = store_original(rt, make_item, data, "log.txt")
+    process(rt, item_id)
+    copy = derivatives(rt, item_id)["text"]
+    text = vault_path(rt, copy.key).read_bytes().decode("utf-8")
+    assert text == "Caf\ufffd notes\n" + "x" * (1023 - 11)  # the half "é" left out, not garbled
+    assert copy.method["cut"] == f"at byte 1,023 of {len(data):,}" and copy.method["bytes_used"] == 1023
+    assert copy.method["replacement_characters"] == 1
+
+
+@pytest.mark.parametrize(("data", "name"), [
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(4096), "report.doc"),  # an OLE (Word 97) document
+    (b"SQLite format 3\x00" + bytes(4096), "msgstore.db"),
+    (bytes(range(256)) * 16, "blob.bin"),
+])
+def test_binary_files_and_old_office_documents_get_no_text_copy(
+    rt: Runtime, make_item: MakeItem, data: bytes, name: str,
+) -> None:
+    item_id = store_original(rt, make_item, data, name)
+    assert process(rt, item_id) == []
+    assert item(rt, item_id).kind == "other" and derivatives(rt, item_id) == {}
+
+
+def test_a_docx_is_an_archive_not_text(rt: Runtime, make_item: MakeItem) -> None:
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as docx:
+        docx.writestr("[Content_Types].xml", "<Types/>")
+        docx.writestr("word/document.xml", "<w:document>Statement</w:document>")
+    item_id = store_original(rt, make_item, out.getvalue(), "statement.docx")
+    planned = pipeline.probe_original(rt, item_id)
+    assert item(rt, item_id).kind == "archive" and planned is not None and Step.MAKE_TEXT not in planned
