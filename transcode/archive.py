@@ -21,7 +21,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 MiB = 1024 * 1024
 TiB = 1024 * 1024 * MiB
@@ -130,19 +130,8 @@ def build_manifest(
     corrupt. Problems confined to one entry (encrypted, unsupported method, bad CRC, truncated data)
     are recorded on the entry and in ``warnings``. I/O errors of ``file`` itself propagate unchanged.
     """
-    size = file.seek(0, 2)
-    declared_entries = _declared_entry_count(file, size)
-    if declared_entries > limits.max_entries:
-        raise ArchiveRefused(
-            f"archive declares {declared_entries:,} entries, more than the limit of {limits.max_entries:,}"
-        )
-    try:
-        archive = zipfile.ZipFile(file)
-    except (zipfile.BadZipFile, EOFError, struct.error, UnicodeDecodeError, ValueError) as exc:
-        raise ArchiveError(f"corrupt ZIP archive: {exc}") from None
+    archive, infos, size = _opened(file, limits)
     with archive:
-        infos = archive.infolist()
-        _check_declared(infos, size, archive.start_dir, limits)
         entries, warnings, hashed = _hash_entries(file, infos, size, limits, progress)
         comment = _text(archive.comment, utf8=False)
     if progress is not None:
@@ -171,6 +160,81 @@ def build_manifest(
         },
         "warnings": warnings,
     }
+
+
+def _opened(file: Source, limits: Limits) -> tuple[zipfile.ZipFile, list[zipfile.ZipInfo], int]:
+    """The archive's directory, once what it declares has been checked against ``limits``."""
+    size = file.seek(0, 2)
+    declared_entries = _declared_entry_count(file, size)
+    if declared_entries > limits.max_entries:
+        raise ArchiveRefused(
+            f"archive declares {declared_entries:,} entries, more than the limit of {limits.max_entries:,}"
+        )
+    try:
+        archive = zipfile.ZipFile(file)
+    except (zipfile.BadZipFile, EOFError, struct.error, UnicodeDecodeError, ValueError) as exc:
+        raise ArchiveError(f"corrupt ZIP archive: {exc}") from None
+    infos = archive.infolist()
+    try:
+        _check_declared(infos, size, archive.start_dir, limits)
+    except ArchiveError:
+        archive.close()
+        raise
+    return archive, infos, size
+
+
+class EntryUnreadable(ArchiveError):
+    """This entry cannot be read (encrypted, an unsupported method, corrupt); the others can."""
+
+
+class Reader:
+    """The entries of an archive read one at a time, as the manifest hashed them: every
+    decompression call bounded, the bytes produced counted against the declared size, the
+    CRC-32 checked, and the archive's declarations checked against ``limits`` first. For the
+    working copies made of what an archive holds; nothing is extracted but to the ``out`` given.
+    """
+
+    def __init__(self, file: Source, limits: Limits = Limits()) -> None:
+        self._file = file
+        self._archive, self._infos, self._size = _opened(file, limits)
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._archive.close()
+
+    def head(self, index: int, path: str, length: int) -> bytes:
+        """The first ``length`` bytes (at most) of entry ``index`` of the manifest, named ``path``."""
+        info = self._entry(index, path)
+        out = b""
+        try:
+            for chunk in _checked(self._file, info, self._size):
+                out += chunk[: length - len(out)]
+                if len(out) >= length:
+                    break
+        except _EntryProblem as exc:
+            raise EntryUnreadable(str(exc)) from None
+        return out
+
+    def extract(self, index: int, path: str, out: BinaryIO) -> tuple[str, int]:
+        """Write entry ``index`` (named ``path``) to ``out``: (its SHA-256, its size)."""
+        info = self._entry(index, path)
+        digest = hashlib.sha256()
+        produced = 0
+        try:
+            for chunk in _checked(self._file, info, self._size):
+                out.write(chunk)
+                digest.update(chunk)
+                produced += len(chunk)
+        except _EntryProblem as exc:
+            raise EntryUnreadable(str(exc)) from None
+        return digest.hexdigest(), produced
+
+    def _entry(self, index: int, path: str) -> zipfile.ZipInfo:
+        if not 0 <= index < len(self._infos) or self._infos[index].orig_filename != path:
+            raise ArchiveError(f"the archive has no entry {index} named {path!r}: not the archive its manifest lists")
+        return self._infos[index]
 
 
 def manifest_json(manifest: dict[str, Any]) -> bytes:
@@ -295,6 +359,22 @@ def _hash_entries(
 def _hash_entry(
     file: Source, info: zipfile.ZipInfo, size: int, step: Callable[[int], None]
 ) -> tuple[str, int, bytes]:
+    digest = hashlib.sha256()
+    produced = 0
+    head = b""
+    for chunk in _checked(file, info, size):
+        produced += len(chunk)
+        if len(head) < _HEAD:
+            head += chunk[: _HEAD - len(head)]
+        digest.update(chunk)
+        step(produced)
+    return digest.hexdigest(), produced, head
+
+
+def _checked(file: Source, info: zipfile.ZipInfo, size: int) -> Iterator[bytes]:
+    """The entry's bytes, at most ``BLOCK`` at a time, each counted against the size its header
+    declares as it comes (ArchiveRefused past it); at the end its size and CRC-32 are checked.
+    _EntryProblem for an entry that cannot be read."""
     if info.flag_bits & 0x1:
         raise _EntryProblem("encrypted entry: not decrypted, so not hashed")
     if info.flag_bits & 0x40:
@@ -305,10 +385,8 @@ def _hash_entry(
     if method not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA):
         raise _EntryProblem(f"compression method {method} ({METHODS.get(method, 'unknown')}) is not supported")
     start = _data_start(file, info, size)
-    digest = hashlib.sha256()
     crc = 0
     produced = 0
-    head = b""
     try:
         for chunk in _decompressed(_raw(file, start, info.compress_size), info.compress_type):
             produced += len(chunk)
@@ -317,11 +395,8 @@ def _hash_entry(
                     f"entry {info.orig_filename!r} expands beyond the {info.file_size:,} bytes its header "
                     "declares (zip bomb?)"
                 )
-            if len(head) < _HEAD:
-                head += chunk[: _HEAD - len(head)]
-            digest.update(chunk)
             crc = zlib.crc32(chunk, crc)
-            step(produced)
+            yield chunk
     except (zlib.error, lzma.LZMAError, EOFError) as exc:
         raise _EntryProblem(f"corrupt compressed data: {exc or type(exc).__name__}") from None
     if produced != info.file_size:
@@ -330,7 +405,6 @@ def _hash_entry(
         raise _EntryProblem(
             f"CRC-32 mismatch: the data gives {crc:08x}, the archive records {info.CRC:08x} (corrupt entry)"
         )
-    return digest.hexdigest(), produced, head
 
 
 def _data_start(file: Source, info: zipfile.ZipInfo, size: int) -> int:

@@ -54,7 +54,7 @@ PLAN: dict[str, list[Step]] = {
     # The working copy first, as for video: it is what the reviewer waits for.
     "audio": [Step.MAKE_AUDIO, Step.VALIDATE_MEDIA],
     "image": [Step.MAKE_VIEW, Step.MAKE_THUMBNAIL],
-    "archive": [Step.MAKE_MANIFEST],
+    "archive": [Step.MAKE_MANIFEST, Step.MAKE_PREVIEWS],
     "pdf": [Step.MAKE_PAGES],
     "text": [Step.MAKE_TEXT],
     "other": [],
@@ -647,6 +647,21 @@ def make_manifest(rt: Runtime, item_id: str) -> None:
                 row.warnings = [*row.warnings, *[w for w in warnings if w not in row.warnings]]
 
     _media_step(rt, item_id, manifest, "listing the archive")
+
+
+def make_previews(rt: Runtime, item_id: str) -> None:
+    """Previews of the images and videos a ZIP holds, from its manifest (:mod:`transcode.previews`)."""
+
+    def previews(item: Item) -> None:
+        manifest = _derivative(rt, item_id, DerivativeKind.MANIFEST)
+        if manifest is None or _has(rt, item_id, DerivativeKind.PREVIEWS):
+            return
+        # Imported here: transcode.previews builds on this module's helpers.
+        from transcode import previews as contents
+
+        contents.make(rt, item, manifest)
+
+    _media_step(rt, item_id, previews, "making previews of the archive's contents")
 
 
 def _our_version() -> str:

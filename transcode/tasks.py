@@ -194,6 +194,11 @@ def make_text(self: ItemTask, item_id: str) -> None:
 
 
 @step()
+def make_previews(self: ItemTask, item_id: str) -> None:
+    pipeline.make_previews(self.runtime(), item_id)
+
+
+@step()
 def finish_item(self: ItemTask, item_id: str) -> None:
     pipeline.finish_item(self.runtime(), item_id)
 

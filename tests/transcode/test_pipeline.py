@@ -347,7 +347,10 @@ def test_cctv_phone_clip_and_extraction_end_ready_and_verified(embedded: Server,
 
     item = items[extraction.name]
     assert item["kind"] == "archive"
-    assert [d["kind"] for d in item["derivatives"]] == ["manifest"]
+    # Previews too: an empty list, as the one ".jpg" holds no picture (looked at by its bytes).
+    assert [d["kind"] for d in item["derivatives"]] == ["manifest", "previews"]
+    index = json.loads(download(embedded, officer, item["id"], "previews", tmp_path / "previews.json").read_bytes())
+    assert (index["previews"], index["skipped"]) == ([], [])
     manifest = json.loads(download(embedded, officer, item["id"], "manifest", tmp_path / "manifest.json").read_bytes())
     listed = {entry["path"]: entry for entry in manifest["entries"]}
     assert list(listed) == [name for name, _ in EXTRACTION]
