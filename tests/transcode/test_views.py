@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -298,8 +299,6 @@ def test_binary_files_and_old_office_documents_get_no_text_copy(
 
 
 def test_a_docx_is_an_archive_not_text(rt: Runtime, make_item: MakeItem) -> None:
-    import zipfile
-
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as docx:
         docx.writestr("[Content_Types].xml", "<Types/>")
@@ -307,3 +306,50 @@ def test_a_docx_is_an_archive_not_text(rt: Runtime, make_item: MakeItem) -> None
     item_id = store_original(rt, make_item, out.getvalue(), "statement.docx")
     planned = pipeline.probe_original(rt, item_id)
     assert item(rt, item_id).kind == "archive" and planned is not None and Step.MAKE_TEXT not in planned
+
+
+# -- end to end -----------------------------------------------------------------------------------
+
+
+def test_a_photo_a_recording_a_statement_and_an_extraction_reach_ready_through_a_real_server(tmp_path: Path) -> None:
+    """Uploaded with `evidence upload` to `evidence serve` and its embedded worker: each reaches
+    `ready` with its working copy, recorded once, and served back by the API."""
+    from tests.transcode.test_pipeline import api, assert_custody, download, start_server, upload, wait_settled
+
+    folder = tmp_path / "exhibits"
+    folder.mkdir()
+    photo, recording = folder / "IMG_0001.jpg", folder / "interview.wav"
+    statement, extraction = folder / "statement.txt", folder / "handset.zip"
+    photo.write_bytes(sideways_jpeg(3000, 2000, orientation=6))
+    recording.write_bytes(library().path("surround_wav").read_bytes())
+    statement.write_bytes(("\ufeff" + STATEMENT).encode())
+    with zipfile.ZipFile(extraction, "w") as archive:
+        archive.writestr("DCIM/IMG_0002.jpg", sideways_jpeg(400, 300, orientation=1))
+        archive.writestr("Movies/clip.mp4", library().path("h264_aac_mp4").read_bytes())
+    server = start_server(tmp_path / "server", {"EVIDENCE_EMBEDDED_WORKER": "true"})
+    try:
+        token, case = server.token(), server.case("OP-EXHIBITS")
+        upload(server, token, case, photo, recording, statement, extraction)
+        items = wait_settled(server, token, case, 4, timeout=120)
+        expected = {photo.name: ("image", {"probe", "view", "thumbnail"}), recording.name: ("audio", {"probe", "audio"}),
+                    statement.name: ("text", {"text"}), extraction.name: ("archive", {"manifest", "previews"})}
+        for name, (kind, kinds) in expected.items():
+            shown = items[name]
+            assert (shown["state"], shown["kind"], shown["reason"]) == ("ready", kind, None), (name, shown)
+            assert {d["kind"] for d in shown["derivatives"]} == kinds, name
+            assert_custody(server, shown)
+        assert items[photo.name]["media"]["exif"]["Make"] == "Police Issue Camera"
+        view = download(server, token, items[photo.name]["id"], "view", tmp_path / "view.jpg")
+        with Image.open(view) as picture:
+            assert picture.size == (1280, 1920)
+        audio = download(server, token, items[recording.name]["id"], "audio", tmp_path / "audio.m4a")
+        assert summarise(probe(str(audio)))["audio_codec"] == "aac"
+        text = download(server, token, items[statement.name]["id"], "text", tmp_path / "text.txt")
+        assert text.read_text("utf-8") == STATEMENT
+        index = download(server, token, items[extraction.name]["id"], "previews", tmp_path / "previews.json")
+        listed = json.loads(index.read_bytes())
+        assert [(p["path"], p["kind"]) for p in listed["previews"]] == [("DCIM/IMG_0002.jpg", "image"),
+                                                                        ("Movies/clip.mp4", "video")]
+        assert api(server, token, f"/api/v1/items/{items[extraction.name]['id']}")["state"] == "ready"
+    finally:
+        server.stop()
