@@ -210,7 +210,7 @@ def test_bombs_fail_plainly_and_everything_settles(embedded: Server, tmp_path: P
             f"no working copy: the file is an SVG image (SVG can load other files), {REFUSED}"
         ]
     assert items["frame%03d.jpg"]["state"] == "ready" and items["frame%03d.jpg"]["kind"] == "image"
-    assert {d["kind"] for d in items["frame%03d.jpg"]["derivatives"]} == {"probe", "thumbnail"}
+    assert {d["kind"] for d in items["frame%03d.jpg"]["derivatives"]} == {"probe", "view", "thumbnail"}
     after = items["after the bombs.avi"]
     assert after["state"] == "ready" and {d["kind"] for d in after["derivatives"]} >= {"proxy", "poster", "probe"}
     # ZIP first: an archive (listed, or refused as unreadable); MP4 first: its own video.
