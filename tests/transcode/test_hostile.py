@@ -300,7 +300,7 @@ def test_memory_and_cpu_bounds_stop_their_item_only(tmp_path: Path) -> None:
         [row] = query(server, "SELECT cpu_seconds FROM items WHERE id = :id", id=uploaded[clip.name][0])
         assert 1 <= row["cpu_seconds"] < 1.06 + 4  # the budget, at most its last second and the grace beyond
         assert items[photo.name]["state"] == "ready"  # the worker, and the next item, carry on
-        assert {d["kind"] for d in items[photo.name]["derivatives"]} == {"probe", "thumbnail"}
+        assert {d["kind"] for d in items[photo.name]["derivatives"]} == {"probe", "view", "thumbnail"}
         failed = [e for e in events(server) if e["action"] == "item.failed"]
         assert sorted(e["details"]["reason"] for e in failed) == sorted(
             items[name]["reason"] for name in (bomb.name, clip.name)
