@@ -13,6 +13,8 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from evidence.http.reviewer.copies import Entry
+
 # Pages carry their only style inline; the policy allows nothing from anywhere else.
 CSP = ("default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -33,6 +35,43 @@ class Exhibit:
     proxy_type: str
     has_contact_sheet: bool
     has_poster: bool
+    # What else it has to show (evidence/http/reviewer/exhibits.py), by which working copies exist.
+    kind: str | None = None  # what the pipeline found: video, audio, image, pdf, archive, ...
+    has_view: bool = False  # an image at screen size
+    exif: tuple[tuple[str, str], ...] = ()
+    audio_type: str = ""  # the audio working copy's content type, if there is one
+    text: str | None = None  # the head of the text working copy
+    text_more: bool = False  # the text working copy holds more than ``text``
+    pages: int = 0  # a PDF's pages rendered as images...
+    page_count: int = 0  # ...of this many
+    entries: int | None = None  # an archive's entries, where its manifest was read
+    files: int = 0
+    previews: int = 0  # working copies of the images and videos inside the archive
+    office: bool = False  # the archive is an office document's package (a .docx, an .odt)
+
+    @property
+    def name(self) -> str:
+        return self.exhibit or self.filename
+
+    @property
+    def processing(self) -> bool:
+        return self.state in ("uploading", "received", "processing")
+
+    @property
+    def previewed(self) -> bool:
+        """Whether it has a working copy a person can look at or listen to (an office
+        document's parts listed are no preview of the document)."""
+        return bool(self.has_proxy or self.has_contact_sheet or self.has_view or self.pages or self.text is not None
+                    or self.audio_type or (self.entries is not None and not self.office))
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One entry of an archive's contents page, with its preview if it has one."""
+
+    entry: Entry
+    preview: str | None = None  # "image" or "video"
+    skipped: str | None = None  # why a media entry has no preview
 
 
 def human_size(size: int) -> str:
@@ -86,3 +125,15 @@ def passcode_form(action: str, message: str | None = None) -> str:
 def shared_page(case_ref: str, base: str, exhibits: Sequence[Exhibit], download: bool, expires: str) -> str:
     return _render("shared.html", case_ref=case_ref, base=base, exhibits=exhibits, download=download,
                    expires=expires, hash_labels=HASH_LABELS)
+
+
+def document_page(case_ref: str, base: str, exhibit: Exhibit, number: int) -> str:
+    """One rendered page of a PDF, with the way to the others (no script: links and a form)."""
+    return _render("document.html", case_ref=case_ref, base=base, ex=exhibit, number=number)
+
+
+def contents_page(case_ref: str, base: str, exhibit: Exhibit, listed: Sequence[Listed], number: int,
+                  pages: int, first: int) -> str:
+    """One page of an archive's contents: ``listed`` are its entries from ``first`` (from 1)."""
+    return _render("contents.html", case_ref=case_ref, base=base, ex=exhibit, listed=listed, number=number,
+                   pages=pages, first=first)

@@ -17,7 +17,8 @@ from sqlalchemy import select
 from evidence.custody.report import export
 from evidence.http.deps import link_gate
 from evidence.http.ranges import content_disposition
-from evidence.http.reviewer import pages
+from evidence.http.reviewer import copies, pages
+from evidence.http.reviewer.exhibits import exhibit_of, listing, part_of
 from evidence.http.streaming import answer_without_reading, handoff_prefix, stream_object
 from evidence.links.gate import COOKIE, Access, Client, Denied, Gate, PasscodeRequired, TooMany
 from evidence.links.sharing import link_actor
@@ -25,9 +26,16 @@ from evidence.models import Derivative, DerivativeKind, Item, ItemState, Link
 
 router = APIRouter(prefix="/s", include_in_schema=False)
 # URL name -> derivative kind shown to reviewers (never the HLS folder, probe or manifest).
-MEDIA = {"proxy": DerivativeKind.PROXY, "poster": DerivativeKind.POSTER, "contact-sheet": DerivativeKind.CONTACT_SHEET}
+MEDIA = {"proxy": DerivativeKind.PROXY, "poster": DerivativeKind.POSTER, "contact-sheet": DerivativeKind.CONTACT_SHEET,
+         "view": DerivativeKind.VIEW, "audio": DerivativeKind.AUDIO, "text": DerivativeKind.TEXT}
+# URL name -> the index of a working copy made of many objects, each served on its own.
+PARTS = {"pages": DerivativeKind.PAGES, "previews": DerivativeKind.PREVIEWS}
 _COMMON = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff",
            "X-Robots-Tag": "noindex, nofollow", "X-Frame-Options": "DENY"}
+# A text working copy is a file's own words: opened on its own it is plain text, in a sandbox
+# that may load or run nothing, whatever it says.
+TEXT_TYPE = "text/plain; charset=utf-8"
+_TEXT = {**_COMMON, "Content-Security-Policy": "sandbox; default-src 'none'"}
 
 
 def _client(request: Request) -> Client:
@@ -96,15 +104,8 @@ def _exhibits(gate: Gate, link: Link) -> list[pages.Exhibit]:
         made: dict[str, dict[str, Derivative]] = {}
         for d in session.scalars(select(Derivative).where(Derivative.item_id.in_([i.id for i in items]))):
             made.setdefault(d.item_id, {})[d.kind] = d
-    exhibits = []
-    for i in items:
-        kinds = made.get(i.id, {})
-        proxy = kinds.get(DerivativeKind.PROXY)
-        exhibits.append(pages.Exhibit(
-            i.id, i.filename, i.exhibit, i.size, dict(i.hashes or {}), i.state, proxy is not None,
-            proxy.content_type if proxy else "", DerivativeKind.CONTACT_SHEET in kinds, DerivativeKind.POSTER in kinds,
-        ))
-    return exhibits
+    return [exhibit_of(gate.rt.vault, i, made.get(i.id, {})) for i in items]
+
 
 
 @router.post("/{token}")
@@ -163,6 +164,50 @@ def report(token: str, item_id: str, request: Request) -> Response:
     return _with_cookie(Response(data, media_type="text/html; charset=utf-8", headers=headers), request, token, access)
 
 
+@router.api_route("/{token}/items/{item_id}/document", methods=["GET", "HEAD"])
+def document(token: str, item_id: str, request: Request) -> Response:
+    """A PDF's rendered pages, one at a time (?page=K), with links to the others."""
+    return _item_page(token, item_id, request, DerivativeKind.PAGES)
+
+
+@router.api_route("/{token}/items/{item_id}/contents", methods=["GET", "HEAD"])
+def contents(token: str, item_id: str, request: Request) -> Response:
+    """An archive's manifest, copies.PER_PAGE entries a page (?page=K), with the previews made
+    of the images and videos in it."""
+    return _item_page(token, item_id, request, DerivativeKind.MANIFEST)
+
+
+def _item_page(token: str, item_id: str, request: Request, needs: str) -> Response:
+    gate, client = link_gate(request), _client(request)
+    head = request.method == "HEAD"
+    try:
+        access = gate.check(token, client, item_id, head=head, copy=needs)
+    except PasscodeRequired:
+        return _html(pages.passcode_form(f"/s/{token}"))
+    except (Denied, TooMany) as error:
+        return _refused(error)
+    if access.item is None or access.copy is None:
+        return _refused(Denied(404, "no such page"))
+    with gate.rt.db.sessions() as session:
+        made = {d.kind: d for d in session.scalars(select(Derivative).where(Derivative.item_id == access.item.id))}
+    exhibit, base, raw = exhibit_of(gate.rt.vault, access.item, made), f"/s/{token}", request.query_params.get("page")
+    body: str | None = None
+    if needs == DerivativeKind.PAGES and exhibit.pages:
+        number = copies.page_number(raw, exhibit.pages)
+        if number is not None:
+            body = pages.document_page(access.case_ref, base, exhibit, number)
+    elif needs == DerivativeKind.MANIFEST:
+        found = listing(gate.rt.vault, access.copy, made.get(DerivativeKind.PREVIEWS), raw)
+        if found is not None:
+            body = pages.contents_page(access.case_ref, base, exhibit, found.listed, found.number, found.pages,
+                                       found.first)
+    if body is None:
+        return _refused(Denied(404, "no such page"))
+    if not head:
+        gate.record(access, client, "page")
+    return _with_cookie(_html(body), request, token, access)
+
+
 @router.api_route("/{token}/items/{item_id}/{name}", methods=["GET", "HEAD"])
 async def working_copy(token: str, item_id: str, name: str, request: Request) -> Response:
     """A player's Range requests come by the hundred. One of a view session whose link this
@@ -189,8 +234,8 @@ async def _quick_view(token: str, item_id: str, kind: str, request: Request) -> 
     found = access.copy if access is not None else None
     if access is None or found is None:
         return None
-    answered = answer_without_reading(request, _COMMON, found.key, found.size, found.content_type, found.sha256,
-                                      None, _handoff(gate))
+    answered = answer_without_reading(request, _headers_of(found), found.key, found.size, _type_of(found),
+                                      found.sha256, None, _handoff(gate))
     if answered is None:  # bytes to read here (no nginx, or it would not send what we would): admitted already
         return await run_in_threadpool(_send_copy, gate, access, found, client, request, token)
     response, sent = answered
@@ -218,11 +263,43 @@ def _working_copy(token: str, item_id: str, name: str, request: Request) -> Resp
 
 
 def _send_copy(gate: Gate, access: Access, found: Derivative, client: Client, request: Request, token: str) -> Response:
-    response, sent = stream_object(request, gate.rt.vault, _COMMON, found.key, found.size, found.content_type, found.sha256, None,
-                                   _handoff(gate))
+    response, sent = stream_object(request, gate.rt.vault, _headers_of(found), found.key, found.size, _type_of(found),
+                                   found.sha256, None, _handoff(gate))
     if sent is not None:
         # One entry per item per client and window, however many Range requests a player makes.
         access.extra["copy"] = found.kind
+        gate.record(access, client, "view", sent)
+    return _with_cookie(response, request, token, access)
+
+
+def _headers_of(found: Derivative) -> dict[str, str]:
+    return _TEXT if found.kind == DerivativeKind.TEXT else _COMMON
+
+
+def _type_of(found: Derivative) -> str:
+    return TEXT_TYPE if found.kind == DerivativeKind.TEXT else found.content_type
+
+
+@router.api_route("/{token}/items/{item_id}/{name}/{number}", methods=["GET", "HEAD"])
+def part(token: str, item_id: str, name: str, number: str, request: Request) -> Response:
+    """A page of a PDF or a preview of an archive's entry: looked up in the index the item's
+    working copy holds (by number, never as a path) and served from where its hash puts it."""
+    wanted = copies.number_of(number)
+    if name not in PARTS or wanted is None:
+        return _refused(Denied(404, "no such page"))
+    gate, client = link_gate(request), _client(request)
+    try:
+        access = gate.check(token, client, item_id, head=request.method == "HEAD", copy=PARTS[name])
+    except (Denied, PasscodeRequired, TooMany) as error:
+        return _refused(error)
+    index, item = access.copy, access.item
+    found = part_of(gate.rt.vault, index, wanted) if index is not None and item is not None else None
+    if index is None or item is None or found is None:
+        return _refused(Denied(404, "no such page"))
+    response, sent = stream_object(request, gate.rt.vault, _COMMON, found.key(item.id, index.kind), found.size,
+                                   found.content_type, found.sha256, None, _handoff(gate))
+    if sent is not None:
+        access.extra["copy"] = index.kind
         gate.record(access, client, "view", sent)
     return _with_cookie(response, request, token, access)
 

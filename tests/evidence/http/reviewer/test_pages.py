@@ -23,6 +23,7 @@ import requests
 
 from evidence.http.app import create_app
 from evidence.http.reviewer import pages
+from evidence.http.reviewer.copies import Entry
 from evidence.settings import Settings
 from tests.support.inprocess import serving
 
@@ -77,11 +78,34 @@ def exhibit(value: str, **changes: Any) -> pages.Exhibit:
     return dataclasses.replace(shown, **changes)
 
 
+def every_kind(value: str, **changes: Any) -> pages.Exhibit:
+    """An exhibit with a working copy of every kind, ``value`` in each place one shows text
+    from the file: its EXIF tags and their values, its text."""
+    return exhibit(value, has_view=True, exif=((value, value), ("Make", value)), audio_type="audio/mp4", text=value,
+                   text_more=True, pages=2, page_count=5, entries=3, files=2, previews=1, **changes)
+
+
+def listed(value: str) -> list[pages.Listed]:
+    """Archive entries whose path, hash, time and problem are ``value``: with an image
+    preview, a video preview, a reason for none, a folder."""
+    entry = Entry(1, value, False, 10, value, value, value)
+    return [pages.Listed(entry, "image"), pages.Listed(dataclasses.replace(entry, index=2), "video"),
+            pages.Listed(dataclasses.replace(entry, index=3), None, value),
+            pages.Listed(Entry(4, value, True, 0, None, None, None))]
+
+
 # Each page, with a value put in every place that page can show one.
 PAGES: dict[str, Callable[[str], str]] = {
     "shared, download": lambda v: pages.shared_page(v, f"/s/{v}", [exhibit(v), exhibit(v, exhibit=None)], True, v),
     "shared, view only": lambda v: pages.shared_page(v, "/s/t", [exhibit(v, has_poster=False)], False, v),
     "shared, nothing shared": lambda v: pages.shared_page(v, "/s/t", [], False, v),
+    "shared, every kind": lambda v: pages.shared_page(v, "/s/t", [every_kind(v, has_proxy=False)], True, v),
+    "shared, office": lambda v: pages.shared_page(v, "/s/t", [exhibit(v, has_proxy=False, has_contact_sheet=False,
+                                                                      entries=3, office=True)], False, v),
+    "shared, processing": lambda v: pages.shared_page(v, "/s/t", [exhibit(v, state="processing", has_proxy=False)],
+                                                      False, v),
+    "document": lambda v: pages.document_page(v, f"/s/{v}", every_kind(v), 2),
+    "contents": lambda v: pages.contents_page(v, f"/s/{v}", every_kind(v), listed(v), 2, 3, 101),
     "passcode": lambda v: pages.passcode_form(f"/s/{v}"),
     "passcode, message": lambda v: pages.passcode_form(f"/s/{v}", v),
     "not found": lambda v: pages.not_found(),
@@ -109,6 +133,35 @@ def test_every_value_of_the_shared_page_is_shown_where_it_belongs() -> None:
     assert f"Contact sheet: stills from {value}" in found.values
     # Filename, exhibit reference, state and a hash: each in a row of its own.
     assert found.text.count(value) >= 6
+
+
+def test_each_exhibit_shows_what_it_has() -> None:
+    page = Parsed(pages.shared_page("C", "/s/t", [every_kind("x", has_proxy=False, id="i")], False, "soon"))
+    sources = [v for v in page.values if v.startswith("/s/t/items/i/")]
+    assert sources == ["/s/t/items/i/contact-sheet", "/s/t/items/i/view", "/s/t/items/i/view", "/s/t/items/i/pages/1",
+                       "/s/t/items/i/document?page=1", "/s/t/items/i/text", "/s/t/items/i/audio",
+                       "/s/t/items/i/audio", "/s/t/items/i/contents?page=1", "/s/t/items/i/report"]
+    assert "Page 1 of 5" in page.text and "Pages after 2 were not rendered." in page.text
+    assert "The first 64 KiB of the text are shown." in page.text and "EXIF data (2 tags)" in page.text
+    assert "No preview" not in page.text and "Still being processed" not in page.text
+    office = Parsed(pages.shared_page("C", "/s/t", [exhibit("x", has_proxy=False, has_contact_sheet=False, entries=3,
+                                                             office=True)], False, "soon")).text
+    assert "No preview for this kind of file (an office document)" in office
+    waiting = pages.shared_page("C", "/s/t", [exhibit("x", state="received", has_proxy=False,
+                                                      has_contact_sheet=False)], False, "soon")
+    assert "Still being processed" in waiting and "No preview" not in waiting
+
+
+def test_the_pagers_link_only_to_pages_that_exist() -> None:
+    first = Parsed(pages.document_page("C", "/s/t", every_kind("x", id="i"), 1))
+    assert "/s/t/items/i/document?page=2" in first.values and "/s/t/items/i/document?page=0" not in first.values
+    last = Parsed(pages.document_page("C", "/s/t", every_kind("x", id="i"), 2))
+    assert "/s/t/items/i/document?page=1" in last.values and "/s/t/items/i/document?page=3" not in last.values
+    assert "/s/t/items/i/pages/2" in last.values and "Page 2 of 5" in last.text
+    contents = Parsed(pages.contents_page("C", "/s/t", every_kind("x", id="i"), listed("p"), 3, 3, 201))
+    assert "/s/t/items/i/contents?page=2" in contents.values and "/s/t/items/i/contents?page=4" not in contents.values
+    assert "/s/t/items/i/previews/1" in contents.values and "/s/t/items/i/previews/2" in contents.values
+    assert "/s/t/items/i/previews/3" not in contents.values and "Entries 201 to 204" in contents.text
 
 
 def test_pages_are_complete_documents_with_no_script() -> None:
