@@ -291,8 +291,8 @@ def created(rt: Runtime, item_id: str) -> list[dict[str, object]]:
 
 
 def test_the_step_stores_each_page_under_its_hash_and_records_the_index(rt: Runtime, make_item: MakeItem) -> None:
-    assert pipeline.PLAN["pdf"] == [Step.MAKE_PAGES]
     item_id = pdf_item(rt, make_item, three_pages())
+    assert pipeline.probe_original(rt, item_id) == [Step.MAKE_PAGES] and Step.MAKE_PAGES.queue == "transcode"
     pipeline.make_pages(rt, item_id)
     [index] = derivatives(rt, item_id)
     assert (index.kind, index.content_type) == (DerivativeKind.PAGES, "application/json")
@@ -342,6 +342,27 @@ def test_an_encrypted_pdf_is_ready_with_a_warning_and_no_pages(rt: Runtime, make
     assert (row.state, row.warnings, row.reason) == (ItemState.READY, ["PDF is encrypted: no page images"], None)
     assert derivatives(rt, item_id) == [] and actions(rt, item_id) == []
     assert not (rt.settings.data_path / "vault" / "derivatives" / item_id).exists()
+
+
+def test_the_settings_bound_what_is_rendered(rt: Runtime, make_item: MakeItem) -> None:
+    few = Runtime.build(rt.settings.model_copy(update={"pdf_max_pages": 2, "pdf_page_width": 600}))
+    try:
+        item_id = pdf_item(rt, make_item, three_pages())
+        pipeline.make_pages(few, item_id)
+        [index] = derivatives(rt, item_id)
+        pages = read_pages(stored(rt, index.key))
+        assert pages.page_count == 3 and [(p.number, p.width) for p in pages.pages] == [(1, 600), (2, 600)]
+        assert item(rt, item_id).warnings == ["PDF has 3 pages: images of the first 2 only"]
+    finally:
+        few.close()
+    small = Runtime.build(rt.settings.model_copy(update={"pdf_max_bytes": 1000}))
+    try:
+        item_id = pdf_item(rt, make_item, three_pages())
+        pipeline.make_pages(small, item_id)
+        assert item(rt, item_id).warnings == ["PDF is larger than 1,000 bytes: no page images"]
+        assert derivatives(rt, item_id) == [] and item(rt, item_id).cpu_seconds == 0
+    finally:
+        small.close()
 
 
 def test_a_renderer_stopped_by_its_budget_leaves_the_item_ready_with_the_reason(rt: Runtime, make_item: MakeItem) -> None:
