@@ -192,9 +192,11 @@ def chain_of(message: Any) -> list[tuple[str, str]]:
 @pytest.mark.parametrize(
     ("kind", "duration", "first", "then"),
     [
-        ("image", None, (Step.MAKE_THUMBNAIL, INGEST), []),
-        ("archive", None, (Step.MAKE_MANIFEST, INGEST), []),
-        ("audio", 30.0, (Step.VALIDATE_MEDIA, TRANSCODE), []),
+        # A reviewer's working copy first (the image's view, the audio's AAC), as with video.
+        ("image", None, (Step.MAKE_VIEW, INGEST), [Step.MAKE_THUMBNAIL]),
+        ("archive", None, (Step.MAKE_MANIFEST, INGEST), [Step.MAKE_PREVIEWS]),
+        ("audio", 30.0, (Step.MAKE_AUDIO, TRANSCODE), [Step.VALIDATE_MEDIA]),
+        ("text", None, (Step.MAKE_TEXT, INGEST), []),
         # The proxy first: it is what a reviewer waits for (the full-decode validation follows).
         ("video", 30.0, (Step.MAKE_PROXY, TRANSCODE), [Step.VALIDATE_MEDIA, Step.MAKE_STILLS]),
         ("video", 3600.0, (Step.MAKE_PROXY, TRANSCODE), [Step.VALIDATE_MEDIA, Step.MAKE_STILLS, Step.MAKE_HLS]),
