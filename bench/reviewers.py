@@ -269,7 +269,7 @@ class Reviewed:
         if item["state"] != ItemState.READY:
             raise BenchFailed(f"the item ended {item['state']}: {item['reason']}")
         link = server.cli("share", "--case", self.instance.case, "--item", item_id, "--to", "reviewer@cps.gov.uk",
-                          "--expires", "1d").stdout.strip()
+                          "--expires", "1d", "--token", self.instance.token).stdout.strip()
         self.token = link.rstrip("/").rsplit("/", 1)[-1]
         self.link, self.item_id = link, item_id
         self.open()

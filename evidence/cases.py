@@ -15,13 +15,17 @@ from evidence import custody
 from evidence.accounts.users import add_user
 from evidence.custody.actions import Action
 from evidence.errors import Conflict, InvalidInput, NotFound
-from evidence.models import Case, CaseAssignment, Role, User
+from evidence.models import Case, CaseAssignment, Item, Link, Role, User
 
 CASE_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._/\-]{0,63}")
 
 
 # Roles that see every case; officers see the cases they are assigned to, reviewers none.
 SEE_ALL = frozenset({Role.AUDITOR, Role.ADMIN})
+# Who may do what with cases, checked alike by the API's routes and the command line.
+READERS = (Role.OFFICER, Role.AUDITOR, Role.ADMIN)  # cases and their items
+WRITERS = (Role.OFFICER, Role.ADMIN)  # open a case; share it; its links; its working copies
+ASSIGNERS = (Role.ADMIN,)  # who works on which case
 
 
 def create_case(session: Session, ref: str, title: str | None, actor: str, creator: User | None = None) -> Case:
@@ -111,3 +115,25 @@ def not_found_message(user: User, ref: str) -> str:
     if user.role in SEE_ALL:
         return f"case {shown} does not exist"
     return f"case {shown} not found among the cases you are assigned to"
+
+
+def item_for(session: Session, user: User, item_id: str) -> Item:
+    """An item of a case ``user`` may see; another case's item reads as missing (item ids
+    are not for probing)."""
+    item = session.get(Item, item_id)
+    if item is None or not may_see(session, user, session.get_one(Case, item.case_id)):
+        raise NotFound("item not found")
+    return item
+
+
+def link_for(session: Session, user: User, link_id: str) -> Link:
+    """A link of a case ``user`` may see; another case's link reads as missing."""
+    link = session.get(Link, link_id)
+    if link is None or not may_see(session, user, session.get_one(Case, link.case_id)):
+        raise NotFound(f"link {link_id} does not exist")
+    return link
+
+
+def visible_refs(session: Session, user: User) -> list[str]:
+    """The references of the cases ``user`` may see (what a "did you mean" may offer them)."""
+    return list(session.scalars(visible_cases(user).with_only_columns(Case.ref)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Connection, Engine, inspect, text
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -38,14 +38,26 @@ def at_head(engine: Engine) -> bool:
         return list(connection.execute(text("SELECT version_num FROM alembic_version")).scalars()) == [HEAD]
 
 
-def upgrade(engine: Engine) -> None:
+def upgrade(engine: Engine) -> str | None:
+    """Upgrade the schema to :data:`HEAD`. The revision a database in use was upgraded from,
+    for the custody record (:meth:`evidence.runtime.Runtime.upgrade_schema`); None when it was
+    at HEAD already or new (no evidence yet whose record an upgrade could touch)."""
     if at_head(engine):
-        return
+        return None
     from alembic import command
 
     config = alembic_config()
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+        before = _revision(connection)  # under the lock: a server that upgraded meanwhile leaves HEAD
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+    return before if before != HEAD else None
+
+
+def _revision(connection: Connection) -> str | None:
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    found: str | None = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return found

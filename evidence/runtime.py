@@ -7,8 +7,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from audit import NoteSigner, generate_signer
+from evidence import custody, migrate
 from evidence.accounts.access import Authenticator, TokenSigner
 from evidence.accounts.oidc import OidcVerifier
+from evidence.custody.actions import Action
 from evidence.custody.ledger import Keys
 from evidence.db import SQLITE_SUFFIXES, Database
 from evidence.filemodes import inside, make_dirs, make_private, private_dir, private_tree
@@ -50,6 +52,15 @@ class Runtime:
         keys = Keys(settings.ledger_origin, NoteSigner.from_skey(skey.strip()))
         auth = Authenticator(signer, OidcVerifier.from_settings(settings))
         return cls(settings, Database(settings.effective_database_url), vault, signer, keys, auth)
+
+    def upgrade_schema(self) -> None:
+        """Migrations, on the host that runs this (a server starting, a command): an upgrade of a
+        database in use is on the custody record, as the service account's."""
+        before = migrate.upgrade(self.db.engine)
+        if before is not None:
+            with self.db.transaction() as session:
+                custody.record(session, Action.SCHEMA_UPGRADED, {}, custody.SERVICE,
+                               {"from": before, "to": migrate.HEAD})
 
     def close(self) -> None:
         self.db.dispose()

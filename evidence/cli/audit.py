@@ -63,7 +63,7 @@ def checkpoint(ctx: click.Context) -> None:
     """Print the latest signed checkpoint (signing one first if entries are not yet covered)."""
     rt = local_runtime(ctx)
     with rt.db.transaction() as session:
-        ledger.sign_checkpoint(session, rt.ledger_keys, custody.operator_actor())
+        ledger.sign_checkpoint(session, rt.ledger_keys, custody.SERVICE)
     with rt.db.sessions() as session:
         found = ledger.latest_checkpoint(session)
         if found is None:  # never: one was signed just above if none covered the ledger
@@ -89,7 +89,7 @@ def export_report(ctx: click.Context, item_id: str, fmt: str, output: str) -> No
     """Write an item's custody report, with inclusion proofs against a signed checkpoint."""
     rt = local_runtime(ctx)
     with rt.db.transaction() as session:
-        data = report.export(session, rt.ledger_keys, item_id, fmt, custody.operator_actor())
+        data = report.export(session, rt.ledger_keys, item_id, fmt, custody.SERVICE)
     Path(output).write_bytes(data)
     click.echo(output)
 

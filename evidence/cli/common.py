@@ -38,20 +38,8 @@ def settings_of(ctx: click.Context, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def local_case_refs(rt: Runtime) -> list[str]:
-    """Every case's reference (on the server host the operator may see them all)."""
-    from sqlalchemy import select
-
-    from evidence.models import Case
-
-    with rt.db.sessions() as session:
-        return list(session.scalars(select(Case.ref)))
-
-
 def local_runtime(ctx: click.Context) -> Runtime:
-    """For commands an operator runs on the server host, against its data dir."""
-    from evidence import migrate
-
+    """For commands run on the server host, against its data dir."""
     rt = Runtime.build(settings_of(ctx))
-    migrate.upgrade(rt.db.engine)
+    rt.upgrade_schema()
     return rt

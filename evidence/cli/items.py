@@ -1,5 +1,6 @@
 """``evidence items``: a case's items and one item's state, hashes and working copies,
-from the local data dir or, with ``--server``, through the API."""
+from the local data dir or, with ``--server``, through the API; either way as the person whose
+token is given, seeing what the API would show them (:mod:`evidence.cli.actor`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import click
 from sqlalchemy import select
 
 from evidence import cases
-from evidence.cli.common import friendly, local_case_refs, local_runtime
+from evidence.cli.actor import acting
+from evidence.cli.common import friendly, local_runtime
 from evidence.cli.remote import api_of, remote_options
 from evidence.cli.suggest import suggesting
 from evidence.cli.table import Column, print_table
@@ -35,7 +37,7 @@ def items_group() -> None:
 def items_list(ctx: click.Context, case_ref: str, server: str | None, token: str | None) -> None:
     """List a case's items: id, state, size (bytes), filename."""
     api = api_of(server, token)
-    found = api.items(case_ref) if api else _local_items(ctx, case_ref)
+    found = api.items(case_ref) if api else _local_items(ctx, case_ref, token)
     print_table(ITEM_COLUMNS, ((item["id"], item["state"], item["size"], item["filename"]) for item in found))
 
 
@@ -48,7 +50,7 @@ def items_list(ctx: click.Context, case_ref: str, server: str | None, token: str
 def items_show(ctx: click.Context, item_id: str, as_json: bool, server: str | None, token: str | None) -> None:
     """Show one item."""
     api = api_of(server, token)
-    data = api.item(item_id) if api else _local_item(ctx, item_id)
+    data = api.item(item_id) if api else _local_item(ctx, item_id, token)
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -63,22 +65,20 @@ def items_show(ctx: click.Context, item_id: str, as_json: bool, server: str | No
         click.echo(f"{made['kind']:<14}{made['sha256']}  {made['size']} bytes")
 
 
-def _local_items(ctx: click.Context, case_ref: str) -> list[dict[str, Any]]:
+def _local_items(ctx: click.Context, case_ref: str, token: str | None) -> list[dict[str, Any]]:
     rt = local_runtime(ctx)
-    try:
-        with rt.db.sessions() as session:
-            case = cases.get_case(session, case_ref)
-            rows = session.scalars(select(Item).where(Item.case_id == case.id).order_by(Item.created_at))
-            return [{"id": item.id, "state": str(item.state), "size": item.size, "filename": item.filename}
-                    for item in rows]
-    except NotFound as error:  # suggested once the session is closed: SQLite holds one writer
-        raise suggesting(error, case_ref, lambda: local_case_refs(rt)) from None
+    with acting(rt, token, *cases.READERS) as (session, user):
+        try:
+            case = cases.case_for(session, user, case_ref)
+        except NotFound as error:
+            raise suggesting(error, case_ref, lambda: cases.visible_refs(session, user)) from None
+        rows = session.scalars(select(Item).where(Item.case_id == case.id).order_by(Item.created_at))
+        return [{"id": item.id, "state": str(item.state), "size": item.size, "filename": item.filename}
+                for item in rows]
 
 
-def _local_item(ctx: click.Context, item_id: str) -> dict[str, Any]:
+def _local_item(ctx: click.Context, item_id: str, token: str | None) -> dict[str, Any]:
     rt = local_runtime(ctx)
-    with rt.db.sessions() as session:
-        item = session.get(Item, item_id)
-        if item is None:
-            raise NotFound(f"item {item_id} does not exist")
+    with acting(rt, token, *cases.READERS) as (session, user):
+        item = cases.item_for(session, user, item_id)
         return items_view(session, [item], rt.settings.effective_public_url)[0].as_json()

@@ -1,5 +1,6 @@
 """``evidence share`` and ``evidence links``: signed links for reviewers, on the server host or,
-with ``--server``, through the API (an officer's laptop)."""
+with ``--server``, through the API (an officer's laptop); either way as the person whose token
+is given, under the API's rules (:mod:`evidence.cli.actor`)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ from typing import Any
 
 import click
 
-from evidence import custody
-from evidence.cli.common import err, friendly, local_case_refs, local_runtime
+from evidence import cases, custody
+from evidence.accounts.access import actor_of
+from evidence.cli.actor import acting
+from evidence.cli.common import err, friendly, local_runtime
 from evidence.cli.remote import api_of, remote_options
 from evidence.cli.sizes import DurationType
 from evidence.cli.suggest import suggesting
 from evidence.cli.table import Column, print_table
+from evidence.custody.actions import Action
 from evidence.errors import NotFound
 from evidence.http.views import link_view
 from evidence.links.sharing import Share, create_link, link_url, list_links, revoke_link
@@ -44,21 +48,22 @@ def share(ctx: click.Context, case_ref: str, item_ids: tuple[str, ...], recipien
         made = api.share(request)
         url, code = made["url"], made["issued_passcode"]
     else:
-        url, code = _local_share(ctx, request)
+        url, code = _local_share(ctx, request, token)
     if code:
         err.print(f"passcode (send it separately from the link): {code}", highlight=False)
     click.echo(url)
 
 
-def _local_share(ctx: click.Context, request: Share) -> tuple[str | None, str | None]:
+def _local_share(ctx: click.Context, request: Share, token: str | None) -> tuple[str | None, str | None]:
     rt = local_runtime(ctx)
     keys = keyring_for(rt.settings)
-    try:
-        with rt.db.transaction() as session:
-            link, code = create_link(session, keys, request, custody.operator_actor(), None, utcnow())
-            return link_url(keys, link, rt.settings.effective_public_url), code
-    except NotFound as error:
-        raise suggesting(error, request.case_ref, lambda: local_case_refs(rt)) from None
+    with acting(rt, token, *cases.WRITERS) as (session, user):
+        try:
+            cases.case_for(session, user, request.case_ref)  # officers share only from their own cases
+            link, code = create_link(session, keys, request, actor_of(user), user, utcnow())
+        except NotFound as error:
+            raise suggesting(error, request.case_ref, lambda: cases.visible_refs(session, user)) from None
+    return link_url(keys, link, rt.settings.effective_public_url), code
 
 
 @click.group("links")
@@ -75,7 +80,7 @@ def links_group() -> None:
 def links_list(ctx: click.Context, case_ref: str, as_json: bool, server: str | None, token: str | None) -> None:
     """A case's links: id, state, access, uses, expiry, recipient, items."""
     api = api_of(server, token)
-    found = api.links(case_ref) if api else _local_links(ctx, case_ref)
+    found = api.links(case_ref) if api else _local_links(ctx, case_ref, token)
     if as_json:
         click.echo(json.dumps(found, indent=2))
         return
@@ -95,16 +100,17 @@ def _link_row(link: dict[str, Any], now: str) -> tuple[str, ...]:
     return link["id"], state, link["permission"], uses, link["expires_at"], link["to"], f"{len(link['items'])} item(s)"
 
 
-def _local_links(ctx: click.Context, case_ref: str) -> list[dict[str, Any]]:
+def _local_links(ctx: click.Context, case_ref: str, token: str | None) -> list[dict[str, Any]]:
     rt = local_runtime(ctx)
     keys = keyring_for(rt.settings)
-    try:
-        with rt.db.sessions() as session:
-            public_url = rt.settings.effective_public_url
-            return [link_view(link, link_url(keys, link, public_url), case_ref).as_json()
-                    for link in list_links(session, case_ref)]
-    except NotFound as error:  # suggested once the session is closed: SQLite holds one writer
-        raise suggesting(error, case_ref, lambda: local_case_refs(rt)) from None
+    public_url = rt.settings.effective_public_url
+    with acting(rt, token, *cases.WRITERS) as (session, user):
+        try:
+            cases.case_for(session, user, case_ref)
+        except NotFound as error:
+            raise suggesting(error, case_ref, lambda: cases.visible_refs(session, user)) from None
+        return [link_view(link, link_url(keys, link, public_url), case_ref).as_json()
+                for link in list_links(session, case_ref)]
 
 
 @links_group.command("revoke")
@@ -115,15 +121,16 @@ def _local_links(ctx: click.Context, case_ref: str) -> list[dict[str, Any]]:
 def links_revoke(ctx: click.Context, link_id: str, server: str | None, token: str | None) -> None:
     """Revoke a link: its next request is refused."""
     api = api_of(server, token)
-    revoked = api.revoke(link_id)["revoked_at"] if api else _local_revoke(ctx, link_id)
+    revoked = api.revoke(link_id)["revoked_at"] if api else _local_revoke(ctx, link_id, token)
     click.echo(f"{link_id} revoked at {revoked or '?'}")
 
 
-def _local_revoke(ctx: click.Context, link_id: str) -> str | None:
+def _local_revoke(ctx: click.Context, link_id: str, token: str | None) -> str | None:
     rt = local_runtime(ctx)
-    with rt.db.transaction() as session:
-        link = revoke_link(session, link_id, custody.operator_actor(), utcnow())
-        return link.revoked_at.isoformat() if link.revoked_at else None
+    with acting(rt, token, *cases.WRITERS) as (session, user):
+        cases.link_for(session, user, link_id)
+        link = revoke_link(session, link_id, actor_of(user), utcnow())
+    return link.revoked_at.isoformat() if link.revoked_at else None
 
 
 @links_group.command("rotate-key")
@@ -132,4 +139,7 @@ def _local_revoke(ctx: click.Context, link_id: str) -> str | None:
 def rotate_key(ctx: click.Context) -> None:
     """Sign new links with a new key; links signed with older keys keep working."""
     rt = local_runtime(ctx)
-    click.echo(keyring_for(rt.settings).rotate())
+    kid = keyring_for(rt.settings).rotate()
+    with rt.db.transaction() as session:
+        custody.record(session, Action.LINK_KEY_ROTATED, {}, custody.SERVICE, {"kid": kid})
+    click.echo(kid)

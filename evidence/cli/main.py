@@ -12,11 +12,14 @@ from sqlalchemy import select
 
 from evidence import cases, custody
 from evidence.accounts import users as accounts
+from evidence.accounts.access import actor_of, require_role
+from evidence.cli.actor import acting, token_option
 from evidence.cli.audit import audit_group
 from evidence.cli.common import err, friendly, local_runtime, settings_of
 from evidence.cli.items import items_group
 from evidence.cli.links import links_group, share
 from evidence.cli.sizes import SizeType
+from evidence.cli.table import Column, print_table
 from evidence.cli.uploads import uploads_list
 from evidence.errors import NotFound, Unavailable
 from evidence.filemodes import private_umask
@@ -62,8 +65,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) 
     err.print(f"evidence server on http://{settings.host}:{settings.port} (data in {settings.data_path}, "
               f"{workers} API process{'es' if workers > 1 else ''})")
     err.print(f"Open {settings.effective_public_url}/app/ in a browser and sign in with an access token from "
-              "`evidence users add EMAIL --role officer` (officers also need a case: "
-              "`evidence cases create REF --assign EMAIL`).")
+              "`evidence users add EMAIL --role officer` (officers also need a case: an admin's "
+              "`evidence cases create REF --assign EMAIL --token ADMIN_TOKEN`).")
     try:
         # The app by name, built in each process (evidence.http.factory); uvicorn's supervisor
         # replaces a process that dies. httptools sets no limit on a request's head: the
@@ -85,13 +88,12 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int) 
 def _prepare(settings: Settings) -> None:
     """Migrations, storage check, and (embedded) queueing again the items the last shutdown
     interrupted: at start nothing can legitimately be in progress."""
-    from evidence import migrate
     from evidence.http.outage import outage_of
     from evidence.runtime import Runtime
 
     rt = Runtime.build(settings)
     try:
-        migrate.upgrade(rt.db.engine)
+        rt.upgrade_schema()
         rt.vault.ensure_ready()
         if settings.embedded_worker:
             _resume_interrupted(settings, rt)
@@ -199,7 +201,7 @@ def users_revoke(ctx: click.Context, email: str) -> None:
     rt = local_runtime(ctx)
     with rt.db.transaction() as session:
         user = accounts.user_by_email(session, email)
-        after = accounts.revoke_tokens(session, user, custody.operator_actor())
+        after = accounts.revoke_tokens(session, user, custody.SERVICE)
     err.print(f"tokens of {user.email} issued until {after.isoformat()} no longer work", highlight=False)
 
 
@@ -225,7 +227,7 @@ def _set_disabled(ctx: click.Context, email: str, disabled: bool) -> None:
     rt = local_runtime(ctx)
     with rt.db.transaction() as session:
         user = accounts.user_by_email(session, email)
-        changed = accounts.set_disabled(session, user, disabled, custody.operator_actor())
+        changed = accounts.set_disabled(session, user, disabled, custody.SERVICE)
     state = "disabled" if disabled else "enabled"
     err.print(f"{user.email} {state}" if changed else f"{user.email} was already {state}", highlight=False)
 
@@ -238,61 +240,75 @@ def cases_group() -> None:
 @cases_group.command("create")
 @click.argument("ref")
 @click.option("--title", default=None)
-@click.option("--assign", "officers", multiple=True, metavar="EMAIL", help="Assign an officer (repeatable)")
+@click.option("--assign", "officers", multiple=True, metavar="EMAIL", help="Assign an officer (repeatable; admins)")
+@token_option
 @click.pass_context
 @friendly
-def cases_create(ctx: click.Context, ref: str, title: str | None, officers: tuple[str, ...]) -> None:
-    """Create a case with reference REF."""
+def cases_create(ctx: click.Context, ref: str, title: str | None, officers: tuple[str, ...], token: str | None) -> None:
+    """Create a case with reference REF (an officer who creates one is assigned to it)."""
     rt = local_runtime(ctx)
-    actor = custody.operator_actor()
-    with rt.db.transaction() as session:
-        case = cases.create_case(session, ref, title, actor)
+    with acting(rt, token, *cases.WRITERS) as (session, user):
+        if officers:
+            require_role(user, *cases.ASSIGNERS)
+        case = cases.create_case(session, ref, title, actor_of(user), creator=user)
         for email in officers:
-            cases.assign(session, case, cases.officer_account(session, email), actor)
+            cases.assign(session, case, cases.officer_account(session, email), actor_of(user))
     click.echo(case.ref)
 
 
 @cases_group.command("assign")
 @click.argument("ref")
 @click.argument("email")
+@token_option
 @click.pass_context
 @friendly
-def cases_assign(ctx: click.Context, ref: str, email: str) -> None:
-    """Assign the officer EMAIL to case REF (an unknown EMAIL is added as an officer)."""
+def cases_assign(ctx: click.Context, ref: str, email: str, token: str | None) -> None:
+    """Assign the officer EMAIL to case REF (an unknown EMAIL is added as an officer; admins)."""
     rt = local_runtime(ctx)
-    actor = custody.operator_actor()
-    with rt.db.transaction() as session:
+    with acting(rt, token, *cases.ASSIGNERS) as (session, user):
         case = cases.get_case(session, ref)
         officer = cases.officer_account(session, email)
-        added = cases.assign(session, case, officer, actor)
+        added = cases.assign(session, case, officer, actor_of(user))
     err.print(f"{officer.email} {'assigned to' if added else 'was already assigned to'} {case.ref}", highlight=False)
 
 
 @cases_group.command("unassign")
 @click.argument("ref")
 @click.argument("email")
+@token_option
 @click.pass_context
 @friendly
-def cases_unassign(ctx: click.Context, ref: str, email: str) -> None:
-    """Take the officer EMAIL off case REF."""
+def cases_unassign(ctx: click.Context, ref: str, email: str, token: str | None) -> None:
+    """Take the officer EMAIL off case REF (admins)."""
     rt = local_runtime(ctx)
-    with rt.db.transaction() as session:
+    with acting(rt, token, *cases.ASSIGNERS) as (session, user):
         case = cases.get_case(session, ref)
         officer = session.scalar(select(User).where(User.email == email.strip().lower()))
-        if officer is None or not cases.unassign(session, case, officer, custody.operator_actor()):
+        if officer is None or not cases.unassign(session, case, officer, actor_of(user)):
             raise NotFound(f"{email} is not assigned to case {ref}")
 
 
+# In the order the command's help names them.
+CASE_COLUMNS = (Column("REF"), Column("TITLE"), Column("OFFICERS"))
+
+
 @cases_group.command("list")
+@token_option
 @click.pass_context
 @friendly
-def cases_list(ctx: click.Context) -> None:
-    """List cases: reference, title, assigned officers."""
+def cases_list(ctx: click.Context, token: str | None) -> None:
+    """List the cases you may see: reference, title, assigned officers (shown to admins)."""
     rt = local_runtime(ctx)
-    with rt.db.sessions() as session:
-        for case in session.scalars(select(Case).order_by(Case.created_at)):
-            officers = ",".join(u.email for u in cases.assignees(session, case))
-            click.echo(f"{case.ref}\t{case.title or ''}\t{officers}")
+    with acting(rt, token, *cases.READERS) as (session, user):
+
+        def officers(case: Case) -> str:
+            if user.role not in cases.ASSIGNERS:  # the API shows who works on a case to admins only
+                return "-"
+            return ",".join(officer.email for officer in cases.assignees(session, case)) or "-"
+
+        rows = [(case.ref, case.title or "-", officers(case))
+                for case in session.scalars(cases.visible_cases(user).order_by(Case.created_at))]
+    print_table(CASE_COLUMNS, rows)
 
 
 @main.command()
@@ -340,7 +356,7 @@ def uploads_cleanup(ctx: click.Context) -> None:
     from evidence.uploads.tus import build_tus
 
     rt = local_runtime(ctx)
-    tus, _ = build_tus(rt)
+    tus, _ = build_tus(rt, sweeper=custody.SERVICE)  # the service account removes them, not the schedule
     removed = anyio.run(tus.cleanup_expired)
     click.echo(f"removed {len(removed)} expired upload(s)")
     for upload_id in removed:

@@ -18,6 +18,7 @@ from urllib.parse import quote
 import click
 import requests
 
+from evidence.cli.actor import given, token_option
 from evidence.cli.suggest import suggesting
 from evidence.errors import (
     Conflict,
@@ -166,9 +167,8 @@ def _segment(text: str) -> str:
 
 def remote_options(command: F) -> F:
     """``--server`` and ``--token``, as ``evidence upload`` takes them; without a server the
-    command works on the local data dir as before."""
-    command = click.option("--token", envvar="EVIDENCE_TOKEN", default=None,
-                           help="Bearer token, with --server [env EVIDENCE_TOKEN]")(command)
+    command works on the local data dir, as the same person (:mod:`evidence.cli.actor`)."""
+    command = token_option(command)
     return click.option("--server", envvar="EVIDENCE_SERVER", default=None,
                         help="Go through this server's API instead of a local data dir [env EVIDENCE_SERVER]")(command)
 
@@ -177,6 +177,4 @@ def api_of(server: str | None, token: str | None) -> Api | None:
     """The API to go through, or None to work on the local data dir."""
     if not server:
         return None
-    if not token or not token.strip():
-        raise InvalidInput("--server needs a token: give --token or set EVIDENCE_TOKEN")
-    return Api(server, token)
+    return Api(server, given(token))

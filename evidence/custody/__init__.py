@@ -8,20 +8,22 @@ order of commits; its time is when it was recorded.
 
 from __future__ import annotations
 
-import getpass
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from evidence.custody import ledger
 from evidence.custody.actions import Action
+from evidence.custody.actors import SERVICE as SERVICE  # whom maintenance on the server host names
+from evidence.custody.actors import attributed
+from evidence.custody.actors import system_actor as system_actor
 
 
 def record(session: Session, action: Action, subject: dict[str, str], actor: str, details: dict[str, Any]) -> None:
     # Typed as Action; checked too, for a caller that passes a string anyway.
     if action not in frozenset(Action):
         raise ValueError(f"unknown custody action {action!r}")
-    ledger.append(session, Action(action), subject, actor, portable(details))
+    ledger.append(session, Action(action), subject, actor, portable(attributed(actor, details)))
 
 
 def portable(value: Any) -> Any:
@@ -34,16 +36,3 @@ def portable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [portable(item) for item in value]
     return value
-
-
-# Actors name no host: entries are shown to reviewers outside the force, and the ledger is
-# no place for the layout of our machines (which also changes when hosts are replaced).
-
-
-def system_actor(component: str) -> str:
-    return f"system:{component}"
-
-
-def operator_actor() -> str:
-    """Who ran an administrative CLI command on the server host (the account, not the host)."""
-    return f"operator:{getpass.getuser()}"

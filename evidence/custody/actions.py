@@ -29,6 +29,8 @@ class Action(StrEnum):
     USER_REVOKED = "user.revoked"
     USER_DISABLED = "user.disabled"
     USER_ENABLED = "user.enabled"
+    LINK_KEY_ROTATED = "link_key.rotated"
+    SCHEMA_UPGRADED = "schema.upgraded"
 
     @property
     def label(self) -> str:
@@ -59,4 +61,6 @@ _LABELS: dict[Action, str] = {
     Action.USER_REVOKED: "Account's tokens revoked",
     Action.USER_DISABLED: "Account disabled",
     Action.USER_ENABLED: "Account enabled",
+    Action.LINK_KEY_ROTATED: "New signing key for links",
+    Action.SCHEMA_UPGRADED: "Database schema upgraded",
 }

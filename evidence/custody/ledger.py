@@ -30,6 +30,7 @@ from audit import (
     verify_consistency,
 )
 from evidence.custody.actions import Action
+from evidence.custody.actors import attributed
 from evidence.custody.append import HEAD_ID as HEAD_ID  # the head's row, named here for readers
 from evidence.custody.append import append as append_after
 from evidence.custody.pending import enqueue, write_pending
@@ -166,7 +167,7 @@ def sign_checkpoint(session: Session, keys: Keys, actor: str, force: bool = Fals
     details: dict[str, Any] = {"origin": keys.origin, "size": head.size + 1}
     if previous is not None:
         details["previous_size"] = previous.size
-    signed = prepare(Action.CHECKPOINT_SIGNED.value, {}, actor, details, utcnow())
+    signed = prepare(Action.CHECKPOINT_SIGNED.value, {}, actor, attributed(actor, details), utcnow())
     tree_size = append_after(session.connection(), [signed], expected=head).size
     tree_root = root(session, tree_size)
     if previous is not None:

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
-from evidence import custody, migrate
+from evidence import custody
 from evidence.accounts import websessions
 from evidence.custody import ledger
 from evidence.custody.disclosure import Internals
@@ -74,7 +74,7 @@ def create_app(settings: Settings, *, prepare: bool = True) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if prepare:
-            migrate.upgrade(rt.db.engine)
+            rt.upgrade_schema()
             rt.vault.ensure_ready()
             if settings.embedded_worker:
                 resumed = await anyio.to_thread.run_sync(resume_interrupted, celery, rt)

@@ -23,9 +23,12 @@ from transfer.info import Concat, UploadInfo
 class UploadRegistry:
     """:class:`transfer.store.Registry` over the ``uploads`` table."""
 
-    def __init__(self, db: Database, vault: Vault) -> None:
+    def __init__(self, db: Database, vault: Vault, sweeper: str | None = None) -> None:
         self.db = db
         self.vault = vault
+        # Who removes what has expired: the server's own schedule, or the service account
+        # when an operator runs `evidence uploads cleanup`.
+        self.sweeper = sweeper or custody.system_actor("transfer")
 
     def load(self, upload_id: str) -> UploadInfo | None:
         with self.db.sessions() as session:
@@ -153,10 +156,10 @@ class UploadRegistry:
             details: dict[str, object] = {"offset": info.offset, "size": info.size}
             if row.consumed_at is not None:
                 # Its bytes live on in the final upload that took them.
-                action, actor = Action.UPLOAD_TERMINATED, custody.system_actor("transfer")
+                action, actor = Action.UPLOAD_TERMINATED, self.sweeper
                 details["reason"] = "partial upload used in a final upload; its own copy removed"
             elif row.expires_at is not None and row.expires_at <= now:
-                action, actor = Action.UPLOAD_EXPIRED, custody.system_actor("transfer")
+                action, actor = Action.UPLOAD_EXPIRED, self.sweeper
                 if row.finished_at is not None:
                     details["reason"] = "partial upload never used in a final upload"
             else:

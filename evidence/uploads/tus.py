@@ -13,9 +13,10 @@ from transfer.handler import TusApp, TusConfig
 from transfer.lock import LocalLocker, Locker
 
 
-def build_tus(rt: Runtime) -> tuple[TusApp, UploadHooks]:
+def build_tus(rt: Runtime, sweeper: str | None = None) -> tuple[TusApp, UploadHooks]:
+    """``sweeper``: whom the custody record names for removing expired uploads (default: the upload service)."""
     settings = rt.settings
-    registry = UploadRegistry(rt.db, rt.vault)
+    registry = UploadRegistry(rt.db, rt.vault, sweeper)
     hooks = UploadHooks(rt.db, rt.auth, registry)
     locker: Locker
     if rt.db.is_postgres:

@@ -19,6 +19,8 @@ from evidence.runtime import Runtime
 from tests.support.s3 import free_port
 
 EVIDENCE = str(Path(sys.executable).with_name("evidence"))
+# The admin :meth:`Server.case` acts as, and whose token reads items back.
+ADMIN = "admin@force.police.uk"
 
 
 class Server:
@@ -83,8 +85,12 @@ class Server:
 
     # -- the CLI against the same data dir ----------------------------------------------
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
-        result = subprocess.run([EVIDENCE, *args], env=self.env, capture_output=True, text=True, timeout=timeout, **kwargs)
+    def cli(self, *args: str, check: bool = True, timeout: float = 600, token: str | None = None,
+            **kwargs) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+        """``evidence ARGS...`` on this server's data dir; ``token``: the person who acts (``--token``)."""
+        given = ["--token", token] if token else []
+        result = subprocess.run([EVIDENCE, *args, *given], env=self.env, capture_output=True, text=True, timeout=timeout,
+                                **kwargs)
         if check and result.returncode != 0:
             raise AssertionError(f"evidence {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
         return result
@@ -138,19 +144,21 @@ class Server:
                 time.sleep(0.2)
         finally:
             rt.close()
-        item: dict[str, Any] = json.loads(self.cli("items", "show", item_id, "--json").stdout)
+        shown = self.cli("items", "show", item_id, "--json", token=self.token(ADMIN, "admin"))
+        item: dict[str, Any] = json.loads(shown.stdout)
         assert item["state"] in settled, item
         return item
 
     def case(self, ref: str = "OP-TEST", officer: str | None = "officer@force.police.uk") -> str:
         """A case, with ``officer`` (the default account of :meth:`token`) assigned to it, as
-        `evidence cases create REF --assign OFFICER` makes it."""
-        from evidence import cases, custody
+        an admin's `evidence cases create REF --assign OFFICER --token ADMIN_TOKEN` makes it."""
+        from evidence import cases
+        from evidence.accounts import access, users
 
         rt = self.runtime()
         try:
-            actor = custody.operator_actor()
             with rt.db.transaction() as session:
+                actor = access.actor_of(users.add_user(session, ADMIN, "admin"))
                 case = cases.create_case(session, ref, None, actor)
                 if officer:
                     cases.assign(session, case, cases.officer_account(session, officer), actor)

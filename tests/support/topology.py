@@ -37,6 +37,7 @@ ARTIFACTS = REPO / "test-artifacts" / "topology"
 CEPH = REPO / "infra" / "ceph-s3.sh"
 OFFICER = "officer@force.police.uk"
 AUDITOR = "auditor@force.police.uk"
+ADMIN = "admin@force.police.uk"
 CASE = "OP-TOPOLOGY"
 # PostgreSQL refuses to run as root; this account comes with Debian's postgresql package.
 PG_USER = "postgres"
@@ -96,7 +97,8 @@ class Topology:
         # The operator's set-up, before any node runs: migrations, keys, accounts, the case.
         self.officer = self.cli("users", "add", OFFICER, "--role", "officer").stdout.strip()
         self.auditor = self.cli("users", "add", AUDITOR, "--role", "auditor").stdout.strip()
-        self.cli("cases", "create", CASE, "--assign", OFFICER)
+        admin = self.cli("users", "add", ADMIN, "--role", "admin").stdout.strip()
+        self.cli("cases", "create", CASE, "--assign", OFFICER, "--token", admin)
         self.api = [self.api_node(f"api-{n}") for n in (1, 2)]
         self.workers = {queue: self.worker(queue) for queue in ("ingest", "transcode")}
         # All four start at once (each takes seconds to import and connect), then are waited for.

@@ -29,7 +29,7 @@ from tusclient.client import TusClient
 
 from tests.support.files import sha256_of
 from tests.support.media import RAW_RATE, VFR_FRAMES, library, make_clip
-from tests.support.server import EVIDENCE, Server
+from tests.support.server import ADMIN, EVIDENCE, Server
 from transcode import formats, pipeline
 from transcode.app import make_celery
 from transcode.ffmpeg import resolve_ffmpeg
@@ -100,7 +100,7 @@ def wait_settled(server: Server, token: str, case: str, count: int, timeout: flo
 
 
 def show(server: Server, item_id: str) -> dict[str, Any]:
-    return json.loads(server.cli("items", "show", item_id, "--json").stdout)  # type: ignore[no-any-return]
+    return json.loads(server.cli("items", "show", item_id, "--json", token=server.token(ADMIN, "admin")).stdout)  # type: ignore[no-any-return]
 
 
 def wait_shown(server: Server, item_id: str, timeout: float = 60) -> dict[str, Any]:

@@ -276,7 +276,7 @@ def test_an_officer_taken_off_the_case_cannot_continue(site: Site) -> None:
     mover, case = site.extra_tokens[MOVER], site.cases["mover"]
     url = site.new_upload(10, token=mover, meta=metadata(filename="cctv.avi", case=case))
     assert site.patch(url, b"abcd", 0, token=mover).status_code == 204
-    site.server.cli("cases", "unassign", case, MOVER)
+    site.server.cli("cases", "unassign", case, MOVER, token=site.extra_tokens[ADMIN])
     before = site.snapshot()
     patch = site.patch(url, b"efgh", 4, token=mover)
     assert patch.status_code == 403, patch.text
@@ -289,7 +289,7 @@ def test_an_officer_taken_off_the_case_cannot_continue(site: Site) -> None:
     admin = site.extra_tokens[ADMIN]
     assert site.create(1, token=admin, body=b"x", meta=metadata(filename="a", case=case)).status_code == 201
     # Assigned again, the officer takes up where they stopped.
-    site.server.cli("cases", "assign", case, MOVER)
+    site.server.cli("cases", "assign", case, MOVER, token=site.extra_tokens[ADMIN])
     assert site.patch(url, b"efghij", 4, token=mover).status_code == 204
     assert (site.vault / "originals" / upload_id(url)).read_bytes() == b"abcdefghij"
 

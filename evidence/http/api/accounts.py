@@ -24,6 +24,7 @@ from evidence.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1")
 Admin = Annotated[User, Depends(role(Role.ADMIN))]
+Assigner = Annotated[User, Depends(role(*cases.ASSIGNERS))]
 
 
 class NewUser(Body):
@@ -83,12 +84,12 @@ def _user(db: Session, user_id: str) -> User:
 
 
 @router.get("/assignments", summary="Officers assigned to a case (admin)")
-def list_assignments(case: str, db: Db, _: Admin) -> list[UserView]:
+def list_assignments(case: str, db: Db, _: Assigner) -> list[UserView]:
     return [user_view(u) for u in cases.assignees(db, cases.get_case(db, case))]
 
 
 @router.post("/assignments", status_code=201, summary="Assign an officer to a case (admin)")
-def post_assignment(body: NewAssignment, db: Db, admin: Admin) -> AssignmentView:
+def post_assignment(body: NewAssignment, db: Db, admin: Assigner) -> AssignmentView:
     found = cases.get_case(db, body.case)
     officer = cases.officer_account(db, body.email)
     cases.assign(db, found, officer, access.actor_of(admin))
@@ -97,7 +98,7 @@ def post_assignment(body: NewAssignment, db: Db, admin: Admin) -> AssignmentView
 
 
 @router.delete("/assignments", status_code=204, response_class=Response, summary="Take an officer off a case (admin)")
-def delete_assignment(case: str, email: Annotated[str, Query(max_length=320)], db: Db, admin: Admin) -> Response:
+def delete_assignment(case: str, email: Annotated[str, Query(max_length=320)], db: Db, admin: Assigner) -> Response:
     found = cases.get_case(db, case)
     officer = db.scalar(select(User).where(User.email == email.strip().lower()))
     if officer is None or not cases.unassign(db, found, officer, access.actor_of(admin)):

@@ -9,21 +9,20 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import Field
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from evidence.accounts import access
-from evidence.cases import case_for, create_case, may_see, visible_cases
+from evidence.cases import READERS, WRITERS, case_for, create_case, item_for, visible_cases
 from evidence.errors import NotFound
 from evidence.http.api.body import Body
 from evidence.http.deps import Db, role, runtime
 from evidence.http.streaming import MEDIA_RESPONSES, stream_object
 from evidence.http.views import CaseView, ItemView, case_view, items_view
-from evidence.models import Case, Derivative, Item, Role, User
+from evidence.models import Case, Derivative, Item, User
 from evidence.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1")
-Reader = Annotated[User, Depends(role(Role.OFFICER, Role.AUDITOR, Role.ADMIN))]
-Writer = Annotated[User, Depends(role(Role.OFFICER, Role.ADMIN))]
+Reader = Annotated[User, Depends(role(*READERS))]
+Writer = Annotated[User, Depends(role(*WRITERS))]
 
 
 class NewCase(Body):
@@ -62,14 +61,14 @@ def list_items(request: Request, case: str, db: Db, user: Reader) -> list[ItemVi
 
 @router.get("/items/{item_id}", summary="One item: state, hashes, derivatives (assigned officer, auditor, admin)")
 def read_item(request: Request, item_id: str, db: Db, user: Reader) -> ItemView:
-    return items_view(db, [_visible_item(db, user, item_id)], _base_url(request))[0]
+    return items_view(db, [item_for(db, user, item_id)], _base_url(request))[0]
 
 
 @router.get("/items/{item_id}/derivatives/{kind}", summary="Download a working copy (assigned officer, admin)",
             response_class=Response, responses=MEDIA_RESPONSES)
 def read_derivative(item_id: str, kind: str, request: Request, db: Db, user: Writer,
                     rt: Annotated[Runtime, Depends(runtime)]) -> Response:
-    _visible_item(db, user, item_id)
+    item_for(db, user, item_id)
     derivative = db.scalar(select(Derivative).where(Derivative.item_id == item_id, Derivative.kind == kind))
     if derivative is None:
         raise NotFound("no such working copy")
@@ -77,11 +76,3 @@ def read_derivative(item_id: str, kind: str, request: Request, db: Db, user: Wri
     response, _ = stream_object(request, rt.vault, {}, derivative.key, derivative.size,
                                 derivative.content_type, derivative.sha256, None)
     return response
-
-
-def _visible_item(db: Session, user: User, item_id: str) -> Item:
-    # Another case's item reads as missing: item ids are not for probing.
-    item = db.get(Item, item_id)
-    if item is None or not may_see(db, user, db.get_one(Case, item.case_id)):
-        raise NotFound("item not found")
-    return item

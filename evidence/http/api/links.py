@@ -9,17 +9,16 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import Field
 
 from evidence.accounts import access
-from evidence.cases import case_for, may_see
-from evidence.errors import NotFound
+from evidence.cases import WRITERS, case_for, link_for
 from evidence.http.api.body import Body
 from evidence.http.deps import Db, link_gate, role
 from evidence.http.views import LinkView, NewLinkView, link_view
 from evidence.links.gate import Gate
 from evidence.links.sharing import MAX_LIFETIME, Share, create_link, link_url, list_links, revoke_link
-from evidence.models import Case, Link, Role, User
+from evidence.models import Case, Link, User
 
 router = APIRouter(prefix="/api/v1")
-Sharer = Annotated[User, Depends(role(Role.OFFICER, Role.ADMIN))]
+Sharer = Annotated[User, Depends(role(*WRITERS))]
 Links = Annotated[Gate, Depends(link_gate)]
 
 
@@ -63,9 +62,7 @@ def get_links(case: str, request: Request, db: Db, user: Sharer, gate: Links) ->
 
 @router.post("/links/{link_id}/revoke", summary="Revoke a link: the next request is refused (officer, admin)")
 def post_revoke(link_id: str, request: Request, db: Db, user: Sharer, gate: Links) -> LinkView:
-    found = db.get(Link, link_id)
-    if found is None or not may_see(db, user, db.get_one(Case, found.case_id)):
-        raise NotFound(f"link {link_id} does not exist")
+    link_for(db, user, link_id)
     link = revoke_link(db, link_id, access.actor_of(user), gate.clock())
     case = db.get_one(Case, link.case_id)
     db.commit()

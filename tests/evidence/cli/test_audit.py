@@ -60,7 +60,7 @@ def test_verify_against_a_kept_checkpoint_and_after_tampering(uploaded: tuple[Se
     server, _, _ = uploaded
     kept = tmp_path / "kept.checkpoint"
     kept.write_text(server.cli("audit", "checkpoint").stdout)
-    server.cli("cases", "create", "OP-LATER")  # the log grows after the witness kept its copy
+    server.cli("cases", "create", "OP-LATER", "--token", server.token("admin@force.police.uk", "admin"))  # the log grows
     assert "extends the kept checkpoint" in server.cli("audit", "verify", "--checkpoint", str(kept)).stdout
     assert server.cli("audit", "verify").returncode == 0
 

@@ -262,7 +262,15 @@ def test_lists_print_a_header_row_in_the_order_help_names(make_server: MakeServe
     for start in (found.start() for found in re.finditer(r"\S+", links[0])):  # each value under its header
         assert links[1][start] != " " and (start == 0 or links[1][start - 1] == " "), (start, links)
 
+    admin = ("--token", server.token("admin@force.police.uk", "admin"))
+    cases = on_terminal(server, "cases", "list", *admin).splitlines()
+    assert [line.split() for line in cases] == [["REF", "TITLE", "OFFICERS"], [case, "-", "officer@force.police.uk"]]
+    assert help_columns(server, "cases", "list") == ["reference", "title", "assigned officers"]
+    assert cases[0].index("OFFICERS") == cases[1].index("officer@")
+
     # Piped into another program: the rows alone, as before.
+    assert [line.split() for line in server.cli("cases", "list", *admin).stdout.splitlines()] == [
+        line.split() for line in cases[1:]]
     piped = server.cli("items", "list", *remote).stdout.splitlines()
     assert piped == items[1:]
     # (the header's widths count on a terminal only)
@@ -292,5 +300,9 @@ def test_a_mistyped_case_gets_a_suggestion(make_server: MakeServer, tmp_path: Pa
     # Nothing close: the plain message.
     assert said("items", "list", "--case", "OP-ZZZ", *remote) == (
         "error: case OP-ZZZ not found among the cases you are assigned to")
-    # On the server host, every case is the operator's to see.
-    assert said("items", "list", "--case", "OP-ELSEWHER").endswith("Did you mean OP-ELSEWHERE?")
+    # On the server host the same: a person is offered the cases they may see, an admin all of them.
+    assert said("share", "--case", "OP-HALFROD", "--to", "cps@cps.gov.uk", "--expires", "1d",
+                "--token", token).endswith("Did you mean OP-HALFORD?")
+    assert "Did you mean" not in said("items", "list", "--case", "OP-ELSEWHER", "--token", token)
+    admin = server.token("admin@force.police.uk", "admin")
+    assert said("items", "list", "--case", "OP-ELSEWHER", "--token", admin).endswith("Did you mean OP-ELSEWHERE?")

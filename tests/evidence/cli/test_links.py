@@ -27,7 +27,8 @@ class Run(Protocol):
 
 @pytest.fixture
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Run]:
-    """The data dir, and the command line on it; case OP-1 exists, with an officer."""
+    """The data dir, and the command line on it as the officer of case OP-1 (their token in
+    EVIDENCE_TOKEN, as on their shell)."""
     monkeypatch.setenv("EVIDENCE_PUBLIC_URL", PUBLIC)
     data = tmp_path / "data"
 
@@ -36,7 +37,9 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Run]:
         assert result.exit_code == code, (args, result.output)
         return result
 
-    run("cases", "create", "OP-1", "--assign", "pc@force.police.uk")
+    admin = run("users", "add", "admin@force.police.uk", "--role", "admin").stdout.strip()
+    run("cases", "create", "OP-1", "--assign", "pc@force.police.uk", "--token", admin)
+    monkeypatch.setenv("EVIDENCE_TOKEN", run("users", "add", "pc@force.police.uk", "--role", "officer").stdout.strip())
     return data, run
 
 

@@ -23,14 +23,18 @@ class Cli:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
 
-    def __call__(self, *args: str, code: int = 0) -> Result:
-        result = CliRunner().invoke(main, ["--data-dir", str(self.data_dir), *args], catch_exceptions=False)
+    def __call__(self, *args: str, code: int = 0, token: str | None = None) -> Result:
+        given = ["--token", token] if token else []
+        result = CliRunner().invoke(main, ["--data-dir", str(self.data_dir), *args, *given], catch_exceptions=False)
         assert result.exit_code == code, (args, result.exit_code, result.output)
         return result
 
-    def said(self, *args: str, code: int = 0) -> str:
+    def said(self, *args: str, code: int = 0, token: str | None = None) -> str:
         """What the command told the person on stderr, with rich's line wrapping undone."""
-        return " ".join(self(*args, code=code).stderr.split())
+        return " ".join(self(*args, code=code, token=token).stderr.split())
+
+    def token(self, email: str = "admin@force.police.uk", role: str = "admin") -> str:
+        return self("users", "add", email, "--role", role).stdout.strip()
 
 
 @pytest.fixture
@@ -64,24 +68,50 @@ def test_users_revoke_disable_enable(cli: Cli) -> None:
 
 
 def test_cases_create_assign_list_unassign(cli: Cli) -> None:
-    assert cli("cases", "create", "OP-1", "--title", "Burglary", "--assign", "pc@force.police.uk").stdout == "OP-1\n"
-    cli("cases", "create", "OP-2")
-    assert cli.said("cases", "assign", "OP-2", "colleague@force.police.uk") == "colleague@force.police.uk assigned to OP-2"
-    assert "was already assigned" in cli.said("cases", "assign", "OP-2", "colleague@force.police.uk")
-    assert cli("cases", "list").stdout.splitlines() == [
-        "OP-1\tBurglary\tpc@force.police.uk", "OP-2\t\tcolleague@force.police.uk"]
-    cli("cases", "unassign", "OP-2", "Colleague@force.police.uk")
-    assert "is not assigned to case OP-2" in cli.said("cases", "unassign", "OP-2", "colleague@force.police.uk", code=3)
-    assert cli.said("cases", "create", "OP-1", code=5) == "error: case OP-1 already exists"
-    assert cli.said("cases", "assign", "OP-9", "pc@force.police.uk", code=3) == "error: case OP-9 does not exist"
+    admin = cli.token()
+    made = cli("cases", "create", "OP-1", "--title", "Burglary case", "--assign", "pc@force.police.uk", token=admin)
+    assert made.stdout == "OP-1\n"
+    cli("cases", "create", "OP-2", token=admin)
+    said = cli.said("cases", "assign", "OP-2", "colleague@force.police.uk", token=admin)
+    assert said == "colleague@force.police.uk assigned to OP-2"
+    assert "was already assigned" in cli.said("cases", "assign", "OP-2", "colleague@force.police.uk", token=admin)
+    # Piped, the rows alone (the header row is for a terminal), in the columns --help names.
+    assert "reference, title, assigned officers" in " ".join(cli("cases", "list", "--help").stdout.split())
+    assert cli("cases", "list", token=admin).stdout.splitlines() == [
+        "OP-1  Burglary case  pc@force.police.uk", "OP-2  -              colleague@force.police.uk"]
+    # An officer lists the cases they work on; who else does is for admins to see, as in the API.
+    colleague = cli.token("colleague@force.police.uk", "officer")
+    assert cli("cases", "list", token=colleague).stdout.splitlines() == ["OP-2  -  -"]
+    cli("cases", "unassign", "OP-2", "Colleague@force.police.uk", token=admin)
+    assert cli("cases", "list", token=colleague).stdout == ""
+    refused = cli.said("cases", "unassign", "OP-2", "colleague@force.police.uk", code=3, token=admin)
+    assert "is not assigned to case OP-2" in refused
+    assert cli.said("cases", "create", "OP-1", code=5, token=admin) == "error: case OP-1 already exists"
+    assert cli.said("cases", "assign", "OP-9", "pc@force.police.uk", code=3, token=admin) == \
+        "error: case OP-9 does not exist"
+
+
+def test_cases_take_the_api_roles(cli: Cli) -> None:
+    officer, auditor = cli.token("pc@force.police.uk", "officer"), cli.token("audit@force.police.uk", "auditor")
+    # An officer opens a case and is assigned to it; assigning others is for admins.
+    assert cli("cases", "create", "OP-1", token=officer).stdout == "OP-1\n"
+    assert cli("cases", "list", token=officer).stdout.splitlines() == ["OP-1  -  -"]
+    roles = "error: this needs one of the roles: admin"
+    assert cli.said("cases", "create", "OP-2", "--assign", "x@force.police.uk", code=4, token=officer) == roles
+    assert cli.said("cases", "assign", "OP-1", "x@force.police.uk", code=4, token=officer) == roles
+    assert cli.said("cases", "create", "OP-2", code=4, token=auditor) == "error: this needs one of the roles: officer, admin"
+    assert cli("cases", "list", token=auditor).stdout.splitlines() == ["OP-1  -  -"]
+    assert "OP-2" not in cli("cases", "list", token=cli.token()).stdout  # refused: nothing was made
 
 
 def test_items_list_and_show(cli: Cli) -> None:
-    cli("cases", "create", "OP-1", "--assign", "pc@force.police.uk")
+    cli("cases", "create", "OP-1", "--assign", "pc@force.police.uk", token=cli.token())
+    token = cli.token("pc@force.police.uk", "officer")
     rt = Runtime.build(Settings(data_dir=cli.data_dir))
     try:
         with rt.db.transaction() as session:
-            officer, case = session.scalars(select(User)).one(), session.scalars(select(Case)).one()
+            case = session.scalars(select(Case)).one()
+            officer = session.scalars(select(User).where(User.email == "pc@force.police.uk")).one()
             upload = Upload(id="1" * 32, owner_id=officer.id, case_id=case.id, storage_key="k")
             session.add(upload)
             session.flush()
@@ -94,10 +124,16 @@ def test_items_list_and_show(cli: Cli) -> None:
             expected = item_view(item, "OP-1", "https://evidence.example").as_json()
     finally:
         rt.close()
-    assert cli("items", "list", "--case", "OP-1").stdout == f"{item_id}  {'ready':<11}  {1234:>14}  cam 1.mp4\n"
-    assert json.loads(cli("items", "show", item_id, "--json").stdout) == expected
-    shown = cli("items", "show", item_id).stdout.splitlines()
+    listed = cli("items", "list", "--case", "OP-1", token=token).stdout
+    assert listed == f"{item_id}  {'ready':<11}  {1234:>14}  cam 1.mp4\n"
+    assert json.loads(cli("items", "show", item_id, "--json", token=token).stdout) == expected
+    shown = cli("items", "show", item_id, token=token).stdout.splitlines()
     assert f"sha256        {'a' * 64} (matches the officer's)" in shown
     assert "warning       a warning" in shown and "reason        -" in shown
-    assert cli.said("items", "show", "0000", code=3) == "error: item 0000 does not exist"
-    assert cli.said("items", "list", "--case", "OP-9", code=3) == "error: case OP-9 does not exist"
+    # The API's words, and its rule: another case's item reads as missing.
+    assert cli.said("items", "show", "0000", code=3, token=token) == "error: item not found"
+    stranger = cli.token("other@force.police.uk", "officer")
+    assert cli.said("items", "show", item_id, code=3, token=stranger) == "error: item not found"
+    assert cli.said("items", "list", "--case", "OP-1", code=3, token=stranger) == \
+        "error: case OP-1 not found among the cases you are assigned to"
+    assert cli.said("items", "list", "--case", "OP-9", code=3, token=cli.token()) == "error: case OP-9 does not exist"

@@ -88,8 +88,9 @@ def test_items_list_and_show_print_what_the_api_answers(laptop: Laptop, tmp_path
     by_env = laptop.run("items", "show", first, "--json",
                         env={"EVIDENCE_SERVER": laptop.server.url, "EVIDENCE_TOKEN": laptop.token})
     assert json.loads(by_env.stdout) == shown
-    # Without --server the laptop has only its own, empty, data dir.
-    assert "case OP-1 does not exist" in laptop.run("items", "list", "--case", "OP-1", code=3).stderr
+    # Without --server the laptop has only its own, empty, data dir, whose server never issued the token.
+    refused = laptop.run("items", "list", "--case", "OP-1", "--token", laptop.token, code=4).stderr
+    assert "the token was refused: invalid token" in refused
 
 
 def test_share_list_and_revoke_with_the_servers_urls(laptop: Laptop, tmp_path: Path) -> None:

@@ -141,7 +141,7 @@ def test_eight_uploads_at_once_from_one_home_folder(make_server, tmp_path: Path)
         item = requests.get(f"{server.url}/api/v1/items/{item_id}", headers=bearer, timeout=10).json()
         assert item["filename"] == path.name and item["client_sha256"] == sha256
         assert item["size"] == path.stat().st_size
-    assert len(server.cli("items", "list", "--case", case).stdout.splitlines()) == 8
+    assert len(server.cli("items", "list", "--case", case, "--token", token).stdout.splitlines()) == 8
 
 
 def test_an_interrupted_upload_resumes_from_the_server_offset(make_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -170,8 +170,8 @@ def test_an_interrupted_upload_resumes_from_the_server_offset(make_server, tmp_p
     assert printed == digest
     # Resumed, not begun again: the second run sent little more than what was missing.
     assert sent_after < source.stat().st_size - sent_before + 3 * 1024 * 1024
-    assert len(server.cli("items", "list", "--case", case).stdout.splitlines()) == 1
-    assert json.loads(server.cli("items", "show", item_id, "--json").stdout)["client_sha256"] == digest
+    assert len(server.cli("items", "list", "--case", case, "--token", token).stdout.splitlines()) == 1
+    assert json.loads(server.cli("items", "show", item_id, "--json", "--token", token).stdout)["client_sha256"] == digest
 
 
 def test_an_upload_remembered_in_the_old_file_resumes(make_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -199,4 +199,4 @@ def test_an_upload_remembered_in_the_old_file_resumes(make_server, tmp_path: Pat
     upload = requests.get(f"{server.url}/api/v1/uploads/{url.rsplit('/', 1)[1]}",
                           headers={"Authorization": f"Bearer {token}"}, timeout=10).json()
     assert upload["item"] == item_id and upload["finished"]
-    assert len(server.cli("items", "list", "--case", case).stdout.splitlines()) == 1
+    assert len(server.cli("items", "list", "--case", case, "--token", token).stdout.splitlines()) == 1

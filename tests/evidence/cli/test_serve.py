@@ -125,7 +125,7 @@ def test_two_api_processes_on_one_port(database_url: str, tmp_path: Path) -> Non
         again = tmp_path / "statement.pdf"
         random_file(again, 300_000)
         other = server.cli("upload", str(again), *args).stdout.split()[0]
-        listed = server.cli("items", "list", "--case", case).stdout
+        listed = server.cli("items", "list", "--case", case, "--token", token).stdout
         assert item in listed and other in listed
         # The upkeep (checkpoints) went on, in one process at a time: the ledger verifies.
         server.cli("audit", "verify")

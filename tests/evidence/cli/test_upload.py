@@ -23,7 +23,7 @@ def test_upload_prints_item_and_stores_the_exact_bytes(server: Server, tmp_path:
     item_id, printed_sha, printed_path = result.stdout.split(maxsplit=2)
     assert printed_sha == digest
     assert printed_path.strip() == str(source)
-    shown = json.loads(server.cli("items", "show", item_id, "--json").stdout)
+    shown = json.loads(server.cli("items", "show", item_id, "--json", "--token", token).stdout)
     api = requests.get(f"{server.url}/api/v1/items/{item_id}", headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert api.status_code == 200 and api.json() == shown
     assert shown["state"] == "received"
@@ -45,7 +45,7 @@ def test_running_the_same_upload_again_does_not_duplicate(server: Server, tmp_pa
     first = server.cli(*args).stdout
     second = server.cli(*args).stdout
     assert first == second
-    assert len(server.cli("items", "list", "--case", case).stdout.splitlines()) == 1
+    assert len(server.cli("items", "list", "--case", case, "--token", token).stdout.splitlines()) == 1
 
 
 def test_clear_messages_for_what_an_officer_gets_wrong(make_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -89,4 +89,4 @@ def test_a_directory_uploads_every_file_in_it(make_server, tmp_path: Path) -> No
     out = server.cli("upload", str(folder), "--case", case, "--server", server.url, "--token", token).stdout
     printed = {Path(line.split(maxsplit=2)[2]): line.split()[1] for line in out.splitlines()}
     assert printed == digests
-    assert len(server.cli("items", "list", "--case", case).stdout.splitlines()) == 3
+    assert len(server.cli("items", "list", "--case", case, "--token", token).stdout.splitlines()) == 3

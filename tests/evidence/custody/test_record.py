@@ -54,4 +54,16 @@ def test_floats_in_details_are_recorded_as_their_decimal_text(rt: Runtime) -> No
 def test_actors_name_no_host(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(getpass, "getuser", lambda: "root")
     assert custody.system_actor("transfer") == "system:transfer"
-    assert custody.operator_actor() == "operator:root"
+    assert custody.SERVICE == "operator:service"
+
+
+def test_the_service_account_names_the_os_user_as_a_detail(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(getpass, "getuser", lambda: "root")
+    with rt.db.transaction() as session:
+        custody.record(session, Action.USER_REVOKED, {"user": "pc@force.police.uk"}, custody.SERVICE, {"role": "officer"})
+        custody.record(session, Action.USER_ENABLED, {"user": "pc@force.police.uk"}, "user:admin@force.police.uk",
+                       {"role": "officer"})
+    service, person = entries(rt)
+    assert (service.actor, service.details) == ("operator:service", {"role": "officer", "run_by": "operator:root"})
+    assert (person.actor, person.details) == ("user:admin@force.police.uk", {"role": "officer"})
+    assert Entry.decode(service.body).details == service.details  # in the signed bytes, not beside them

@@ -99,9 +99,9 @@ def test_a_restarted_postgresql_is_503_meanwhile_and_recovered_from_on_the_next_
         first = tmp_path / "first.bin"
         random_file(first, 100_000)
         server.cli("upload", str(first), "--case", case, "--server", server.url, "--token", token)
-        item_id = server.cli("items", "list", "--case", case).stdout.split()[0]
+        item_id = server.cli("items", "list", "--case", case, token=token).stdout.split()[0]
         link = server.cli("share", "--case", case, "--to", "cps@cps.gov.uk", "--expires", "1d",
-                          "--download").stdout.strip()
+                          "--download", token=token).stdout.strip()
         browser = sign_in(server, token)
         bearer = {"Authorization": f"Bearer {token}"}
         assert readiness(server) == (200, {"status": "ready", "dependencies": {
@@ -148,7 +148,7 @@ def test_a_restarted_postgresql_is_503_meanwhile_and_recovered_from_on_the_next_
             assert requests.get(link, timeout=30).status_code == 200
             new_item, printed = upload.result().split()[:2]
             assert printed == digest
-            item = json.loads(server.cli("items", "show", new_item, "--json").stdout)
+            item = json.loads(server.cli("items", "show", new_item, "--json", token=token).stdout)
             assert item["size"] == source.stat().st_size and item["client_sha256"] == digest
             # Exactly the bytes sent, once; nothing half-written beside them.
             stored = sorted(sha256_of(p) for p in (server.data_dir / "vault" / "originals").iterdir())
@@ -171,7 +171,7 @@ def test_the_s3_gateway_stopped_for_ten_seconds(make_server, tmp_path: Path) -> 
         item_id = server.cli("upload", str(first), "--case", case, "--server", server.url,
                              "--token", token).stdout.split()[0]
         link = server.cli("share", "--case", case, "--to", "cps@cps.gov.uk", "--expires", "1d",
-                          "--download").stdout.strip()
+                          "--download", token=token).stdout.strip()
         assert states(readiness(server)[1]) == {"database": "ok", "storage": "ok"}
 
         source = tmp_path / "phone extraction.bin"
@@ -205,7 +205,7 @@ def test_the_s3_gateway_stopped_for_ten_seconds(make_server, tmp_path: Path) -> 
             listed = client.list_objects_v2(Bucket=bucket.bucket, Prefix="originals/")["Contents"]
             stored = sorted(_sha256(client.get_object(Bucket=bucket.bucket, Key=o["Key"])["Body"]) for o in listed)
             assert stored == sorted([sha256_of(first), digest])
-            assert json.loads(server.cli("items", "show", new_item, "--json").stdout)["client_sha256"] == digest
+            assert json.loads(server.cli("items", "show", new_item, "--json", token=token).stdout)["client_sha256"] == digest
         server.stop()
     finally:
         gateway.stop()
@@ -230,7 +230,7 @@ def test_a_restarted_redis_loses_no_upload(make_server, tmp_path: Path) -> None:
         item_id = server.cli("upload", str(source), "--case", case, "--server", server.url,
                              "--token", token, timeout=60).stdout.split()[0]
         assert time.monotonic() - started < 30
-        item = json.loads(server.cli("items", "show", item_id, "--json").stdout)
+        item = json.loads(server.cli("items", "show", item_id, "--json", token=token).stdout)
         assert item["state"] == "received" and item["client_sha256"] == digest
         # The upkeep (every 0.5 s here) tries to queue it again meanwhile, and fails.
         deadline = time.monotonic() + 30

@@ -46,7 +46,7 @@ class Front:
     def share(self, *args: str) -> str:
         """A link to the item, through nginx."""
         link = self.server.cli("share", "--case", CASE, "--item", self.item_id, "--to", "reviewer@cps.gov.uk",
-                               "--expires", "1d", *args).stdout.strip()
+                               "--expires", "1d", *args, token=self.officer).stdout.strip()
         return link.replace(self.server.url, self.url)
 
     def reviewer(self, link: str) -> requests.Session:
@@ -184,9 +184,9 @@ def test_a_revoked_link_is_refused_on_its_next_request(front: Front) -> None:
     browser = front.reviewer(link)
     url = f"{link}/items/{front.item_id}/proxy"
     assert browser.get(url, headers={"Range": "bytes=0-99"}, timeout=30).status_code == 206
-    links = json.loads(front.server.cli("links", "list", "--case", CASE, "--json").stdout)
+    links = json.loads(front.server.cli("links", "list", "--case", CASE, "--json", token=front.officer).stdout)
     link_id = next(found["id"] for found in links if found["url"].endswith(link.rsplit("/s/", 1)[1]))
-    front.server.cli("links", "revoke", link_id)
+    front.server.cli("links", "revoke", link_id, token=front.officer)
     # A view session may reuse its node's read of the link for FRESH_SECONDS, no longer.
     time.sleep(FRESH_SECONDS + 0.2)
     refused = browser.get(url, headers={"Range": "bytes=0-99"}, timeout=30)

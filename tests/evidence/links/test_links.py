@@ -49,7 +49,7 @@ class World:
         return requests.request(method, f"{self.server.url}{path}", headers=headers, timeout=30, **kwargs)
 
     def share(self, *args: str) -> str:
-        return self.server.cli("share", "--case", CASE, "--to", REVIEWER, "--expires", "7d", *args).stdout.strip()
+        return self.server.cli("share", "--case", CASE, "--to", REVIEWER, "--expires", "7d", *args, token=self.officer).stdout.strip()
 
     def ids(self, *names: str) -> list[str]:
         return [self.items[n]["id"] for n in names]
@@ -145,9 +145,9 @@ def test_a_view_only_link_offers_no_download_and_refuses_one(world: World) -> No
 
 
 def test_a_case_wide_share_holds_what_existed_unless_it_says_otherwise(world: World, tmp_path: Path) -> None:
-    fixed = world.server.cli("share", "--case", OTHER, "--to", REVIEWER, "--expires", "1d").stdout.strip()
+    fixed = world.server.cli("share", "--case", OTHER, "--to", REVIEWER, "--expires", "1d", token=world.officer).stdout.strip()
     future = world.server.cli("share", "--case", OTHER, "--to", REVIEWER, "--expires", "1d",
-                              "--include-future").stdout.strip()
+                              "--include-future", token=world.officer).stdout.strip()
     late = tmp_path / "late.mp4"
     shutil.copyfile(library().path("vfr_mp4"), late)
     world.server.cli("upload", str(late), "--case", OTHER, "--server", world.server.url, "--token", world.officer)
@@ -156,7 +156,7 @@ def test_a_case_wide_share_holds_what_existed_unless_it_says_otherwise(world: Wo
     assert requests.get(f"{fixed}/items/{added['id']}/proxy", timeout=10).status_code == 404
     assert "late.mp4" in requests.get(future, timeout=10).text
     assert requests.get(f"{future}/items/{added['id']}/proxy", timeout=10).status_code == 200
-    listed = json.loads(world.server.cli("links", "list", "--case", OTHER, "--json").stdout)
+    listed = json.loads(world.server.cli("links", "list", "--case", OTHER, "--json", token=world.officer).stdout)
     by_url = {link["url"]: link for link in listed}
     assert by_url[fixed]["items"] == [world.other["id"]] and by_url[fixed]["include_future"] is False
     assert by_url[future]["include_future"] is True and by_url[future]["scope"] == "case"
@@ -321,7 +321,7 @@ def test_use_limits_count_sessions_not_requests(world: World) -> None:
 def test_passcode_lockout(world: World) -> None:
     item_id = world.ids(TRICKY)[0]
     result = world.server.cli("share", "--case", CASE, "--to", REVIEWER, "--expires", "1d", "--item", item_id,
-                              "--passcode")
+                              "--passcode", token=world.officer)
     url, code = result.stdout.strip(), result.stderr.strip().rsplit(" ", 1)[1]
     assert code not in result.stdout
     form = requests.get(url, timeout=10)
@@ -372,11 +372,11 @@ def test_the_api_shares_lists_and_revokes(world: World) -> None:
                    {"items": ["x" * 100_000]}):  # refused as input, never a 500
         assert world.api("POST", "/api/v1/links", json={**body, **absurd}).status_code == 422, absurd
     assert world.server.cli("share", "--case", CASE, "--to", REVIEWER, "--expires", "1000000000d",
-                            check=False).returncode == 2
+                            check=False, token=world.officer).returncode == 2
     revoked = world.api("POST", f"/api/v1/links/{link['id']}/revoke")
     assert revoked.status_code == 200 and revoked.json()["revoked_at"]
     assert requests.get(link["url"], timeout=10).status_code == 410
-    cli = json.loads(world.server.cli("links", "list", "--case", CASE, "--json").stdout)
+    cli = json.loads(world.server.cli("links", "list", "--case", CASE, "--json", token=world.officer).stdout)
     mine = next(x for x in cli if x["id"] == link["id"])
     assert {"id", "url", "to", "items", "expires_at", "revoked_at", "uses"} <= set(mine) and mine["uses"] == 1
 
@@ -408,7 +408,7 @@ def clocked(world: World) -> Iterator[tuple[str, Any]]:
 def test_expiry_with_time_passed_in(world: World, clocked: tuple[str, Any]) -> None:
     url, now = clocked
     item_id = world.ids(TRICKY)[0]
-    link = world.server.cli("share", "--case", CASE, "--to", REVIEWER, "--expires", "1h", "--item", item_id).stdout.strip()
+    link = world.server.cli("share", "--case", CASE, "--to", REVIEWER, "--expires", "1h", "--item", item_id, token=world.officer).stdout.strip()
     path = link.split(world.server.url, 1)[1]
     with requests.Session() as browser:
         assert browser.get(f"{url}{path}", timeout=10).status_code == 200
@@ -426,7 +426,7 @@ def test_passcode_attempts_are_rate_limited(world: World, clocked: tuple[str, An
     url, now = clocked
     item_id = world.ids(TRICKY)[0]
     link = world.server.cli("share", "--case", CASE, "--to", REVIEWER, "--expires", "1h", "--item", item_id,
-                            "--passcode").stdout.strip()
+                            "--passcode", token=world.officer).stdout.strip()
     path = link.split(world.server.url, 1)[1]
     # A few quick tries pass (a typo is not punished); repeated ones are paced, one a second per link.
     for _ in range(PASSCODE_BURST):
@@ -455,7 +455,7 @@ def test_the_ledger_and_the_items_report_hold_every_link_event(world: World, tmp
             browser.get(f"{url}/items/{item['id']}/original", timeout=30)
         browser.get(f"{url}/items/{item['id']}/original", headers={"Range": "bytes=0-99"}, timeout=30)
     link_id = next(x["id"] for x in world.api("GET", f"/api/v1/links?case={CASE}").json() if x["url"] == url)
-    world.server.cli("links", "revoke", link_id)
+    world.server.cli("links", "revoke", link_id, token=world.officer)
     requests.get(url, timeout=10)
     requests.get(url, timeout=10)
     mine = [e for e in world.entries(before) if e["subject"].get("link") == link_id]

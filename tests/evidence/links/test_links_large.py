@@ -31,7 +31,7 @@ def test_a_2gib_download_keeps_the_servers_memory_flat(make_server, tmp_path: Pa
                       "--chunk-size", "256MiB").stdout
     item_id, sha256 = line.split()[:2]
     url = server.cli("share", "--case", "OP-LARGE", "--to", "reviewer@cps.gov.uk", "--expires", "1d",
-                     "--download").stdout.strip()
+                     "--download", token=officer).stdout.strip()
 
     started = time.monotonic()
     process = psutil.Process(server.pid)

@@ -37,7 +37,7 @@ from tests.support import s3
 from tests.support.files import BLOCK, random_file, sha256_of
 from tests.support.proxy import Proxy
 from tests.support.relay import Relay
-from tests.support.server import EVIDENCE, Server
+from tests.support.server import ADMIN, EVIDENCE, Server
 
 MiB = 1024 * 1024
 MakeServer = Callable[..., Server]  # tests/conftest.py: start a server with these settings
@@ -231,7 +231,7 @@ def upload_args(path: Path, case: str, server_url: str, token: str, chunk: str, 
 
 
 def items_of(server: Server, case: str) -> list[str]:
-    return server.cli("items", "list", "--case", case).stdout.splitlines()
+    return server.cli("items", "list", "--case", case, token=server.token(ADMIN, "admin")).stdout.splitlines()
 
 
 def s3_port(bucket: s3.S3Bucket) -> int:

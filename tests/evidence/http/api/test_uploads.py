@@ -40,6 +40,6 @@ def test_an_upload_is_its_officers_while_they_are_on_the_case(server: Server) ->
                            timeout=10)
     assert status(colleague) == (404, missing.json()) and missing.status_code == 404
     # Taken off the case: the officer's own upload is now out of reach, like any other.
-    server.cli("cases", "unassign", case, "officer@force.police.uk")
+    server.cli("cases", "unassign", case, "officer@force.police.uk", token=admin)
     assert status(officer) == (404, missing.json())
     assert status(admin)[0] == 200

@@ -24,7 +24,7 @@ def test_reviewer_watches_seeks_and_the_page_renders(make_server, tmp_path: Path
     shutil.copy(library().path("h264_aac_mp4"), clip)
     item_id, sha256 = server.cli("upload", str(clip), "--case", case, "--server", server.url, "--token", token).stdout.split()[:2]
     assert server.settled_item(item_id)["state"] == "ready"
-    link = server.cli("share", "--case", case, "--to", "reviewer@cps.gov.uk", "--expires", "7d", "--download").stdout.strip()
+    link = server.cli("share", "--case", case, "--to", "reviewer@cps.gov.uk", "--expires", "7d", "--download", token=token).stdout.strip()
     assert requests.get(link, timeout=30).status_code == 200
 
     ARTIFACTS.mkdir(exist_ok=True)
