@@ -18,7 +18,15 @@ from typing import Any, BinaryIO
 
 import pytest
 
-from transcode.archive import ArchiveError, ArchiveRefused, Limits, build_manifest, manifest_json
+from transcode.archive import (
+    ArchiveError,
+    ArchiveRefused,
+    EntryUnreadable,
+    Limits,
+    Reader,
+    build_manifest,
+    manifest_json,
+)
 from transcode.seekable import RangeFile
 
 MiB = 1024 * 1024
@@ -238,6 +246,38 @@ def test_a_lying_bzip2_bomb_is_stopped_without_expanding_in_memory(tmp_path: Pat
         error, seconds, peak = bounded(lambda: build_manifest(file))
     assert type(error) is ArchiveRefused
     assert seconds < 1 and peak < 8 * MiB
+
+
+def test_the_reader_gives_each_entry_as_the_manifest_hashed_it(extraction: bytes) -> None:
+    manifest = manifest_of(extraction)
+    with Reader(io.BytesIO(extraction)) as reader:
+        for index, entry in enumerate(manifest["entries"]):
+            out = io.BytesIO()
+            assert reader.extract(index, entry["path"], out) == (entry["sha256"] or sha256(b""), entry["size"])
+            assert reader.head(index, entry["path"], 10) == out.getvalue()[:10]
+        with pytest.raises(ArchiveError, match=r"no entry 0 named 'other\.jpg'"):  # not the archive its manifest lists
+            reader.head(0, "other.jpg", 10)
+        with pytest.raises(ArchiveError):
+            reader.extract(len(manifest["entries"]), "logs/system.log", io.BytesIO())
+
+
+def test_the_reader_refuses_what_the_manifest_refuses(bomb: Path, tmp_path: Path) -> None:
+    with bomb.open("rb") as file, pytest.raises(ArchiveRefused):
+        Reader(file)  # the declarations are checked before anything is read
+    liar = tmp_path / "liar.zip"
+    liar.write_bytes(bomb.read_bytes())
+    patch_file(liar, "zeros.bin", size=4096)
+    with liar.open("rb") as file, Reader(file) as reader:
+        out = io.BytesIO()
+        with pytest.raises(ArchiveRefused, match="beyond the 4,096 bytes its header declares"):
+            reader.extract(0, "zeros.bin", out)
+        assert len(out.getvalue()) <= 4096  # stopped at the lie, not after
+    locked = patch(make_zip([("secret.jpg", PHOTO, zipfile.ZIP_STORED)]), "secret.jpg", flags=0x1)
+    with Reader(io.BytesIO(locked)) as reader, pytest.raises(EntryUnreadable, match="encrypted"):
+        reader.head(0, "secret.jpg", 10)
+    corrupt = patch(make_zip([("a.jpg", PHOTO, zipfile.ZIP_STORED)]), "a.jpg", crc=0)
+    with Reader(io.BytesIO(corrupt)) as reader, pytest.raises(EntryUnreadable, match="CRC-32 mismatch"):
+        reader.extract(0, "a.jpg", io.BytesIO())
 
 
 def test_overlapping_entries_are_refused() -> None:
