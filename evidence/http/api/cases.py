@@ -15,9 +15,11 @@ from evidence.cases import READERS, WRITERS, case_for, create_case, item_for, vi
 from evidence.errors import NotFound
 from evidence.http.api.body import Body
 from evidence.http.deps import Db, role, runtime
+from evidence.http.reviewer.copies import number_of
+from evidence.http.reviewer.exhibits import part_of
 from evidence.http.streaming import MEDIA_RESPONSES, stream_object
 from evidence.http.views import CaseView, ItemView, case_view, items_view
-from evidence.models import Case, Derivative, Item, User
+from evidence.models import Case, Derivative, DerivativeKind, Item, User
 from evidence.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1")
@@ -75,4 +77,22 @@ def read_derivative(item_id: str, kind: str, request: Request, db: Db, user: Wri
     # Range requests too, so a player can seek in a long proxy.
     response, _ = stream_object(request, rt.vault, {}, derivative.key, derivative.size,
                                 derivative.content_type, derivative.sha256, None)
+    return response
+
+
+@router.get("/items/{item_id}/derivatives/{kind}/{number}",
+            summary="One page of a PDF's pages (kind pages, from 1) or the preview of a ZIP's entry (kind previews, its "
+                    "position in the manifest), as the working copy's index names it (assigned officer, admin)",
+            response_class=Response, responses=MEDIA_RESPONSES)
+def read_derivative_part(item_id: str, kind: str, number: str, request: Request, db: Db, user: Writer,
+                         rt: Annotated[Runtime, Depends(runtime)]) -> Response:
+    item = item_for(db, user, item_id)
+    wanted = number_of(number)  # looked up in the index by number, never used as a path
+    index = db.scalar(select(Derivative).where(Derivative.item_id == item.id, Derivative.kind == kind)) \
+        if kind in (DerivativeKind.PAGES, DerivativeKind.PREVIEWS) and wanted is not None else None
+    found = part_of(rt.vault, index, wanted) if index is not None and wanted is not None else None
+    if index is None or found is None:
+        raise NotFound("no such page or preview")
+    response, _ = stream_object(request, rt.vault, {}, found.key(item.id, index.kind), found.size, found.content_type,
+                                found.sha256, None)
     return response

@@ -8,6 +8,7 @@ batch and one browser for the whole module, to keep the suite's time."""
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 import time
@@ -41,9 +42,9 @@ class World:
     items: dict[str, dict[str, Any]]  # by the keys of FILES
     other: dict[str, Any]  # an item of another case
 
-    def api(self, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
-        return requests.get(f"{self.server.url}{path}", headers={"Authorization": f"Bearer {token or self.officer}"},
-                            timeout=30, **kwargs)
+    def api(self, path: str, token: str | None = None, headers: dict[str, str] | None = None) -> requests.Response:
+        return requests.get(f"{self.server.url}{path}", timeout=30,
+                            headers={"Authorization": f"Bearer {token or self.officer}", **(headers or {})})
 
     def share(self, *items: str) -> tuple[str, str]:
         """A view-only link to ``items`` (else the whole case): its URL and id."""
@@ -128,6 +129,26 @@ def test_the_api_lists_every_working_copy_with_a_url(world: World) -> None:
         got = world.api(url.removeprefix(world.server.url))
         assert got.status_code == 200 and got.headers["content-type"].startswith(found[kind]["content_type"])
     assert kinds_of(world.items["office"]) & {"view", "pages", "text", "audio", "proxy"} == set()
+
+
+def test_the_api_serves_each_page_and_preview_its_index_names(world: World) -> None:
+    pdf, zip_id = world.id("pdf"), world.id("zip")
+    index = world.api(f"/api/v1/items/{pdf}/derivatives/pages").json()
+    assert index["page_count"] == samples.PDF_PAGES and [p["number"] for p in index["pages"]] == [1, 2, 3]
+    second = world.api(f"/api/v1/items/{pdf}/derivatives/pages/2")
+    assert second.status_code == 200 and hashlib.sha256(second.content).hexdigest() == index["pages"][1]["sha256"]
+    ranged = world.api(f"/api/v1/items/{pdf}/derivatives/pages/2", headers={"Range": "bytes=0-3"})
+    assert ranged.status_code == 206 and ranged.content == second.content[:4]
+    previews = world.api(f"/api/v1/items/{zip_id}/derivatives/previews").json()
+    assert sorted((p["index"], p["kind"]) for p in previews["previews"]) == [(1, "image"), (2, "video")]
+    assert world.api(f"/api/v1/items/{zip_id}/derivatives/previews/2").headers["content-type"] == "video/mp4"
+    for path in (f"{pdf}/derivatives/pages/4", f"{pdf}/derivatives/pages/0", f"{pdf}/derivatives/pages/x",
+                 f"{pdf}/derivatives/probe/1", f"{zip_id}/derivatives/previews/3", f"{zip_id}/derivatives/pages/1"):
+        assert world.api(f"/api/v1/items/{path}").status_code == 404, path
+    stranger = world.server.token("outsider@force.police.uk", "officer")
+    assert world.api(f"/api/v1/items/{pdf}/derivatives/pages/1", stranger).status_code == 404
+    auditor = world.server.token("auditor@force.police.uk", "auditor")
+    assert world.api(f"/api/v1/items/{pdf}/derivatives/pages/1", auditor).status_code == 403
 
 
 # -- the reviewer's routes ------------------------------------------------------------------------
