@@ -81,7 +81,7 @@ class _Kept:
         return made
 
 
-_PAGES, _PREVIEWS, _MANIFESTS = _Kept(), _Kept(), _Kept()
+_PAGES, _PREVIEWS, _MANIFESTS, _TEXTS = _Kept(), _Kept(), _Kept(), _Kept()
 
 
 def _whole(vault: Vault, copy: Derivative, limit: int) -> bytes:
@@ -146,14 +146,18 @@ def preview_of(previews: Previews, index: int) -> Preview | None:
     return next((p for p in previews.previews if p.index == index), None)
 
 
-def text_head(vault: Vault, copy: Derivative, limit: int = TEXT_INLINE) -> tuple[str, bool]:
-    """The first ``limit`` bytes of a text working copy as text (a character cut in two at the
-    end is dropped), and whether there is more."""
-    length = min(copy.size, limit)
-    with vault.open(copy.key, 0, length) as stream:
-        data = stream.read(length)
-    # Not final: a character the cut split is left out, not shown as a replacement mark.
-    return codecs.getincrementaldecoder("utf-8")("replace").decode(data, final=copy.size <= limit), copy.size > limit
+def text_head(vault: Vault, copy: Derivative) -> tuple[str, bool]:
+    """The first TEXT_INLINE bytes of a text working copy as text (a character cut in two at
+    the end is dropped), and whether there is more. Kept by hash like the indexes: a link page
+    listing text exhibits reads the vault once per process, not once per view."""
+    def head() -> tuple[str, bool]:
+        length = min(copy.size, TEXT_INLINE)
+        with vault.open(copy.key, 0, length) as stream:
+            data = stream.read(length)
+        # Not final when cut: a character the cut split is left out, not shown as a replacement mark.
+        more = copy.size > TEXT_INLINE
+        return codecs.getincrementaldecoder("utf-8")("replace").decode(data, final=not more), more
+    return _TEXTS.get(copy.sha256, head)
 
 
 def exif_of(media: Mapping[str, Any] | None) -> list[tuple[str, str]]:

@@ -425,3 +425,28 @@ def test_browser_text_and_an_office_file(world: World, link: str, page: Any) -> 
     office.scroll_into_view_if_needed()
     screenshot(page, "reviewer-text-and-office")
     _accessible(page)
+
+
+def test_browser_the_officer_reads_a_pdf_and_an_extraction(world: World, page: Any) -> None:
+    base = world.server.url
+    page.goto(f"{base}/app/login")
+    page.get_by_label("Access token").fill(world.officer)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    page.wait_for_url(f"{base}/app/")
+    page.goto(f"{base}/app/items/{world.id('pdf')}")
+    _loaded(page.get_by_role("img", name=f"Page 1 of {FILES['pdf']}"))
+    page.get_by_role("link", name="Next page").click()
+    page.wait_for_url(re.compile(r".*\?page=2$"))
+    _loaded(page.get_by_role("img", name=f"Page 2 of {FILES['pdf']}"))
+    screenshot(page, "officer-pdf-page-2")
+    _accessible(page)
+    page.goto(f"{base}/app/items/{world.id('zip')}")
+    _loaded(page.get_by_role("img", name="Preview of DCIM/IMG_0001.jpg"))
+    assert "DCIM/VID_0002.mp4" in page.get_by_role("table", name=re.compile("^Entries 1 to 4")).inner_text()
+    screenshot(page, "officer-zip-contents")
+    _accessible(page)
+    page.goto(f"{base}/app/items/{world.id('photo')}")
+    _loaded(page.get_by_role("img", name=re.compile("the image at screen size")))
+    page.locator("summary", has_text="EXIF data").click()
+    assert "iPhone 12" in page.locator("details").inner_text()
+    _accessible(page)
