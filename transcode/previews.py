@@ -101,6 +101,7 @@ def make(rt: Runtime, item: Item, manifest: Derivative) -> None:
     try:
         with RangeFile(item.size, opener) as file, archive.Reader(file) as reader, pipeline._workdir(rt) as work:
             for index, entry in enumerate(entries):
+                fence.check()  # a run whose step was taken over stops between entries, not at the end
                 _entry(rt, item, reader, work, tool, index, entry, found)
             _store(rt, item, tool, work, found)
     except archive.ArchiveError as error:  # read and listed once, so this archive changed or its reading did

@@ -166,3 +166,20 @@ def test_what_looks_like_a_picture_or_a_video() -> None:
         assert looks_like(media.path(name).read_bytes()[:4096]) == "video", name
     for head in (b"%PDF-1.7", b"PK\x03\x04", b"plain text", b"SQLite format 3\x00", b""):
         assert looks_like(head) is None, head
+
+
+def test_a_spent_budget_leaves_the_rest_without_previews_not_the_item_failed(
+    rt: Runtime, make_item: MakeItem, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A CPU budget a single probe uses up: the first entry is probed, and nothing after it decoded.
+    monkeypatch.setattr(rt, "settings", rt.settings.model_copy(update={"cpu_budget_base_seconds": 0.01}))
+    entries = [(f"DCIM/IMG_{n:04d}.png", png(40, 30)) for n in range(3)]
+    item_id = store_original(rt, make_item, write_zip(entries), "photos.zip")
+    process(rt, item_id)
+    found = item(rt, item_id)
+    assert (found.state, found.reason) == (ItemState.PROCESSING, None)
+    listed = read_previews(vault_path(rt, derivatives(rt, item_id)["previews"].key).read_bytes())
+    assert listed.previews == ()
+    assert [path for path, _ in listed.skipped] == [name for name, _ in entries]
+    assert all(reason.startswith("stopped: used its CPU-time budget") for _, reason in listed.skipped), listed.skipped
+    assert list(rt.settings.effective_tmp_dir.iterdir()) == []
