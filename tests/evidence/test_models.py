@@ -34,7 +34,8 @@ def test_the_names_are_the_contracts() -> None:
     # DESIGN.md: item states, roles and derivative kinds as users, the API and the pages see them.
     assert [str(s) for s in ItemState] == ["uploading", "received", "processing", "ready", "failed", "quarantined"]
     assert [str(r) for r in Role] == ["officer", "reviewer", "auditor", "admin"]
-    assert {"proxy", "poster", "contact_sheet", "probe", "manifest", "hls", "thumbnail"} == {str(k) for k in DerivativeKind}
+    assert {"proxy", "poster", "contact_sheet", "probe", "manifest", "hls", "thumbnail", "view", "audio", "text", "pages",
+            "previews"} == {str(k) for k in DerivativeKind}
     assert ITEM_STATES == tuple(ItemState) and ROLES == tuple(Role)
     assert f"{ItemState.READY}" == "ready" and ItemState("failed") is ItemState.FAILED
 
