@@ -87,11 +87,20 @@ _PAGES, _PREVIEWS, _MANIFESTS, _TEXTS = _Kept(), _Kept(), _Kept(), _Kept()
 def _whole(vault: Vault, copy: Derivative, limit: int) -> bytes:
     if copy.size > limit:
         raise Unreadable(f"{copy.kind} is {copy.size} bytes, more than a page reads ({limit})")
-    with vault.open(copy.key, 0, copy.size) as stream:
-        data = stream.read(copy.size + 1)
+    data = _read(vault, copy.key, copy.size)
     if len(data) != copy.size or hashlib.sha256(data).hexdigest() != copy.sha256:
         raise Unreadable(f"{copy.kind} does not match its recorded SHA-256")
     return data
+
+
+def _read(vault: Vault, key: str, length: int) -> bytes:
+    """The first ``length`` bytes of an object (fewer if it is shorter): a stream's read may
+    return less than asked (S3's does), so read until there is no more."""
+    data = bytearray()
+    with vault.open(key, 0, length) as stream:
+        while len(data) < length and (block := stream.read(length - len(data))):
+            data += block
+    return bytes(data)
 
 
 def pages_of(vault: Vault, copy: Derivative) -> Pages:
@@ -151,9 +160,7 @@ def text_head(vault: Vault, copy: Derivative) -> tuple[str, bool]:
     the end is dropped), and whether there is more. Kept by hash like the indexes: a link page
     listing text exhibits reads the vault once per process, not once per view."""
     def head() -> tuple[str, bool]:
-        length = min(copy.size, TEXT_INLINE)
-        with vault.open(copy.key, 0, length) as stream:
-            data = stream.read(length)
+        data = _read(vault, copy.key, min(copy.size, TEXT_INLINE))
         # Not final when cut: a character the cut split is left out, not shown as a replacement mark.
         more = copy.size > TEXT_INLINE
         return codecs.getincrementaldecoder("utf-8")("replace").decode(data, final=not more), more

@@ -34,12 +34,13 @@ def exhibit_of(vault: Vault, item: Item, made: Mapping[str, Derivative]) -> Exhi
             log.warning("pages of item %s not shown: %s", item.id, error)
     entries: int | None = None
     files = previews = 0
-    office = False
+    office = unlisted = False
     if (manifest := made.get(DerivativeKind.MANIFEST)) is not None:
         try:
             listed = copies.manifest_of(vault, manifest)
             entries, files, office = len(listed.entries), listed.files, listed.office
         except copies.Unreadable as error:
+            unlisted = True
             log.warning("contents of item %s not shown: %s", item.id, error)
     if (found := made.get(DerivativeKind.PREVIEWS)) is not None:
         try:
@@ -53,6 +54,7 @@ def exhibit_of(vault: Vault, item: Item, made: Mapping[str, Derivative]) -> Exhi
         exif=tuple(copies.exif_of(item.media)) if DerivativeKind.VIEW in made else (),
         audio_type=audio.content_type if audio else "", text=shown_text, text_more=more,
         pages=rendered, page_count=total, entries=entries, files=files, previews=previews, office=office,
+        unlisted=unlisted,
     )
 
 

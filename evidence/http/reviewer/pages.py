@@ -48,6 +48,7 @@ class Exhibit:
     files: int = 0
     previews: int = 0  # working copies of the images and videos inside the archive
     office: bool = False  # the archive is an office document's package (a .docx, an .odt)
+    unlisted: bool = False  # it has a manifest too large (or not as written) to list on a page
 
     @property
     def name(self) -> str:
@@ -62,7 +63,7 @@ class Exhibit:
         """Whether it has a working copy a person can look at or listen to (an office
         document's parts listed are no preview of the document)."""
         return bool(self.has_proxy or self.has_contact_sheet or self.has_view or self.pages or self.text is not None
-                    or self.audio_type or (self.entries is not None and not self.office))
+                    or self.audio_type or (self.entries is not None and not self.office) or self.unlisted)
 
 
 @dataclass(frozen=True)

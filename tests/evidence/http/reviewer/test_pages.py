@@ -147,6 +147,9 @@ def test_each_exhibit_shows_what_it_has() -> None:
     office = Parsed(pages.shared_page("C", "/s/t", [exhibit("x", has_proxy=False, has_contact_sheet=False, entries=3,
                                                              office=True)], False, "soon")).text
     assert "No preview for this kind of file (an office document)" in office
+    unlisted = Parsed(pages.shared_page("C", "/s/t", [exhibit("x", has_proxy=False, has_contact_sheet=False,
+                                                               unlisted=True)], False, "soon")).text
+    assert "too large to show here" in unlisted and "No preview" not in unlisted
     waiting = pages.shared_page("C", "/s/t", [exhibit("x", state="received", has_proxy=False,
                                                       has_contact_sheet=False)], False, "soon")
     assert "Still being processed" in waiting and "No preview" not in waiting
