@@ -29,10 +29,9 @@ def token_option(command: F) -> F:
 
 
 def given(token: str | None) -> str:
-    """The token, or a plain refusal saying why one is needed."""
+    """The token, or a refusal saying why one is needed (on one line of a terminal)."""
     if not token or not token.strip():
-        raise InvalidInput("this needs a token: give --token or set EVIDENCE_TOKEN (the custody record names the "
-                           "person who acts; `evidence users add EMAIL --role ROLE` prints one)")
+        raise InvalidInput("give --token or set EVIDENCE_TOKEN: the custody record names who acts")
     return token.strip()
 
 

@@ -133,7 +133,7 @@ def test_refusals_are_plain_messages(laptop: Laptop, tmp_path: Path) -> None:
     assert "not items of case OP-1" in laptop.said(*share, "--expires", "7d", "--item", "0" * 32, code=3)
     assert "between one minute and 366 days" in laptop.said(*share, "--expires", "30s", code=2)
     assert "is not an email address" in laptop.said("share", "--case", "OP-1", "--to", "cps", "--expires", "7d", code=2)
-    assert "needs a token" in " ".join(
+    assert "give --token or set EVIDENCE_TOKEN" in " ".join(
         laptop.run("items", "list", "--case", "OP-1", "--server", server.url, code=2).stderr.split())
 
     for token, said in ((laptop.token[:-4] + "AAAA", "the server refused the token: invalid token"),
