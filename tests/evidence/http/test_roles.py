@@ -66,6 +66,7 @@ ALLOWED: dict[tuple[str, str], frozenset[str | None]] = {
     ("GET", "/api/v1/items/{item_id}"): READERS,
     # Media: never auditors.
     ("GET", "/api/v1/items/{item_id}/derivatives/{kind}"): OFFICER_ADMIN,
+    ("GET", "/api/v1/items/{item_id}/derivatives/{kind}/{number}"): OFFICER_ADMIN,  # a PDF's page, a ZIP entry's preview
     ("GET", "/api/v1/users"): ADMIN,
     ("POST", "/api/v1/users"): ADMIN,
     ("PATCH", "/api/v1/users/{user_id}"): ADMIN,
@@ -88,7 +89,10 @@ ALLOWED: dict[tuple[str, str], frozenset[str | None]] = {
     ("POST", "/s/{token}"): PUBLIC,
     ("GET", "/s/{token}/items/{item_id}/original"): PUBLIC,
     ("GET", "/s/{token}/items/{item_id}/report"): PUBLIC,
+    ("GET", "/s/{token}/items/{item_id}/document"): PUBLIC,
+    ("GET", "/s/{token}/items/{item_id}/contents"): PUBLIC,
     ("GET", "/s/{token}/items/{item_id}/{name}"): PUBLIC,
+    ("GET", "/s/{token}/items/{item_id}/{name}/{number}"): PUBLIC,
     ("GET", "/s/{rest:path}"): PUBLIC,
     ("POST", "/s/{rest:path}"): PUBLIC,
     # tus: discovery is open; everything else is for uploaders.
@@ -114,6 +118,7 @@ ALLOWED: dict[tuple[str, str], frozenset[str | None]] = {
     ("POST", "/app/uploads/{upload_id}/sha256"): OFFICER_ADMIN,
     ("GET", "/app/items/{item_id}"): READERS,
     ("GET", "/app/items/{item_id}/media/{kind}"): OFFICER_ADMIN,
+    ("GET", "/app/items/{item_id}/media/{kind}/{number}"): OFFICER_ADMIN,
     ("GET", "/app/items/{item_id}/report"): AUDIT,
     ("GET", "/app/audit"): AUDIT,
     ("POST", "/app/audit/verify"): AUDIT,
