@@ -52,8 +52,21 @@ def _argv(kind: str, work: str) -> list[str]:
                 "-sc_threshold", "0", "-f", "hls", "-hls_time", "6", "-hls_playlist_type", "vod",
                 "-hls_segment_filename", f"{work}/hls/segment-%05d.ts", f"{work}/hls/index.m3u8"]
     if kind == "contact_sheet":
-        return [*common, "-vf", "fps=1/10,scale=320:-2,tile=4x3", "-frames:v", "1", "-q:v", "3", "contact_sheet.jpg"]
-    return [*common, "-ss", "12", "-frames:v", "1", "-vf", "scale='min(640,iw)':-2", "-q:v", "3", f"{kind}.jpg"]
+        # As the pipeline writes it: one seek and input per keyframe, then one filter graph of
+        # a few KB with long unbroken runs, which the layout must wrap inside its column.
+        scale = "scale=320:-2:flags=bicubic+accurate_rnd+full_chroma_int+bitexact:out_range=full"
+        seeks = [arg for n in range(16) for arg in ("-f", "mov", "-format_whitelist", "mov", "-max_pixels", "33177600",
+                                                     "-noaccurate_seek", "-skip_frame", "nokey", "-ss", f"{7.5 * n:.3f}",
+                                                     "-threads", "1", "-i", "original")]
+        graph = "".join(f"[{n}:v:0]trim=end_frame=1[s{3 * n}];[s{3 * n}]{scale}[s{3 * n + 1}];[s{3 * n + 1}]setsar=1"
+                        f"[s{3 * n + 2}];" for n in range(16))
+        tiles = "".join(f"[s{3 * n + 2}]" for n in range(16))
+        return ["ffmpeg", "-hide_banner", "-nostdin", *seeks, "-filter_complex",
+                f"{graph}{tiles}concat=a=0:n=16:v=1[s48];[s48]tile=4x4[s49]", "-map", "[s49]", "-f", "image2",
+                "-fflags", "+bitexact", "-frames:v", "1", "-q:v", "3", "-update", "1", "contact-sheet.jpg", "-y"]
+    return [*common, "-ss", "12", "-frames:v", "1", "-vf",
+            "scale='min(1280,iw)':-2:flags=bicubic+accurate_rnd+full_chroma_int+bitexact:out_range=full", "-q:v", "3",
+            f"{kind}.jpg"]
 
 
 COPIES: dict[str, tuple[str, int]] = {

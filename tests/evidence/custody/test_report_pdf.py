@@ -51,6 +51,15 @@ def _texts(box: Any) -> Iterator[str]:
         yield from _texts(child)
 
 
+def _text_edges(box: Any) -> Iterator[tuple[str, float]]:
+    """Each laid-out text box's text and right edge."""
+    text = getattr(box, "text", None)
+    if isinstance(text, str) and text.strip():
+        yield text, box.position_x + box.width
+    for child in getattr(box, "children", ()):
+        yield from _text_edges(child)
+
+
 class _Visible(HTMLParser):
     """A page's text as a reader sees it (not the embedded report's script)."""
 
@@ -97,6 +106,11 @@ def test_the_statement_fits_on_a_few_pages_and_reads_as_a_statement(rt: Runtime,
     assert len(hashes) == 10 and all(value in boxes for value in hashes), [h for h in hashes if h not in boxes]
     laid_out = " ".join(boxes)
     assert_no_internals(laid_out, recorded)
+    # Nothing runs off the page: the contact sheet's command line (a few KB, long unbroken runs)
+    # is wrapped inside its column.
+    for number, laid in enumerate(document.pages, 1):
+        outside = [text for text, right in _text_edges(laid._page_box) if right > laid.width]
+        assert not outside, f"page {number}: text runs off the page: {outside[:3]}"
 
     page = render(built)
     statement, machine = page.split('id=appendix', 1)
