@@ -32,7 +32,7 @@ from tests.support.browser import chromium_or_fail
 HOSTILE = ("</script><script>window.__pwned=1</script>\"'><!--<script>"
            "<img src=x onerror=\"window.__pwned=2\">&amp;&lt; \\u003c </SCRIPT >")
 SCRIPT_TAG = '<script type="application/json" id="custody-report">'
-TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "code", "table", "thead", "tbody", "tr",
+TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "code", "table", "colgroup", "col", "thead", "tbody", "tr",
         "th", "td", "ul", "li", "script", "br"}
 
 
