@@ -31,6 +31,15 @@ class Action(StrEnum):
     USER_ENABLED = "user.enabled"
     LINK_KEY_ROTATED = "link_key.rotated"
     SCHEMA_UPGRADED = "schema.upgraded"
+    # Issue 14: fixity audits, witnesses, retention and disposal.
+    FIXITY_CHECKED = "fixity.checked"
+    FIXITY_FAILED = "fixity.failed"
+    CHECKPOINT_COSIGNED = "checkpoint.cosigned"
+    CASE_OUTCOME = "case.outcome"
+    CASE_HELD = "case.held"
+    CASE_RELEASED = "case.released"
+    DISPOSAL_PROPOSED = "disposal.proposed"
+    ITEM_DISPOSED = "item.disposed"
 
     @property
     def label(self) -> str:
@@ -63,4 +72,12 @@ _LABELS: dict[Action, str] = {
     Action.USER_ENABLED: "Account enabled",
     Action.LINK_KEY_ROTATED: "New signing key for links",
     Action.SCHEMA_UPGRADED: "Database schema upgraded",
+    Action.FIXITY_CHECKED: "Stored objects re-read and re-hashed (fixity audit)",
+    Action.FIXITY_FAILED: "Fixity audit: stored object DIFFERS or is missing",
+    Action.CHECKPOINT_COSIGNED: "Ledger checkpoint cosigned by a witness",
+    Action.CASE_OUTCOME: "Case outcome recorded",
+    Action.CASE_HELD: "Legal hold placed on the case",
+    Action.CASE_RELEASED: "Legal hold released",
+    Action.DISPOSAL_PROPOSED: "Disposal proposed",
+    Action.ITEM_DISPOSED: "Item disposed of",
 }
