@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -66,7 +66,8 @@ class Role(StrEnum):
 
 class ItemState(StrEnum):
     """uploading -> received -> processing -> ready, or failed (with a reason; the original and
-    its hashes are kept) or quarantined (the stored hash differs from the officer's)."""
+    its hashes are kept) or quarantined (the stored hash differs from the officer's); at the end
+    of its life, disposed (two admins approved; its copies are gone, its row and record stay)."""
 
     UPLOADING = "uploading"
     RECEIVED = "received"
@@ -74,11 +75,12 @@ class ItemState(StrEnum):
     READY = "ready"
     FAILED = "failed"
     QUARANTINED = "quarantined"
+    DISPOSED = "disposed"
 
     @property
     def settled(self) -> bool:
         """Nothing more will happen to it without someone acting."""
-        return self in (ItemState.READY, ItemState.FAILED, ItemState.QUARANTINED)
+        return self in (ItemState.READY, ItemState.FAILED, ItemState.QUARANTINED, ItemState.DISPOSED)
 
 
 class DerivativeKind(StrEnum):
@@ -369,3 +371,41 @@ class WebSession(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
     ended_at: Mapped[datetime | None]
+
+
+class CaseRetention(Base):
+    """A case's outcome under the CPIA code and its legal hold (evidence.retention); a case
+    without a row has no outcome yet and no hold."""
+
+    __tablename__ = "case_retention"
+
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(16), default="pending")  # a retention.policy.Outcome
+    decided_on: Mapped[date | None]
+    release_on: Mapped[date | None]
+    appeal_open: Mapped[bool] = mapped_column(default=False)
+    appeal_closed_on: Mapped[date | None]
+    # None while the material must be kept (no decision yet, charged, an appeal open).
+    review_on: Mapped[date | None] = mapped_column(index=True)
+    held_at: Mapped[datetime | None]
+    held_by: Mapped[str | None] = mapped_column(String(200))
+    hold_reason: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Disposal(Base):
+    """Four eyes on an item's disposal: who proposed it and why; who approved it, and what
+    was removed then (the ledger's ``item.disposed`` entry says the same, signed)."""
+
+    __tablename__ = "disposals"
+
+    item_id: Mapped[str] = mapped_column(ForeignKey("items.id"), primary_key=True)
+    proposer_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    proposed_by: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    proposed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    approver_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    approved_by: Mapped[str | None] = mapped_column(String(200))
+    disposed_at: Mapped[datetime | None]
+    # When the original itself went; empty while the storage's retention still keeps it.
+    original_removed_at: Mapped[datetime | None]

@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     s3_access_key: str | None = None
     s3_secret_key: str | None = None
     retention_days: int = Field(default=7 * 365, ge=1)
+    # The force's own periods before a case's material may be reviewed for disposal after no
+    # further action and after an acquittal (the CPIA code sets none: evidence.retention.policy).
+    retention_nfa_days: int = Field(default=365, ge=0)
+    retention_acquitted_days: int = Field(default=365, ge=0)
 
     tmp_dir: Path | None = None
 

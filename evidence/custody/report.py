@@ -35,8 +35,9 @@ FORMAT = "evidence-custody-report/1"
 HTML_SIGNATURE_PREFIX = "<!-- evidence-signature "
 # What the ledger key signs for a report: never parseable as a checkpoint.
 _SIGNED = "evidence custody report v1\n{digest}\n"
-# Case-wide entries that concern every item of the case.
-_CASE_ACTIONS = frozenset({Action.CASE_CREATED})
+# Case-wide entries that concern every item of the case (its outcome and holds decide what
+# becomes of each of them).
+_CASE_ACTIONS = frozenset({Action.CASE_CREATED, Action.CASE_OUTCOME, Action.CASE_HELD, Action.CASE_RELEASED})
 # A link's entries: those that name the items it covers concern them.
 _LINK_ACTIONS = frozenset(action for action in Action if action.startswith("link."))
 

@@ -232,12 +232,48 @@ def _served(details: dict[str, Any]) -> str:
     return "bytes not recorded"
 
 
+def _outcome(entry: dict[str, Any], details: dict[str, Any], by: str) -> tuple[str, str]:
+    event = {"nfa": "no further action", "charged": "charged", "convicted": "convicted", "acquitted": "acquitted",
+             "appeal-open": "appeal opened", "appeal-closed": "appeal determined"}.get(str(details.get("event")),
+                                                                                      redact(str(details.get("event"))))
+    release = f", release {details['release_on']}" if details.get("event") == "convicted" and details.get("release_on") else ""
+    review = details.get("review_on")
+    return (f"Case outcome recorded by {by}: {event} on {details.get('on')}{release}",
+            f"Review date {review}" if review else "Kept: no review date")
+
+
+def _held(entry: dict[str, Any], details: dict[str, Any], by: str) -> tuple[str, str]:
+    case = entry["subject"].get("case", "")
+    if entry["action"] == Action.CASE_HELD:
+        return f"Legal hold placed on case {case} by {by}: {redact(str(details.get('reason', '')))}", "Disposal blocked"
+    return f"Legal hold on case {case} released by {by}", "Disposal possible after review"
+
+
+def _proposed(entry: dict[str, Any], details: dict[str, Any], by: str) -> tuple[str, str]:
+    return f"Disposal proposed by {by}: {redact(str(details.get('reason', '')))}", "Awaits another admin's approval"
+
+
+def _disposed(entry: dict[str, Any], details: dict[str, Any], by: str) -> tuple[str, str]:
+    proposer = details.get("proposed_by")
+    proposed = f", proposed by {who(proposer)}" if isinstance(proposer, str) else ""
+    copies = details.get("working_copies")
+    count = len(copies) if isinstance(copies, list) else 0
+    event = (f"Disposal approved by {by}{proposed} ({redact(str(details.get('reason', '')))}): original of "
+             f"{_bytes(details.get('size'))}, SHA-256 {details.get('sha256')}; {count} working cop{'y' if count == 1 else 'ies'} removed")
+    if details.get("original_removed"):
+        return event, "Original removed"
+    until = details.get("original_kept_until")
+    return event, f"Original still stored{f' until {str(until)[:10]}' if until else ''}; not served"
+
+
 _WORDS: dict[str, _Words] = {
     Action.CASE_CREATED: _case, Action.UPLOAD_CREATED: _upload, Action.UPLOAD_COMPLETED: _upload,
     Action.ORIGINAL_STORED: _stored, Action.ORIGINAL_HASHED: _hashed, Action.INTEGRITY_VERIFIED: _compared,
     Action.INTEGRITY_MISMATCH: _compared, Action.DERIVATIVE_CREATED: _copy, Action.ITEM_FAILED: _failed,
     Action.LINK_CREATED: _shared, Action.LINK_REVOKED: _revoked, Action.LINK_ACCESSED: _accessed,
     Action.REPORT_EXPORTED: _exported,
+    Action.CASE_OUTCOME: _outcome, Action.CASE_HELD: _held, Action.CASE_RELEASED: _held,
+    Action.DISPOSAL_PROPOSED: _proposed, Action.ITEM_DISPOSED: _disposed,
 }
 
 

@@ -46,6 +46,14 @@ class SealNotConfirmed(Unavailable, VaultError):
     """The storage did not confirm write-once protection; the original is not sealed."""
 
 
+class StillRetained(Conflict, VaultError):
+    """The storage still keeps the object (retention not yet passed, or a legal hold)."""
+
+    def __init__(self, message: str, retain_until: datetime | None = None) -> None:
+        super().__init__(message)
+        self.retain_until = retain_until
+
+
 def check_key(key: str) -> str:
     """Returns ``key`` if it is a well-formed server-generated key, else raises KeyRefused."""
     segments = key.split("/")
@@ -58,6 +66,14 @@ def check_key(key: str) -> str:
     ):
         raise KeyRefused(f"not a valid storage key: {key!r}")
     return key
+
+
+def working_copies_prefix(item_id: str) -> str:
+    """Where an item's working copies all live: ``derivatives/<item>/``, with the slash, so that
+    no other item's copies ever share it."""
+    if not re.fullmatch(r"[0-9a-f]{32}", item_id):
+        raise KeyRefused(f"not an item id: {item_id!r}")
+    return f"derivatives/{item_id}/"
 
 
 def check_derivative_key(key: str) -> str:
@@ -109,6 +125,18 @@ class Vault(Protocol):
     def tag(self, key: str, tags: dict[str, str]) -> None:
         """Attach descriptive tags (hashes) to an object; allowed on sealed originals since
         tags are not content. Best effort where the storage has no tags."""
+
+    def legal_hold(self, key: str, on: bool) -> bool:
+        """Sets (``on``) or clears a legal hold on an original and reads it back; False where the
+        storage has no legal holds (the local vault: the database's hold is the only one)."""
+
+    def remove_working_copies(self, item_id: str) -> int:
+        """For an approved disposal alone: removes every working copy of the item (on S3 every
+        version), nothing outside ``derivatives/<item>/``; how many objects went."""
+
+    def remove_original(self, key: str) -> None:
+        """For an approved disposal alone: removes an original for good (on S3 every version).
+        StillRetained while the storage keeps it (retention, legal hold); KeyError if absent."""
 
     def describe(self) -> dict[str, Any]:
         """The kind of storage, for the custody record: no paths, buckets, hosts or keys

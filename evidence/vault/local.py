@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from evidence.vault.base import (
+    ORIGINALS,
     KeyRefused,
     ObjectExists,
     ObjectInfo,
@@ -22,6 +23,7 @@ from evidence.vault.base import (
     VaultUnavailable,
     check_derivative_key,
     check_key,
+    working_copies_prefix,
 )
 from transfer.errors import disk_full
 from transfer.store import Store
@@ -139,6 +141,29 @@ class LocalVault:
                 os.setxattr(path, f"user.evidence.{name}", value.encode())
             except OSError:
                 return
+
+    def legal_hold(self, key: str, on: bool) -> bool:
+        # A read-only file has no hold of its own to set; the database's hold blocks disposal.
+        self._path(key)
+        return False
+
+    def remove_working_copies(self, item_id: str) -> int:
+        folder = self._path(working_copies_prefix(item_id).rstrip("/"))
+        if not folder.is_dir():
+            return 0
+        removed = sum(1 for found in folder.rglob("*") if not found.is_dir())
+        shutil.rmtree(folder)
+        return removed
+
+    def remove_original(self, key: str) -> None:
+        path = self._path(key)
+        if not key.startswith(ORIGINALS) or path.is_dir():
+            raise KeyRefused(f"not an original: {key!r}")
+        try:
+            # Read-only (0400) stops writes, not the service account unlinking its own file.
+            path.unlink()
+        except FileNotFoundError:
+            raise KeyError(key) from None
 
     def describe(self) -> dict[str, Any]:
         return {"backend": "local"}

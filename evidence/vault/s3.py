@@ -18,14 +18,18 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from evidence.vault.base import (
+    ORIGINALS,
+    KeyRefused,
     ObjectExists,
     ObjectInfo,
     RangeReader,
     SealNotConfirmed,
+    StillRetained,
     VaultNotReady,
     VaultUnavailable,
     check_derivative_key,
     check_key,
+    working_copies_prefix,
 )
 from transfer.s3store import S3Store
 from transfer.store import Store
@@ -234,6 +238,58 @@ class S3Vault:
         tag_set = [{"Key": name, "Value": value} for name, value in sorted(tags.items())]
         with _s3_errors(f"tag {key}"):
             self.client.put_object_tagging(Bucket=self.bucket, Key=key, Tagging={"TagSet": tag_set})
+
+    def legal_hold(self, key: str, on: bool) -> bool:
+        check_key(key)
+        status = "ON" if on else "OFF"
+        with _s3_errors(f"set a legal hold on {key}"):
+            self.client.put_object_legal_hold(Bucket=self.bucket, Key=key, LegalHold={"Status": status})
+            found = self.client.get_object_legal_hold(Bucket=self.bucket, Key=key)
+        if found.get("LegalHold", {}).get("Status") != status:
+            raise SealNotConfirmed(f"S3 did not confirm the legal hold {status} on {key}")
+        return True
+
+    def _versions(self, prefix: str) -> list[dict[str, Any]]:
+        """Every version and delete marker under ``prefix``: in a versioned bucket (Object Lock
+        buckets all are) a plain DELETE only hides an object behind a marker."""
+        found: list[dict[str, Any]] = []
+        with _s3_errors(f"list the versions under {prefix}"):
+            for page in self.client.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=prefix):
+                found += [{**v, "marker": False} for v in page.get("Versions", [])]
+                found += [{**v, "marker": True} for v in page.get("DeleteMarkers", [])]
+        return found
+
+    def _delete_versions(self, versions: list[dict[str, Any]]) -> None:
+        for version in versions:
+            with _s3_errors(f"remove {version['Key']}"):
+                self.client.delete_object(Bucket=self.bucket, Key=version["Key"], VersionId=version["VersionId"])
+
+    def remove_working_copies(self, item_id: str) -> int:
+        versions = self._versions(working_copies_prefix(item_id))
+        self._delete_versions(versions)
+        return len({v["Key"] for v in versions if not v["marker"]})
+
+    def remove_original(self, key: str) -> None:
+        check_key(key)
+        if not key.startswith(ORIGINALS):
+            raise KeyRefused(f"not an original: {key!r}")
+        # The prefix lists originals/<id>... too: only this key's versions are touched.
+        versions = [v for v in self._versions(key) if v["Key"] == key]
+        if not any(not v["marker"] for v in versions):
+            raise KeyError(key)
+        now = datetime.now(UTC)
+        # Every version checked before any is removed: all of it goes, or none.
+        for version in versions:
+            if version["marker"]:
+                continue
+            with _s3_errors(f"look up {key}"):
+                head = self.client.head_object(Bucket=self.bucket, Key=key, VersionId=version["VersionId"])
+            until = head.get("ObjectLockRetainUntilDate")
+            if head.get("ObjectLockLegalHoldStatus") == "ON":
+                raise StillRetained(f"{key} is under an S3 legal hold")
+            if until is not None and until > now:
+                raise StillRetained(f"S3 Object Lock retains {key} until {until.isoformat()}", until)
+        self._delete_versions(versions)
 
     def describe(self) -> dict[str, Any]:
         return {"backend": "s3"}

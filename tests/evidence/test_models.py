@@ -32,7 +32,8 @@ def test_times_go_in_aware_and_come_out_in_utc(tmp_path: Path) -> None:
 
 def test_the_names_are_the_contracts() -> None:
     # DESIGN.md: item states, roles and derivative kinds as users, the API and the pages see them.
-    assert [str(s) for s in ItemState] == ["uploading", "received", "processing", "ready", "failed", "quarantined"]
+    assert [str(s) for s in ItemState] == ["uploading", "received", "processing", "ready", "failed", "quarantined",
+                                           "disposed"]
     assert [str(r) for r in Role] == ["officer", "reviewer", "auditor", "admin"]
     assert {"proxy", "poster", "contact_sheet", "probe", "manifest", "hls", "thumbnail", "view", "audio", "text", "pages",
             "previews"} == {str(k) for k in DerivativeKind}
@@ -41,4 +42,5 @@ def test_the_names_are_the_contracts() -> None:
 
 
 def test_settled_states_are_those_nothing_more_happens_to() -> None:
-    assert {s for s in ItemState if s.settled} == {ItemState.READY, ItemState.FAILED, ItemState.QUARANTINED}
+    assert {s for s in ItemState if s.settled} == {ItemState.READY, ItemState.FAILED, ItemState.QUARANTINED,
+                                                   ItemState.DISPOSED}

@@ -139,6 +139,8 @@ def original(token: str, item_id: str, request: Request) -> Response:
     item = access.item
     if item is None or item.state == ItemState.UPLOADING:  # the gate always finds the item it admits
         return _refused(Denied(404, "not stored yet"))
+    if item.state == ItemState.DISPOSED:  # its original may outlive it in storage, never served
+        return _refused(Denied(404, "disposed of"))
     response, sent = stream_object(request, gate.rt.vault, _COMMON, item.storage_key, item.size, "application/octet-stream",
                                    (item.hashes or {}).get("sha256"), content_disposition(item.filename),
                                    _handoff(gate))
