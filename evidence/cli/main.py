@@ -18,6 +18,7 @@ from evidence.cli.audit import audit_group
 from evidence.cli.common import err, friendly, local_runtime, settings_of
 from evidence.cli.items import items_group
 from evidence.cli.links import links_group, share
+from evidence.cli.retention import dispose, hold, outcome, release, retention_group
 from evidence.cli.sizes import SizeType
 from evidence.cli.table import Column, print_table
 from evidence.cli.uploads import uploads_list
@@ -368,6 +369,11 @@ main.add_command(audit_group)
 main.add_command(items_group)
 main.add_command(share)
 main.add_command(links_group)
+cases_group.add_command(outcome)
+cases_group.add_command(hold)
+cases_group.add_command(release)
+main.add_command(retention_group)
+main.add_command(dispose)
 
 if __name__ == "__main__":
     main()

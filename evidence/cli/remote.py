@@ -93,6 +93,36 @@ class Api:
         revoked: dict[str, Any] = self._call("POST", f"/api/v1/links/{_segment(link_id)}/revoke")
         return revoked
 
+    # -- retention, holds, disposal (evidence.cli.retention) ---------------------------------
+
+    def outcome(self, case: str, event: str, on: str | None, release_on: str | None) -> dict[str, Any]:
+        """POST /api/v1/retention/outcome: the case's retention, with its review date."""
+        body = {"case": case, "event": event, "on": on, "release_on": release_on}
+        found: dict[str, Any] = self._about_case(case, "POST", "/api/v1/retention/outcome", json=body)
+        return found
+
+    def hold(self, case: str, reason: str) -> dict[str, Any]:
+        found: dict[str, Any] = self._about_case(case, "POST", "/api/v1/retention/hold",
+                                                 json={"case": case, "reason": reason})
+        return found
+
+    def release(self, case: str) -> dict[str, Any]:
+        found: dict[str, Any] = self._about_case(case, "POST", "/api/v1/retention/release", json={"case": case})
+        return found
+
+    def retention_due(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._call("GET", "/api/v1/retention/due")
+        return found
+
+    def propose_disposal(self, item_id: str, reason: str) -> dict[str, Any]:
+        found: dict[str, Any] = self._call("POST", "/api/v1/retention/disposals",
+                                           json={"item": item_id, "reason": reason})
+        return found
+
+    def approve_disposal(self, item_id: str) -> dict[str, Any]:
+        found: dict[str, Any] = self._call("POST", f"/api/v1/retention/disposals/{_segment(item_id)}/approve")
+        return found
+
     # -- the wire ---------------------------------------------------------------------------
 
     def _about_case(self, case: str, method: str, path: str, **kwargs: Any) -> Any:

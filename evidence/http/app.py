@@ -21,7 +21,7 @@ from evidence.custody import ledger
 from evidence.custody.disclosure import Internals
 from evidence.http import answers
 from evidence.http.access_log import AccessLog, LinkIds
-from evidence.http.api import accounts, audit, cases, links, uploads
+from evidence.http.api import accounts, audit, cases, links, retention, uploads
 from evidence.http.lease import AdvisoryLease, FileLease, Lease
 from evidence.http.limits import HeaderLimitMiddleware, HeaderLimits
 from evidence.http.outage import TusOutageGuard, outage_of
@@ -138,6 +138,7 @@ def create_app(settings: Settings, *, prepare: bool = True) -> FastAPI:
     app.include_router(uploads.router)
     app.include_router(audit.router)
     app.include_router(links.router)
+    app.include_router(retention.router)
     # The officers' and auditors' pages, their style and the built upload client (web/).
     app.state.verify_jobs = VerifyJobs(rt)
     for pages in (login_pages, oidc_pages, case_pages, item_pages, audit_pages, docs_pages):

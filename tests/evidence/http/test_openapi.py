@@ -220,10 +220,44 @@ def test_every_api_route_was_tried(world: World) -> None:
         "/api/v1/users/{user_id}", "/api/v1/users/{user_id}/revoke-tokens", "/api/v1/assignments",
         "/api/v1/audit/entries", "/api/v1/audit/proof/inclusion", "/api/v1/audit/proof/consistency",
         "/api/v1/audit/public-key", "/api/v1/audit/report/{item_id}", "/api/v1/audit/checkpoint",
+        # test_the_retention_answers_match_their_schema
+        "/api/v1/retention/outcome", "/api/v1/retention/hold", "/api/v1/retention/release", "/api/v1/retention/due",
+        "/api/v1/retention/disposals", "/api/v1/retention/disposals/{item_id}/approve",
     }
     documented = {path for path in world.schema.raw_schema["paths"] if path.startswith("/api/")}
     assert documented - tried == {"/api/v1/items/{item_id}/derivatives/{kind}",
                                   "/api/v1/items/{item_id}/derivatives/{kind}/{number}"}
+
+
+def test_the_retention_answers_match_their_schema(world: World, app: FastAPI) -> None:
+    """Outcome, hold, release, what is due, and a disposal proposed by one admin and approved
+    by another, on an item of its own (disposing of the shared one would change the others' answers)."""
+    rt = app.state.runtime
+    metadata = ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in {"filename": "b.bin", "case": CASE}.items())
+    done = requests.post(f"{world.url}/files/", data=b"disposable", timeout=30, headers={
+        "Authorization": f"Bearer {world.tokens['officer']}", "Tus-Resumable": "1.0.0", "Upload-Length": "10",
+        "Upload-Metadata": metadata, "Content-Type": "application/offset+octet-stream"})
+    assert done.status_code == 201, done.text
+    with rt.db.transaction() as session:
+        item = session.scalars(select(Item).where(Item.upload_id == done.headers["Location"].rsplit("/", 1)[1])).one()
+        item.state, item.hashes = "ready", {"sha256": "e" * 64}
+        item_id = item.id
+        second = rt.signer.issue(users.add_user(session, "second-admin@force.police.uk", "admin"))
+    calls: list[tuple[str, str, str, str, dict[str, Any], int]] = [
+        ("officer", "POST", "/api/v1/retention/outcome", "/api/v1/retention/outcome",
+         {"json": {"case": CASE, "event": "convicted", "on": "2020-01-06", "release_on": "2020-03-01"}}, 200),
+        ("admin", "POST", "/api/v1/retention/hold", "/api/v1/retention/hold", {"json": {"case": CASE, "reason": "r"}}, 200),
+        ("admin", "POST", "/api/v1/retention/release", "/api/v1/retention/release", {"json": {"case": CASE}}, 200),
+        ("auditor", "GET", "/api/v1/retention/due", "/api/v1/retention/due", {}, 200),
+        ("admin", "POST", "/api/v1/retention/disposals", "/api/v1/retention/disposals",
+         {"json": {"item": item_id, "reason": "over"}}, 201),
+    ]
+    for caller, method, route, path, kwargs, status in calls:
+        _conforms(world, route, method, world.call(caller, method, path, **kwargs), status)
+    approved = requests.post(f"{world.url}/api/v1/retention/disposals/{item_id}/approve", timeout=30,
+                             headers={"Authorization": f"Bearer {second}"})
+    _conforms(world, "/api/v1/retention/disposals/{item_id}/approve", "POST", approved, 200)
+    assert approved.json()["original_removed"] is True
 
 
 def test_the_view_of_an_item_is_the_documented_contract(world: World) -> None:

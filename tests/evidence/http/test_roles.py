@@ -84,6 +84,13 @@ ALLOWED: dict[tuple[str, str], frozenset[str | None]] = {
     ("POST", "/api/v1/links"): OFFICER_ADMIN,
     ("GET", "/api/v1/links"): OFFICER_ADMIN,
     ("POST", "/api/v1/links/{link_id}/revoke"): OFFICER_ADMIN,
+    # Retention: the outcome by the case's officer or an admin; holds and disposal by admins.
+    ("POST", "/api/v1/retention/outcome"): OFFICER_ADMIN,
+    ("POST", "/api/v1/retention/hold"): ADMIN,
+    ("POST", "/api/v1/retention/release"): ADMIN,
+    ("GET", "/api/v1/retention/due"): AUDIT,
+    ("POST", "/api/v1/retention/disposals"): ADMIN,
+    ("POST", "/api/v1/retention/disposals/{item_id}/approve"): ADMIN,
     # The reviewer's pages: the signed link is the credential, no account involved.
     ("GET", "/s/{token}"): PUBLIC,
     ("POST", "/s/{token}"): PUBLIC,
@@ -392,6 +399,7 @@ def test_a_case_out_of_reach_answers_like_one_that_does_not_exist(world: World) 
             "items of a case": ("GET", "/api/v1/items", {"params": {"case": v["case"]}}),
             "links of a case": ("GET", "/api/v1/links", {"params": {"case": v["case"]}}),
             "share a case": ("POST", "/api/v1/links", {"json": {"case": v["case"], **share}}),
+            "a case's outcome": ("POST", "/api/v1/retention/outcome", {"json": {"case": v["case"], "event": "nfa"}}),
             "share an item": ("POST", "/api/v1/links", {"json": {"case": "OP-ELSEWHERE", "items": [v["item"]], **share}}),
             "item": ("GET", f"/api/v1/items/{v['item']}", {}),
             "working copy": ("GET", f"/api/v1/items/{v['item']}/derivatives/proxy", {}),
