@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from evidence import custody
@@ -24,11 +25,14 @@ def retention_of(session: Session, case: Case, lock: bool = False) -> CaseRetent
     """The case's row, made (pending, no hold) if it has none yet; ``lock``: taken for update,
     so two admins acting at once take turns."""
     found = session.get(CaseRetention, case.id, with_for_update=lock)
-    if found is None:
-        found = CaseRetention(case_id=case.id, outcome=policy.Outcome.PENDING, appeal_open=False)
-        session.add(found)
-        session.flush()
-    return found
+    if found is not None:
+        return found
+    try:
+        with session.begin_nested():  # two first acts on a case at once: one row, the other waits for it
+            session.add(CaseRetention(case_id=case.id, outcome=policy.Outcome.PENDING, appeal_open=False))
+    except IntegrityError:
+        pass
+    return session.get_one(CaseRetention, case.id, with_for_update=lock, populate_existing=True)
 
 
 def state_of(row: CaseRetention) -> policy.State:

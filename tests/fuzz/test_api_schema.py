@@ -511,6 +511,10 @@ NUL_REQUESTS = [
     ("admin", "POST", "/api/v1/cases", {"json": {"ref": "OP-NUL-TITLE", "title": NUL}}),
     ("auditor", "GET", "/api/v1/audit/entries", {"params": {"item": NUL}}),
     ("auditor", "GET", "/api/v1/audit/report/a%00b", {}),
+    ("officer-a", "POST", "/api/v1/retention/outcome", {"json": {"case": NUL, "event": "nfa"}}),
+    ("admin", "POST", "/api/v1/retention/hold", {"json": {"case": CASE_A, "reason": NUL}}),
+    ("admin", "POST", "/api/v1/retention/disposals", {"json": {"item": NUL, "reason": "over"}}),
+    ("admin", "POST", "/api/v1/retention/disposals/a%00b/approve", {}),
 ]
 
 
