@@ -256,10 +256,16 @@ def _proposed(entry: dict[str, Any], details: dict[str, Any], by: str) -> tuple[
 def _disposed(entry: dict[str, Any], details: dict[str, Any], by: str) -> tuple[str, str]:
     proposer = details.get("proposed_by")
     proposed = f", proposed by {who(proposer)}" if isinstance(proposer, str) else ""
+    original = f"original of {_bytes(details.get('size'))}, SHA-256 {details.get('sha256')}"
+    if details.get("completes"):  # the original the storage kept at the disposal, removed later
+        approver = details.get("approved_by")
+        approved = f" approved by {who(approver)}{proposed}" if isinstance(approver, str) else ""
+        return (f"Original removed by {by}, completing the disposal{approved} "
+                f"({redact(str(details.get('reason', '')))}): {original}", "Original removed")
     copies = details.get("working_copies")
     count = len(copies) if isinstance(copies, list) else 0
-    event = (f"Disposal approved by {by}{proposed} ({redact(str(details.get('reason', '')))}): original of "
-             f"{_bytes(details.get('size'))}, SHA-256 {details.get('sha256')}; {count} working cop{'y' if count == 1 else 'ies'} removed")
+    event = (f"Disposal approved by {by}{proposed} ({redact(str(details.get('reason', '')))}): {original}; "
+             f"{count} working cop{'y' if count == 1 else 'ies'} removed")
     if details.get("original_removed"):
         return event, "Original removed"
     until = details.get("original_kept_until")

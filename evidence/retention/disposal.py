@@ -5,7 +5,8 @@ it, its original. The item's row stays (state ``disposed``), and the ledger's
 why: the record proves what existed and when it went.
 
 Refused while the case is held, before its review date (evidence.retention.policy), by the
-admin who proposed, and for an item already disposed of. Only this item's storage keys are
+admin who proposed, and for an item already disposed of (but for an original the storage kept
+at the time: approving again removes it once the storage allows). Only this item's storage keys are
 touched: its original's key and ``derivatives/<item>/``; another item with the same bytes
 has keys of its own.
 """
@@ -67,11 +68,12 @@ def approve(session: Session, vault: Vault, item: Item, user: User, actor: str, 
     case = session.get_one(Case, item.case_id)
     row = retention_of(session, case, lock=True)  # a hold placed meanwhile waits for this, or stops it
     proposal = session.get(Disposal, item.id, with_for_update=True)
+    if item.state == ItemState.DISPOSED and proposal is not None and proposal.original_removed_at is None:
+        return _finish(session, vault, item, case, row, proposal, user, actor)
     _check(item, case, row, today)
     if proposal is None:
         raise Conflict(f"no disposal of item {item.id} has been proposed; an admin proposes it with --reason")
-    if proposal.proposer_id == user.id:
-        raise Forbidden("four eyes: the admin who proposed a disposal cannot approve it; another admin approves")
+    _four_eyes(proposal, user)
     copies = list(session.scalars(select(Derivative).where(Derivative.item_id == item.id).order_by(Derivative.kind)))
     removed_objects = vault.remove_working_copies(item.id)
     session.execute(delete(Derivative).where(Derivative.item_id == item.id))
@@ -103,6 +105,39 @@ def approve(session: Session, vault: Vault, item: Item, user: User, actor: str, 
         "original_kept_because": kept_why,
     })
     return result
+
+
+def _four_eyes(proposal: Disposal, user: User) -> None:
+    if proposal.proposer_id == user.id:
+        raise Forbidden("four eyes: the admin who proposed a disposal cannot approve it; another admin approves")
+
+
+def _finish(session: Session, vault: Vault, item: Item, case: Case, row: CaseRetention, proposal: Disposal,
+            user: User, actor: str) -> dict[str, Any]:
+    """An approved disposal whose original the storage still kept: its original goes now,
+    if the storage lets it (again another admin than the proposer, and no hold since)."""
+    if row.held_at is not None:
+        raise Conflict(f"case {case.ref} is under a legal hold ({row.hold_reason}): nothing of it may be disposed of")
+    _four_eyes(proposal, user)
+    found = "removed"
+    try:
+        vault.remove_original(item.storage_key)
+    except StillRetained as kept:
+        raise Conflict(f"item {item.id} was disposed of, but the storage still keeps its original: {kept.message}") \
+            from None
+    except KeyError:
+        found = "not found in storage"
+    proposal.original_removed_at = utcnow()
+    custody.record(session, Action.ITEM_DISPOSED, _subject(case, item), actor, {
+        "sha256": (item.hashes or {}).get("sha256"), "hashes": dict(item.hashes or {}), "size": item.size,
+        "filename": item.filename, "reason": proposal.reason, "proposed_by": proposal.proposed_by,
+        "proposed_at": proposal.proposed_at.isoformat(), "approved_by": proposal.approved_by,
+        "original_removed_by": actor, "working_copies": [], "storage_objects_removed": int(found == "removed"),
+        "original_removed": True, "original": found, "completes": "the original the storage kept at the disposal",
+    })
+    return {"item": item.id, "case": case.ref, "state": str(ItemState.DISPOSED),
+            "sha256": (item.hashes or {}).get("sha256"), "size": item.size, "working_copies_removed": 0,
+            "original_removed": True, "original_kept_until": None, "original_kept_because": None}
 
 
 def disposal_message(result: dict[str, Any]) -> str:

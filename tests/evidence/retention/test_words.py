@@ -31,6 +31,11 @@ def _entry(action: str, details: dict[str, Any], actor: str = "user:admin@force.
                        "original_kept_until": "2033-11-30T10:00:00+00:00"},
      f"Disposal approved by admin@force.police.uk, proposed by first@force.police.uk (over): original of 1,234 bytes, "
      f"SHA-256 {'ab' * 32}; 1 working copy removed", "Original still stored until 2033-11-30; not served"),
+    ("item.disposed", {"reason": "over", "proposed_by": "user:first@force.police.uk", "approved_by":
+                       "user:second@force.police.uk", "size": 5, "sha256": "cd" * 32, "working_copies": [],
+                       "original_removed": True, "completes": "the original the storage kept at the disposal"},
+     f"Original removed by admin@force.police.uk, completing the disposal approved by second@force.police.uk, proposed "
+     f"by first@force.police.uk (over): original of 5 bytes, SHA-256 {'cd' * 32}", "Original removed"),
 ])
 def test_retention_entries_in_words(action: str, details: dict[str, Any], event: str, outcome: str) -> None:
     line = statement.line(_entry(action, details))
