@@ -190,28 +190,10 @@ def open_note(note: str, verifier: NoteVerifier | Iterable[NoteVerifier]) -> str
         other = known.setdefault((v.name, v.key_id), v)
         if other.public_bytes != v.public_bytes:
             raise ValueError(f"two verifier keys share the name and ID {v.name}+{v.key_id.hex()}")
-    text, signatures = split_note(note)
-    message = text.encode("utf-8")
-    verified = 0
-    for name, blob in signatures:
-        key = known.get((name, blob[:4]))
-        if key is None:
-            continue  # someone else's signature (a witness, a rotated key): not ours to judge
-        if not key.verify(message, blob[4:]):
-            raise VerificationError(f"invalid signature for key {name}+{blob[:4].hex()}")
-        verified += 1
-    if not verified:
-        raise VerificationError("note is not signed by any known key")
-    return text
-
-
-def split_note(note: str) -> tuple[str, list[tuple[str, bytes]]]:
-    """A note's text (ending in a newline) and its signatures as (key name, key ID || signature),
-    in order, checked for form only: nothing here is verified. VerificationError if malformed."""
     if not isinstance(note, str):
         raise VerificationError("note must be text")
     try:
-        note.encode("utf-8")
+        raw = note.encode("utf-8")
     except UnicodeEncodeError:
         raise VerificationError("malformed note: not valid Unicode") from None
     if any(ch < " " and ch != "\n" for ch in note):
@@ -225,7 +207,8 @@ def split_note(note: str) -> tuple[str, list[tuple[str, bytes]]]:
     lines = signatures[:-1].split("\n")
     if len(lines) > MAX_SIGNATURES:
         raise VerificationError(f"malformed note: more than {MAX_SIGNATURES} signatures")
-    found = []
+    message = raw[: len(text.encode("utf-8"))]
+    verified = 0
     for line in lines:
         if not line.startswith(SIG_PREFIX):
             raise VerificationError(f"malformed note: {line[:40]!r} is not a signature line")
@@ -233,8 +216,15 @@ def split_note(note: str) -> tuple[str, list[tuple[str, bytes]]]:
         blob = _b64decode(sig64)
         if not _is_valid_name(name) or blob is None or len(blob) < 5:
             raise VerificationError(f"malformed note: bad signature line {line[:40]!r}")
-        found.append((name, blob))
-    return text, found
+        key = known.get((name, blob[:4]))
+        if key is None:
+            continue  # someone else's signature (a witness, a rotated key): not ours to judge
+        if not key.verify(message, blob[4:]):
+            raise VerificationError(f"invalid signature for key {name}+{blob[:4].hex()}")
+        verified += 1
+    if not verified:
+        raise VerificationError("note is not signed by any known key")
+    return text
 
 
 def open_checkpoint(
