@@ -190,10 +190,28 @@ def open_note(note: str, verifier: NoteVerifier | Iterable[NoteVerifier]) -> str
         other = known.setdefault((v.name, v.key_id), v)
         if other.public_bytes != v.public_bytes:
             raise ValueError(f"two verifier keys share the name and ID {v.name}+{v.key_id.hex()}")
+    text, signatures = split_note(note)
+    message = text.encode("utf-8")
+    verified = 0
+    for name, blob in signatures:
+        key = known.get((name, blob[:4]))
+        if key is None:
+            continue  # someone else's signature (a witness, a rotated key): not ours to judge
+        if not key.verify(message, blob[4:]):
+            raise VerificationError(f"invalid signature for key {name}+{blob[:4].hex()}")
+        verified += 1
+    if not verified:
+        raise VerificationError("note is not signed by any known key")
+    return text
+
+
+def split_note(note: str) -> tuple[str, list[tuple[str, bytes]]]:
+    """A note's text (ending in a newline) and its signatures as (key name, key ID || signature),
+    in order, checked for form only: nothing here is verified. VerificationError if malformed."""
     if not isinstance(note, str):
         raise VerificationError("note must be text")
     try:
-        raw = note.encode("utf-8")
+        note.encode("utf-8")
     except UnicodeEncodeError:
         raise VerificationError("malformed note: not valid Unicode") from None
     if any(ch < " " and ch != "\n" for ch in note):
@@ -207,8 +225,7 @@ def open_note(note: str, verifier: NoteVerifier | Iterable[NoteVerifier]) -> str
     lines = signatures[:-1].split("\n")
     if len(lines) > MAX_SIGNATURES:
         raise VerificationError(f"malformed note: more than {MAX_SIGNATURES} signatures")
-    message = raw[: len(text.encode("utf-8"))]
-    verified = 0
+    found = []
     for line in lines:
         if not line.startswith(SIG_PREFIX):
             raise VerificationError(f"malformed note: {line[:40]!r} is not a signature line")
@@ -216,15 +233,8 @@ def open_note(note: str, verifier: NoteVerifier | Iterable[NoteVerifier]) -> str
         blob = _b64decode(sig64)
         if not _is_valid_name(name) or blob is None or len(blob) < 5:
             raise VerificationError(f"malformed note: bad signature line {line[:40]!r}")
-        key = known.get((name, blob[:4]))
-        if key is None:
-            continue  # someone else's signature (a witness, a rotated key): not ours to judge
-        if not key.verify(message, blob[4:]):
-            raise VerificationError(f"invalid signature for key {name}+{blob[:4].hex()}")
-        verified += 1
-    if not verified:
-        raise VerificationError("note is not signed by any known key")
-    return text
+        found.append((name, blob))
+    return text, found
 
 
 def open_checkpoint(

@@ -283,6 +283,32 @@ class Checkpoint(Base):
     signed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class CheckpointCosignature(Base):
+    """A witness's cosignature of a signed checkpoint (C2SP tlog-cosignature): its signature
+    line, to append to the checkpoint's note. One per checkpoint and witness key."""
+
+    __tablename__ = "checkpoint_cosignatures"
+
+    checkpoint_size: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("ledger_checkpoints.size"), primary_key=True, autoincrement=False)
+    witness: Mapped[str] = mapped_column(String(300), primary_key=True)  # the witness's verifier key
+    line: Mapped[str] = mapped_column(Text)
+    cosigned_at: Mapped[datetime]  # the witness's timestamp
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WitnessState(Base):
+    """What this ledger knows of each witness: the size it last cosigned (the old size of the
+    next request), and how the last request went."""
+
+    __tablename__ = "witness_state"
+
+    witness: Mapped[str] = mapped_column(String(300), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    asked_at: Mapped[datetime | None]
+    problem: Mapped[str | None] = mapped_column(String(500))
+
+
 class Link(Base):
     """A signed link for a reviewer with no account: what was shared, with whom, until when.
 

@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from evidence.witness.config import Witness, parse_witnesses
+
 GiB = 1024**3
 TiB = 1024**4
 
@@ -115,6 +117,12 @@ class Settings(BaseSettings):
     # dir when not given.
     ledger_key_file: Path | None = None
     checkpoint_interval_seconds: float = Field(default=5, gt=0)
+    # Witnesses (other forces' `evidence witness serve`, or any C2SP tlog-witness) asked to
+    # cosign each new checkpoint: "URL=VERIFIER_KEY,..." (the key as `evidence witness keygen`
+    # printed it). Asked in the background; one that is down is asked again later.
+    witnesses: str = ""
+    # The longest wait for one witness's answer.
+    witness_timeout_seconds: float = Field(default=10, gt=0, le=120)
 
     # Signed links for reviewers
     # Ed25519 keys that sign link tokens, one <kid>.pem each (the newest signs; all verify);
@@ -223,6 +231,16 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown hash algorithm(s): {', '.join(sorted(unknown))}; use md5, sha1")
         return value
+
+    @field_validator("witnesses")
+    @classmethod
+    def _witnesses(cls, value: str) -> str:
+        parse_witnesses(value)  # a ValueError names the bad one
+        return value
+
+    @property
+    def witness_list(self) -> list[Witness]:
+        return parse_witnesses(self.witnesses)
 
     @field_validator("oidc_algorithms")
     @classmethod

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 from sqlalchemy.orm import Session
 
 from audit import NoteVerifier, VerificationError, verify_consistency
+from audit.cosignature import CosignatureVerifier
 from evidence import custody
-from evidence.cli.common import err, friendly, local_runtime
-from evidence.custody import ledger, report
+from evidence.cli.common import P, R, err, friendly, local_runtime
+from evidence.custody import cosignatures, ledger, report
 from evidence.custody import verify as ledger_check
 from evidence.errors import NotFound
 
@@ -21,25 +23,61 @@ def audit_group() -> None:
     """The custody ledger: verification, checkpoints, reports."""
 
 
+def _witness_options(command: Callable[P, R]) -> Callable[P, R]:
+    command = click.option("--quorum", type=click.IntRange(min=1), default=None,
+                           help="How many of the --witness keys must have cosigned [all given]")(command)
+    return click.option("--witness", "witness_keys", multiple=True, metavar="VERIFIER_KEY",
+                        help="A witness's verifier key (or a file holding it): its cosignature counts; repeatable"
+                        )(command)
+
+
+def _witnesses(keys: tuple[str, ...], quorum: int | None) -> tuple[list[CosignatureVerifier], int]:
+    if quorum is not None and not keys:
+        raise click.UsageError("--quorum needs --witness keys")
+    try:
+        found = [CosignatureVerifier.from_vkey(_key_text(key)) for key in keys]
+    except VerificationError as error:
+        raise click.BadParameter(str(error), param_hint="--witness") from None
+    wanted = len(found) if quorum is None else quorum
+    if wanted > len({w.vkey() for w in found}):
+        raise click.BadParameter(f"a quorum of {wanted} needs {wanted} different witness keys", param_hint="--quorum")
+    return found, wanted
+
+
+def _key_text(key: str) -> str:
+    return Path(key).read_text().strip() if Path(key).is_file() else key.strip()
+
+
 @audit_group.command("verify")
 @click.option("--checkpoint", "kept", type=click.Path(exists=True, dir_okay=False),
               help="A checkpoint kept earlier: prove the ledger today extends it")
+@_witness_options
 @click.pass_context
 @friendly
-def verify(ctx: click.Context, kept: str | None) -> None:
-    """Recompute the whole ledger and check every checkpoint; exit 0 only if all hold."""
+def verify(ctx: click.Context, kept: str | None, witness_keys: tuple[str, ...], quorum: int | None) -> None:
+    """Recompute the whole ledger and check every checkpoint; exit 0 only if all hold. With
+    --witness, the latest checkpoint must also carry a quorum of their cosignatures."""
+    witnesses, wanted = _witnesses(witness_keys, quorum)
     rt = local_runtime(ctx)
     keys = rt.ledger_keys
     with rt.db.sessions() as session:
         if kept is not None:
             _verify_against(session, keys, Path(kept).read_text())
-            return
-        result = ledger_check.verify(session, keys.verifier, keys.origin)
-    if not result.ok:
-        where = f"first bad entry: {result.seq}: " if result.seq is not None else ""
-        err.print(f"[red]ledger verification FAILED[/] {where}{result.problem}", highlight=False)
-        sys.exit(1)
-    click.echo(f"ok: {result.entries} entries and {result.checkpoints} checkpoints verify")
+        else:
+            result = ledger_check.verify(session, keys.verifier, keys.origin)
+            if not result.ok:
+                where = f"first bad entry: {result.seq}: " if result.seq is not None else ""
+                err.print(f"[red]ledger verification FAILED[/] {where}{result.problem}", highlight=False)
+                sys.exit(1)
+            click.echo(f"ok: {result.entries} entries and {result.checkpoints} checkpoints verify")
+        if witnesses:
+            try:
+                size, found = cosignatures.check_latest(session, keys, witnesses, wanted)
+            except VerificationError as error:
+                err.print(f"[red]witness check FAILED[/] on the latest checkpoint: {error}", highlight=False)
+                sys.exit(1)
+            click.echo(f"ok: the checkpoint at size {size} carries {len(found)} valid cosignature(s)"
+                       f" ({', '.join(sorted(c.name for c in found.values()))}); {wanted} needed")
 
 
 def _verify_against(session: Session, keys: ledger.Keys, note: str) -> None:
@@ -98,16 +136,23 @@ def export_report(ctx: click.Context, item_id: str, fmt: str, output: str) -> No
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--public-key", "key", required=True,
               help="The ledger's verifier key (as printed by `evidence audit public-key`), or a file holding it")
+@_witness_options
 @friendly
-def verify_report(file: str, key: str) -> None:
-    """Check a report offline, with the ledger's public key alone."""
+def verify_report(file: str, key: str, witness_keys: tuple[str, ...], quorum: int | None) -> None:
+    """Check a report offline, with the ledger's public key alone (and, with --witness, that
+    its checkpoint carries a quorum of those witnesses' cosignatures)."""
+    witnesses, wanted = _witnesses(witness_keys, quorum)
     text = Path(key).read_text().strip() if Path(key).is_file() else key.strip()
     try:
         verifier = NoteVerifier.from_vkey(text)
         checked = report.verify_report(Path(file).read_bytes(), verifier)
+        found = report.verify_cosignatures(checked, witnesses, wanted) if witnesses else {}
     except VerificationError as error:
         err.print(f"[red]report REJECTED:[/] {error}", highlight=False)
         sys.exit(1)
+    if witnesses:
+        click.echo(f"ok: its checkpoint carries {len(found)} valid cosignature(s)"
+                   f" ({', '.join(sorted(c.name for c in found.values()))}); {wanted} needed")
     item = checked["item"]
     click.echo(
         f"ok: {len(checked['entries'])} entries about {item['filename']} (item {item['id']}) are in the ledger"

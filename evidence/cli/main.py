@@ -22,6 +22,7 @@ from evidence.cli.retention import dispose, hold, outcome, release, retention_gr
 from evidence.cli.sizes import SizeType
 from evidence.cli.table import Column, print_table
 from evidence.cli.uploads import uploads_list
+from evidence.cli.witness import witness_group
 from evidence.errors import NotFound, Unavailable
 from evidence.filemodes import private_umask
 from evidence.models import Case, Role, User
@@ -366,6 +367,7 @@ def uploads_cleanup(ctx: click.Context) -> None:
 
 uploads_group.add_command(uploads_list)
 main.add_command(audit_group)
+main.add_command(witness_group)
 main.add_command(items_group)
 main.add_command(share)
 main.add_command(links_group)

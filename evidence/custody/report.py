@@ -15,21 +15,22 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from audit import Entry, NoteVerifier, VerificationError, canonical, format_time, merkle, open_note, verify_inclusion
+from audit.cosignature import Cosignature, CosignatureVerifier, check_quorum
 from evidence import custody
-from evidence.custody import ledger, report_pdf
+from evidence.custody import cosignatures, ledger, report_pdf
 from evidence.custody.actions import Action
 from evidence.custody.disclosure import Internals, scrub, withheld_because
 from evidence.custody.report_case import to_case
 from evidence.custody.report_html import embedded_json, render
 from evidence.errors import InvalidInput, NotFound
-from evidence.models import Case, CustodyEvent, Derivative, Item, utcnow
+from evidence.models import Case, Checkpoint, CustodyEvent, Derivative, Item, utcnow
 
 FORMAT = "evidence-custody-report/1"
 HTML_SIGNATURE_PREFIX = "<!-- evidence-signature "
@@ -60,9 +61,7 @@ def build(session: Session, keys: ledger.Keys, item_id: str, actor: str,
         reviewer = reviewer.with_([item.storage_key, item.upload_id, *(d.key for d in derivatives)])
     ledger.sign_checkpoint(session, keys, actor)
     session.flush()
-    checkpoint = ledger.latest_checkpoint(session)
-    if checkpoint is None:  # pragma: no cover - one was signed just now, in this transaction
-        raise RuntimeError("no checkpoint after signing one")
+    checkpoint = _proving_checkpoint(session, item, case)
     entries, withheld = [], []
     for row in item_entries(session, item, case, checkpoint.size):
         proof = [base64.b64encode(p).decode() for p in ledger.inclusion_proof(session, row.seq, checkpoint.size)]
@@ -99,7 +98,8 @@ def build(session: Session, keys: ledger.Keys, item_id: str, actor: str,
         "format": FORMAT,
         "generated_at": format_time(utcnow()),
         "ledger": {"origin": keys.origin, "public_key": keys.signer.verifier_key()},
-        "checkpoint": checkpoint.note,
+        # With the witnesses' cosignature lines after the log's signature.
+        "checkpoint": cosignatures.cosigned_note(session, checkpoint),
         "tree_size": checkpoint.size,
         "root": base64.b64encode(checkpoint.root).decode(),
         "item": item_facts,
@@ -110,6 +110,17 @@ def build(session: Session, keys: ledger.Keys, item_id: str, actor: str,
         content["copy"] = "reviewer"
         content["withheld"] = withheld
     return {**content, "signature": keys.signer.sign(_SIGNED.format(digest=_digest(content)))}
+
+
+def _proving_checkpoint(session: Session, item: Item, case: Case) -> Checkpoint:
+    """The checkpoint the report proves against: the newest that witnesses cosigned, if it
+    covers every entry about the item (so the report carries their cosignatures), else the
+    latest (just signed, perhaps not cosigned yet)."""
+    latest = ledger.latest_checkpoint(session)
+    if latest is None:  # pragma: no cover - one was signed just now, in this transaction
+        raise RuntimeError("no checkpoint after signing one")
+    last = max((row.seq for row in item_entries(session, item, case)), default=-1)
+    return cosignatures.latest_cosigned(session, last + 1) or latest
 
 
 def item_entries(session: Session, item: Item, case: Case, below: int | None = None) -> Iterator[CustodyEvent]:
@@ -181,6 +192,13 @@ def verify_report(data: bytes, verifier: NoteVerifier) -> dict[str, Any]:
         _verify_withheld(kept_back, checkpoint.size, checkpoint.root)
     _verify_item_facts(report)
     return report
+
+
+def verify_cosignatures(report: dict[str, Any], witnesses: Sequence[CosignatureVerifier],
+                        quorum: int) -> dict[str, Cosignature]:
+    """The valid cosignatures on a verified report's checkpoint by ``witnesses``, at least
+    ``quorum``; VerificationError saying how many were valid otherwise."""
+    return check_quorum(str(report["checkpoint"]), witnesses, quorum)
 
 
 def _verify_entry(proven: dict[str, Any], size: int, root: bytes) -> None:

@@ -43,6 +43,7 @@ from evidence.models import utcnow
 from evidence.runtime import Runtime
 from evidence.settings import Settings
 from evidence.uploads.tus import build_tus
+from evidence.witness import cosign
 from transcode.app import make_celery, requeue_stalled, resume_interrupted, start_pipeline
 from transfer.handler import TusApp
 
@@ -183,6 +184,7 @@ async def _maintain(rt: Runtime, tus: TusApp, celery: Celery, lease: Lease) -> N
     next_cleanup = settings.cleanup_interval_seconds
     elapsed = 0.0
     requeued_once: set[str] = set()
+    witnesses = _WitnessRounds(rt)
     while True:
         await asyncio.sleep(tick)
         elapsed += tick
@@ -191,6 +193,7 @@ async def _maintain(rt: Runtime, tus: TusApp, celery: Celery, lease: Lease) -> N
                 continue
             # A signed checkpoint after each batch of appends, at most every few seconds.
             await anyio.to_thread.run_sync(_sign_checkpoint, rt)
+            witnesses.start()
             queued_before = set(requeued_once)
             try:
                 requeued = await anyio.to_thread.run_sync(
@@ -232,4 +235,27 @@ def _link_id(keys: KeyRing, token: str) -> str | None:
 
 def _sign_checkpoint(rt: Runtime) -> None:
     with rt.db.transaction() as session:
+        if rt.settings.witnesses and not cosign.needs_checkpoint(session):
+            return  # only cosignatures are new: a checkpoint for them would be cosigned in turn, for ever
         ledger.sign_checkpoint(session, rt.ledger_keys, custody.system_actor("ledger"))
+
+
+class _WitnessRounds:
+    """Asks the witnesses about the latest checkpoint beside the upkeep, never in its way: a
+    round still waiting on a slow witness is left to finish, and the next starts after it."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self.rt.settings.witnesses and (self.task is None or self.task.done()):
+            self.task = asyncio.create_task(self._round())
+
+    async def _round(self) -> None:
+        settings = self.rt.settings
+        try:
+            await anyio.to_thread.run_sync(
+                cosign.ask_all, self.rt.db, settings.witness_list, settings.witness_timeout_seconds)
+        except Exception:
+            log.exception("asking the witnesses failed; will ask again")
