@@ -15,11 +15,14 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from sqlalchemy import select
 
 from evidence import cases, migrate
 from evidence.accounts import users as accounts
+from evidence.custody import ledger
+from evidence.custody.verify import verify
 from evidence.errors import Conflict, Forbidden
-from evidence.models import Item, User, utcnow
+from evidence.models import CustodyEvent, Item, User, utcnow
 from evidence.retention import disposal, holds, state
 from evidence.retention.due import due
 from evidence.retention.policy import Event
@@ -140,3 +143,21 @@ def test_a_hold_is_kept_by_s3_itself_and_disposal_waits_for_retention(rt: Runtim
     assert len(versions(vault, keys["long"][1])) == 1 and versions(vault, f"derivatives/{keys['long'][0]}/") == []
     with rt.db.sessions() as session:  # still to review: its original, once the storage lets it go
         assert [(row["item"], row["state"]) for row in due(session, utcnow().date())] == [(keys["long"][0], "disposed")]
+
+    # Every step on the record, and the record still verifies.
+    with rt.db.transaction() as session:
+        ledger.sign_checkpoint(session, rt.ledger_keys, "system:test")
+    with rt.db.sessions() as session:
+        recorded = [(e.action, e.item_id, e.details) for e in session.scalars(
+            select(CustodyEvent).where(CustodyEvent.case_ref == CASE).order_by(CustodyEvent.seq))]
+        assert verify(session, rt.ledger_keys.verifier, rt.ledger_keys.origin).ok
+    names = {item_id: name for name, (item_id, _) in keys.items()}
+    steps = [(action, names.get(item or "", None)) for action, item, _ in recorded if action != "case.created"]
+    assert steps == [("case.outcome", None), ("case.held", None), ("case.released", None),
+                     ("disposal.proposed", "short"), ("item.disposed", "short"),
+                     ("disposal.proposed", "soon"), ("item.disposed", "soon"), ("item.disposed", "soon"),
+                     ("disposal.proposed", "long"), ("item.disposed", "long")]
+    details = [d for _, _, d in recorded]
+    assert details[2]["storage"] == details[3]["storage"].replace("OFF", "ON") == "S3 Object Lock legal hold ON on 2 original(s)"
+    assert [d["original_removed"] for a, _, d in recorded if a == "item.disposed"] == [True, False, True, False]
+    assert details[-1]["original_kept_until"] == kept["original_kept_until"]
