@@ -24,13 +24,20 @@ def _originals(session: Session, case: Case) -> list[Item]:
 
 
 def _storage_holds(vault: Vault, items: list[Item], on: bool) -> str:
-    """Sets or clears the storage's hold on each original; says what it did, for the record."""
-    applied = [vault.legal_hold(item.storage_key, on) for item in items]
-    if not items:
-        return "no originals stored"
+    """Sets or clears the storage's hold on each original; says what it did, for the record.
+    An original missing from storage does not stop a hold (a fixity audit names it)."""
+    applied, missing = [], []
+    for item in items:
+        try:
+            applied.append(vault.legal_hold(item.storage_key, on))
+        except KeyError:
+            missing.append(item.id)
+    gone = f"; not found in storage: {', '.join(missing)}" if missing else ""
+    if not applied:
+        return f"no originals stored{gone}"
     if all(applied):
-        return f"S3 Object Lock legal hold {'ON' if on else 'OFF'} on {len(items)} original(s)"
-    return "none: the local vault has no legal holds; the hold is kept in the database"
+        return f"S3 Object Lock legal hold {'ON' if on else 'OFF'} on {len(applied)} original(s){gone}"
+    return f"none: the local vault has no legal holds; the hold is kept in the database{gone}"
 
 
 def hold(session: Session, vault: Vault, case: Case, reason: str, actor: str) -> CaseRetention:

@@ -128,7 +128,8 @@ class Vault(Protocol):
 
     def legal_hold(self, key: str, on: bool) -> bool:
         """Sets (``on``) or clears a legal hold on an original and reads it back; False where the
-        storage has no legal holds (the local vault: the database's hold is the only one)."""
+        storage has no legal holds (the local vault: the database's hold is the only one).
+        KeyError if the storage has no such object."""
 
     def remove_working_copies(self, item_id: str) -> int:
         """For an approved disposal alone: removes every working copy of the item (on S3 every

@@ -144,7 +144,8 @@ class LocalVault:
 
     def legal_hold(self, key: str, on: bool) -> bool:
         # A read-only file has no hold of its own to set; the database's hold blocks disposal.
-        self._path(key)
+        if not self._path(key).is_file():
+            raise KeyError(key)
         return False
 
     def remove_working_copies(self, item_id: str) -> int:

@@ -242,9 +242,15 @@ class S3Vault:
     def legal_hold(self, key: str, on: bool) -> bool:
         check_key(key)
         status = "ON" if on else "OFF"
-        with _s3_errors(f"set a legal hold on {key}"):
-            self.client.put_object_legal_hold(Bucket=self.bucket, Key=key, LegalHold={"Status": status})
-            found = self.client.get_object_legal_hold(Bucket=self.bucket, Key=key)
+        try:
+            with _s3_errors(f"set a legal hold on {key}"):
+                self.client.put_object_legal_hold(Bucket=self.bucket, Key=key, LegalHold={"Status": status})
+                found = self.client.get_object_legal_hold(Bucket=self.bucket, Key=key)
+        except VaultUnavailable as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and _code(cause) in _NOT_FOUND:
+                raise KeyError(key) from None
+            raise
         if found.get("LegalHold", {}).get("Status") != status:
             raise SealNotConfirmed(f"S3 did not confirm the legal hold {status} on {key}")
         return True

@@ -194,3 +194,13 @@ def test_an_outcome_in_the_future_is_refused(rt: Runtime, world: dict[str, str])
 
     with pytest.raises(InvalidInput, match="in the future"):
         outcome(rt, world, Event.NFA, utcnow().date() + timedelta(days=1))
+
+
+def test_an_original_missing_from_storage_does_not_stop_a_hold(rt: Runtime, world: dict[str, str]) -> None:
+    vault = rt.vault
+    assert isinstance(vault, LocalVault)
+    with rt.db.sessions() as session:
+        (vault.root / session.get_one(Item, world["gone"]).storage_key).unlink()  # behind the server's back
+    act(rt, "first", world, lambda s, u, a: holds.hold(s, vault, cases.get_case(s, CASE), "review", a))
+    said = entries(rt)[-1].details["storage"]
+    assert said == f"none: the local vault has no legal holds; the hold is kept in the database; not found in storage: {world['gone']}"

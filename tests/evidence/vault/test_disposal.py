@@ -47,6 +47,11 @@ def test_only_an_original_is_removed_as_one(vault: Vault) -> None:
         vault.remove_original("originals/none")
 
 
+def test_a_legal_hold_on_a_missing_original_is_a_key_error(vault: Vault) -> None:
+    with pytest.raises(KeyError):
+        vault.legal_hold("originals/none", True)
+
+
 def test_a_sealed_original_goes_when_the_storage_allows_it(vault: Vault) -> None:
     put_original(vault, "originals/one", b"one")
     put_original(vault, "originals/one-more", b"same prefix, another original")
