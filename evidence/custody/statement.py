@@ -175,6 +175,12 @@ def _exported(entry: dict[str, Any], details: dict[str, Any], by: str) -> tuple[
     return f"Custody report exported ({str(details.get('format', '')).upper()}{copy}) by {by}", ""
 
 
+def _cosigned(entry: dict[str, Any], details: dict[str, Any], by: str) -> tuple[str, str]:
+    witness = redact(str(details.get("witness", "")))
+    return (f"Ledger checkpoint of {details.get('size')} entries cosigned by witness {witness}"
+            f" at {when(str(details.get('cosigned_at', '')))} (asked by {by})", "Cosigned")
+
+
 def _accessed(entry: dict[str, Any], details: dict[str, Any], by: str) -> tuple[str, str]:
     if details.get("outcome") == "denied":
         return _refused(details, by)
@@ -281,6 +287,9 @@ _WORDS: dict[str, _Words] = {
     Action.CASE_OUTCOME: _outcome, Action.CASE_HELD: _held, Action.CASE_RELEASED: _held,
     Action.DISPOSAL_PROPOSED: _proposed, Action.ITEM_DISPOSED: _disposed,
 }
+
+# The witnesses' cosignatures of checkpoints (evidence.witness.cosign).
+_WORDS[Action.CHECKPOINT_COSIGNED] = _cosigned
 
 
 # -- machine detail, for the appendix ---------------------------------------------------------

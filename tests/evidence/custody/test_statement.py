@@ -92,3 +92,13 @@ def test_a_working_copy_is_named_in_words(kind: str, shown: str) -> None:
     assert statement.copy_kind(kind) == shown
     line = statement.line(_entry("derivative.created", {"kind": kind, "size": 1234}, "system:worker@host"))
     assert line.event == f"Working copy made: {shown}, 1,234 bytes, by the processing service"
+
+
+def test_a_witness_cosignature_in_words() -> None:
+    entry = _entry("checkpoint.cosigned", {"witness": "witness.force-b.example", "size": 1234,
+                                           "witness_key": "witness.force-b.example+01234567+BAAA",
+                                           "cosigned_at": "2026-11-30T10:00:07Z"}, actor="system:witnesses")
+    line = statement.line(entry)
+    assert (line.event, line.outcome) == (
+        "Ledger checkpoint of 1234 entries cosigned by witness witness.force-b.example at 2026-11-30 10:00:07"
+        " (asked by the witnesses service)", "Cosigned")
