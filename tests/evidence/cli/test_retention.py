@@ -143,3 +143,13 @@ def test_refusals_are_plain(world: World, args: tuple[str, ...], said: str) -> N
     result = world.run("first", *args, code=3 if said == "item not found" else 2)
     assert said in " ".join(result.output.split())
     assert re.search(r"error:", result.output)
+
+
+def test_a_token_is_needed(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EVIDENCE_TOKEN", raising=False)
+    for args in (("cases", "outcome", CASE, "--nfa"), ("cases", "hold", CASE, "--reason", "r"), ("cases", "release", CASE),
+                 ("retention", "due"), ("dispose", world.items[0], "--reason", "r"), ("dispose", world.items[0], "--approve"),
+                 ("dispose", world.items[0], "--approve", "--server", "http://127.0.0.1:9")):
+        refused = CliRunner().invoke(main, ["--data-dir", str(world.data), *args], catch_exceptions=False)
+        assert (refused.exit_code, refused.stdout, refused.stderr) == (
+            2, "", "error: give --token or set EVIDENCE_TOKEN: the custody record names who acts\n"), args
