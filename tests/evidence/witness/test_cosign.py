@@ -135,6 +135,10 @@ def test_two_witnesses_cosign_the_ledger(forces: tuple[Server, Runtime, WitnessP
                           check=False)
 
     assert verify_report(out, one.vkey, two.vkey).returncode == 0
+    # The HTML form embeds the same report: checked the same way.
+    server.cli("audit", "report", item, "--format", "html", "-o", str(tmp_path / "report.html"))
+    done = verify_report(tmp_path / "report.html", one.vkey, two.vkey)
+    assert done.returncode == 0 and "carries 2 valid cosignature(s)" in done.stdout
     assert verify_report(out, one.vkey, stranger, quorum=1).returncode == 0
     wrong = verify_report(out, stranger, two.vkey)
     assert wrong.returncode == 1 and "1 valid cosignature(s)" in " ".join(wrong.stderr.split())
