@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -45,6 +46,10 @@ def rt(tmp_path: Path, database_url: str) -> Iterator[Runtime]:
 
 @pytest.fixture
 def world(rt: Runtime) -> dict[str, str]:
+    return make_world(rt)
+
+
+def make_world(rt: Runtime) -> dict[str, str]:
     """Two admins, an officer, the case with two items of identical bytes."""
     with rt.db.transaction() as session:
         made = {name: accounts.add_user(session, f"{name}@force.police.uk", role).id
@@ -204,3 +209,38 @@ def test_an_original_missing_from_storage_does_not_stop_a_hold(rt: Runtime, worl
     act(rt, "first", world, lambda s, u, a: holds.hold(s, vault, cases.get_case(s, CASE), "review", a))
     said = entries(rt)[-1].details["storage"]
     assert said == f"none: the local vault has no legal holds; the hold is kept in the database; not found in storage: {world['gone']}"
+
+
+def test_a_hold_placed_while_an_approval_runs_stops_it_or_waits_for_it(tmp_path: Path, postgres_url: str) -> None:
+    """PostgreSQL: the approval locks the case's retention row, so a hold being placed at that
+    moment either comes first (and the approval, waiting on it, is refused) or after."""
+    runtime = Runtime.build(Settings(data_dir=tmp_path / "data", database_url=postgres_url))
+    migrate.upgrade(runtime.db.engine)
+    runtime.vault.ensure_ready()
+    try:
+        world_ids = make_world(runtime)
+        outcome(runtime, world_ids, Event.NFA, date(2020, 1, 6))
+        propose(runtime, world_ids, "first", world_ids["gone"])
+        refused: list[BaseException] = []
+        with runtime.db.transaction() as session:
+            case = cases.get_case(session, CASE)
+            state.retention_of(session, case, lock=True)  # the hold has the row...
+            waiting = threading.Thread(target=lambda: _catch(refused, lambda: approve(runtime, world_ids, "second",
+                                                                                       world_ids["gone"])))
+            waiting.start()
+            waiting.join(1.0)
+            assert waiting.is_alive()  # ...so the approval waits
+            holds.hold(session, runtime.vault, case, "late order", "user:first@force.police.uk")
+        waiting.join(20)
+        assert len(refused) == 1 and "under a legal hold (late order)" in str(refused[0])
+        with runtime.db.sessions() as session:
+            assert session.get_one(Item, world_ids["gone"]).state == ItemState.READY
+    finally:
+        runtime.close()
+
+
+def _catch(into: list[BaseException], call: Any) -> None:
+    try:
+        call()
+    except Exception as error:  # the thread's outcome, for the test to read
+        into.append(error)
