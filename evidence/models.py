@@ -207,6 +207,22 @@ class Item(Base):
     lease_step: Mapped[str | None] = mapped_column(String(32))
     lease_expires_at: Mapped[datetime | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Fixity audits (evidence.fixity). The flag: null until an audit has checked one of the
+    # item's objects, then FixityState.OK, or FAILED while the latest check of any of them (the
+    # original, a working copy or a part of one) found it different, missing or, for the
+    # original, no longer write-once; ``fixity_problems`` lists those findings. ``fixity_failed_at``
+    # is the first time a check failed and stays set (the ledger keeps each fixity.failed).
+    fixity_state: Mapped[str | None] = mapped_column(String(16))
+    fixity_problems: Mapped[list[Any] | None]
+    fixity_failed_at: Mapped[datetime | None]
+    # When the original was last re-read and matched or not, and when it is next due.
+    fixity_checked_at: Mapped[datetime | None]
+    fixity_due_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class FixityState(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
 
 
 class Derivative(Base):
@@ -225,6 +241,9 @@ class Derivative(Base):
     # How it was made, so anyone can repeat it: tool, exact version, full argument list.
     method: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Fixity audits: when this working copy (with its parts) was last checked, and next due.
+    fixity_checked_at: Mapped[datetime | None]
+    fixity_due_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class CustodyEvent(Base):

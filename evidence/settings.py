@@ -200,6 +200,21 @@ class Settings(BaseSettings):
     # Items still `received` this long after upload are queued again (a lost enqueue).
     requeue_after_seconds: float = Field(default=120, gt=0)
 
+    # Fixity audits (evidence.fixity): every stored original and working copy is re-read,
+    # re-hashed and compared with the SHA-256 recorded when it was stored, at least once a
+    # cycle. Each object has its own place in the cycle (from its id), so the work is spread
+    # evenly over it rather than all falling due together.
+    fixity_cycle_days: float = Field(default=30, gt=0)
+    # Reading for an audit is paced to at most this many bytes a second (0: unpaced), so
+    # that uploads and processing keep the storage's bandwidth.
+    fixity_bytes_per_second: int = Field(default=32 * 1024 * 1024, ge=0)
+    # The scheduled audit (a periodic Celery task: beat in production, the embedded worker's
+    # own beat under `evidence serve`) runs this often, checks what is due, and takes no new
+    # object once it has run this long (the object in hand is finished); what is left stays
+    # due for the next run.
+    fixity_interval_seconds: float = Field(default=3600, gt=0)
+    fixity_run_seconds: float = Field(default=600, gt=0)
+
     @property
     def data_path(self) -> Path:
         return self.data_dir.expanduser().resolve()

@@ -22,6 +22,11 @@ from evidence.settings import Settings
 from transcode import attempts, lease
 from transcode.steps import INGEST, QUEUES, Step
 
+# The periodic fixity audit (transcode.audits), on a queue of its own so that production can
+# give it its own worker; the embedded worker takes it with the others.
+FIXITY_TASK = "evidence.fixity_audit"
+FIXITY_QUEUE = "fixity"
+
 
 class EvidenceCelery(Celery):
     """A Celery app that carries the settings and, per process, the runtime built from them
@@ -45,10 +50,15 @@ def make_celery(settings: Settings) -> EvidenceCelery:
     app.settings = settings
     limit = settings.task_time_limit_seconds
     config: dict[str, Any] = dict(
-        task_queues=[Queue(name) for name in QUEUES],
+        task_queues=[Queue(name) for name in (*QUEUES, FIXITY_QUEUE)],
         task_default_queue=INGEST,
         # Each step's queue (the task attribute Celery deprecates: routes are the way).
-        task_routes={step.task: {"queue": step.queue} for step in Step},
+        task_routes={**{step.task: {"queue": step.queue} for step in Step}, FIXITY_TASK: {"queue": FIXITY_QUEUE}},
+        # What beat sends (`evidence worker --beat`: one per deployment). A run that waited a
+        # whole interval in the queue is dropped: the next is already on its way.
+        beat_schedule={"fixity-audit": {"task": FIXITY_TASK, "schedule": settings.fixity_interval_seconds,
+                                        "options": {"expires": settings.fixity_interval_seconds}}},
+        beat_schedule_filename=str(settings.data_path / "celerybeat-schedule"),
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         task_acks_on_failure_or_timeout=True,
@@ -70,7 +80,7 @@ def make_celery(settings: Settings) -> EvidenceCelery:
         },
         worker_hijack_root_logger=False,
         worker_concurrency=settings.worker_concurrency,
-        include=["transcode.tasks"],
+        include=["transcode.tasks", "transcode.audits"],
     )
     if embedded:
         # The embedded broker is a SQLite file shared by the server and its worker. Kombu

@@ -1,4 +1,5 @@
-"""``evidence audit``: verify the ledger, show checkpoints and keys, export and check reports."""
+"""``evidence audit``: verify the ledger, show checkpoints and keys, export and check reports,
+and check that stored objects are still the bytes that were stored (fixity)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from audit import NoteVerifier, VerificationError, verify_consistency
 from audit.cosignature import CosignatureVerifier
-from evidence import custody
+from evidence import custody, fixity
 from evidence.cli.common import P, R, err, friendly, local_runtime
 from evidence.custody import cosignatures, ledger, report
 from evidence.custody import verify as ledger_check
@@ -158,3 +159,57 @@ def verify_report(file: str, key: str, witness_keys: tuple[str, ...], quorum: in
         f"ok: {len(checked['entries'])} entries about {item['filename']} (item {item['id']}) are in the ledger"
         f" as of its signed checkpoint at size {checked['tree_size']}"
     )
+
+
+@audit_group.command("fixity")
+@click.option("--due", "scope", flag_value=fixity.DUE, default=True,
+              help="Check what the schedule would check now: objects whose turn in the cycle has come [default]")
+@click.option("--all", "scope", flag_value=fixity.ALL, help="Check every stored object now")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Check at most N objects (originals and working copies; a working copy's parts go with it)")
+@click.pass_context
+@friendly
+def audit_fixity(ctx: click.Context, scope: str, limit: int | None) -> None:
+    """Re-read and re-hash stored originals and working copies, compare each SHA-256 with the one
+    recorded when it was stored, and check that originals are still write-once (on S3: Object
+    Lock retention no shorter than policy). Recorded as the service account: one fixity.checked
+    entry for the run, a fixity.failed entry per object that differs or is missing. Exit 1,
+    naming the items, if any does."""
+    rt = local_runtime(ctx)
+
+    def found(finding: fixity.Finding) -> None:
+        err.print(f"[red]FAILED[/] item {finding.item_id} (case {finding.case_ref}): {finding.problem.describe()}",
+                  highlight=False, soft_wrap=True)
+
+    try:
+        outcome = fixity.audit(rt, fixity.Options(scope=scope, limit=limit), on_finding=found)
+    except KeyboardInterrupt:
+        err.print("interrupted: the checks made so far are recorded", highlight=False)
+        sys.exit(130)
+    finally:
+        rt.close()
+    click.echo(_fixity_summary(outcome))
+    if outcome.findings:
+        items = outcome.failed_items
+        err.print(f"[red]fixity audit FAILED[/]: {len(outcome.findings)} object(s) of {len(items)} item(s) differ,"
+                  " are missing or are no longer write-once:", highlight=False, soft_wrap=True)
+        for item_id in items:
+            click.echo(f"FAILED {item_id}")
+        sys.exit(1)
+
+
+def _fixity_summary(outcome: fixity.Outcome) -> str:
+    mib = outcome.bytes / (1024 * 1024)
+    speed = f", {mib / outcome.seconds:.1f} MiB/s" if outcome.seconds > 0 and outcome.bytes else ""
+    what = (f"{outcome.objects} object(s) ({outcome.originals} original(s), {outcome.working_copies} working"
+            f" cop{'y' if outcome.working_copies == 1 else 'ies'}, {outcome.parts} part(s)), {mib:.1f} MiB in"
+            f" {outcome.seconds:.1f} s{speed}, read with {outcome.reader}")
+    if not outcome.objects:
+        what = "nothing due now" if outcome.scope == fixity.DUE else "nothing stored to check"
+    extra = ""
+    if outcome.stopped:
+        extra += f"; stopped early ({outcome.stopped})"
+    if outcome.left_due:
+        extra += f"; {outcome.left_due} object(s) still due"
+    verdict = "ok" if not outcome.findings else "checked"
+    return f"{verdict}: {what}{extra}; run {outcome.run}"

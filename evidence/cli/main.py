@@ -128,13 +128,14 @@ def _resume_interrupted(settings: Settings, rt: Runtime) -> None:
 
 def _start_embedded_worker(settings: Settings) -> subprocess.Popen[bytes]:
     """The embedded mode's worker: the same tasks as production, in a child process that
-    lives and dies with the server."""
+    lives and dies with the server; it runs beat too (the scheduled fixity audit)."""
     env = {**os.environ, "EVIDENCE_DATA_DIR": str(settings.data_path)}
     for name in ("database_url", "storage_url", "broker_url"):
         value = getattr(settings, name)
         if value:
             env[f"EVIDENCE_{name.upper()}"] = value
-    return subprocess.Popen([sys.executable, "-m", "evidence", "worker"], env=env, preexec_fn=_die_with_parent)
+    return subprocess.Popen([sys.executable, "-m", "evidence", "worker", "--beat"], env=env,
+                            preexec_fn=_die_with_parent)
 
 
 def _die_with_parent() -> None:
@@ -160,19 +161,22 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @main.command()
-@click.option("--queues", default="ingest,transcode", show_default=True, help="Queues to take tasks from")
+@click.option("--queues", default="ingest,transcode,fixity", show_default=True, help="Queues to take tasks from")
 @click.option("--concurrency", type=int, default=None, help="Parallel tasks [EVIDENCE_WORKER_CONCURRENCY; 1]")
+@click.option("--beat", is_flag=True,
+              help="Also send the periodic tasks (the fixity audit): on one worker of the deployment only")
 @click.pass_context
 @friendly
-def worker(ctx: click.Context, queues: str, concurrency: int | None) -> None:
-    """Run a Celery worker: hashing, probing, validation, working copies."""
+def worker(ctx: click.Context, queues: str, concurrency: int | None, beat: bool) -> None:
+    """Run a Celery worker: hashing, probing, validation, working copies, fixity audits."""
     private_umask()
     from transcode.app import make_celery, sweep_work_dirs
 
     settings = settings_of(ctx, worker_concurrency=concurrency)
     sweep_work_dirs(settings)
     app = make_celery(settings)
-    app.worker_main(["worker", "--queues", queues, "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"])
+    app.worker_main(["worker", "--queues", queues, "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+                     "--without-heartbeat", *(["--beat"] if beat else [])])
 
 
 @main.group()

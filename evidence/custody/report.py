@@ -87,6 +87,13 @@ def build(session: Session, keys: ledger.Keys, item_id: str, actor: str,
         "kind": item.kind,
         "media": custody.portable(dict(item.media or {})),
         "warnings": list(item.warnings or []),
+        # Fixity audits (evidence.fixity): the flag and its findings; each is a ledger entry too.
+        "fixity": {
+            "state": item.fixity_state or "unchecked",
+            "checked_at": format_time(item.fixity_checked_at) if item.fixity_checked_at else None,
+            "failed_at": format_time(item.fixity_failed_at) if item.fixity_failed_at else None,
+            "problems": list(item.fixity_problems or []),
+        },
     }
     copies = [{"kind": d.kind, "sha256": d.sha256, "size": d.size, "content_type": d.content_type, "method": d.method}
               for d in derivatives]

@@ -84,6 +84,7 @@ def render(report: dict[str, Any]) -> str:
         ("Size", f"{item['size']:,} bytes"),
         ("Officer's SHA-256", _officers(item)),
         ("State", item["state"] + (f" ({statement.redact(item['reason'])})" if item["reason"] else "")),
+        ("Fixity audit", _fixity(item.get("fixity"))),
     ]
     machine = [
         _Machine(seq=p["seq"], action=p["entry"]["action"], time=p["entry"]["time"],
@@ -126,6 +127,24 @@ def _officers(item: dict[str, Any]) -> str:
     if stored and client.lower() == stored.lower():
         return "supplied, and matches the SHA-256 above"
     return f"supplied, and DIFFERS from the SHA-256 above: {client}"
+
+
+def _fixity(fixity: Any) -> str:
+    """The latest fixity audits of the stored original and working copies, in words."""
+    if not isinstance(fixity, dict) or fixity.get("state") in (None, "unchecked"):
+        return "not audited yet" if isinstance(fixity, dict) else "not recorded in this report"
+    earlier = f"; an earlier check ({statement.when(str(fixity['failed_at']))}) found a difference" \
+        if fixity.get("failed_at") else ""
+    if fixity["state"] == "ok":
+        checked = f" when the original was re-read and re-hashed at {statement.when(str(fixity['checked_at']))}" \
+            if fixity.get("checked_at") else ""
+        return f"every stored object matched its recorded SHA-256{checked}{earlier}"
+    problems = [p for p in fixity.get("problems") or [] if isinstance(p, dict)]
+    found = "; ".join(statement.redact(
+        f"{p.get('object')}{' (' + statement.copy_kind(str(p['kind'])) + ')' if p.get('kind') else ''}"
+        f"{', part ' + str(p['part']) if p.get('part') else ''}: {str(p.get('problem', '')).upper()}")
+        for p in problems)
+    return f"FAILED at the latest check: {found or 'see the events'}{earlier}"
 
 
 def script_json(report: dict[str, Any]) -> str:

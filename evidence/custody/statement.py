@@ -278,12 +278,47 @@ def _disposed(entry: dict[str, Any], details: dict[str, Any], by: str) -> tuple[
     return event, f"Original still stored{f' until {str(until)[:10]}' if until else ''}; not served"
 
 
+def _fixity_checked(entry: dict[str, Any], details: dict[str, Any], by: str) -> tuple[str, str]:
+    objects = _dict(details.get("objects"))
+    counted = [f"{objects.get(name)} {words}" for name, words in (("originals", "originals"), ("working_copies",
+               "working copies"), ("parts", "parts of working copies")) if isinstance(objects.get(name), int)]
+    how = "scheduled fixity audit" if details.get("trigger") == "schedule" else "fixity audit"
+    what = f": {', '.join(counted)}, {_bytes(details.get('bytes'))}" if counted else ""
+    failed = objects.get("failed")
+    outcome = f"{failed} DIFFER, missing or not write-once" if isinstance(failed, int) and failed else "All match"
+    return f"Stored objects re-read and re-hashed by {by} ({how}){what}", outcome
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+_FIXITY_OUTCOMES = {"differs": "DIFFERS", "missing": "MISSING", "unreadable": "Could not be read",
+                    "not write-once": "No longer write-once", "retention shorter than policy": "Retention too short"}
+
+
+def _fixity_failed(entry: dict[str, Any], details: dict[str, Any], by: str) -> tuple[str, str]:
+    what = "the original" if details.get("object") == "original" else \
+        f"a working copy ({copy_kind(str(details.get('kind', '')))})"
+    if details.get("part"):
+        what += f", one of its parts ({redact(str(details['part']))})"
+    problem = str(details.get("problem", ""))
+    expected, found = _dict(details.get("expected")), _dict(details.get("found"))
+    if problem == "differs":
+        compared = f": SHA-256 recorded {expected.get('sha256')}, found {found.get('sha256')}"
+    elif problem == "missing":
+        compared = ": nothing is stored any more"
+    else:
+        compared = f" ({problem})"
+    return f"Fixity audit by {by}: {what} re-read{compared}", _FIXITY_OUTCOMES.get(problem, redact(problem) or "Failed")
+
+
 _WORDS: dict[str, _Words] = {
     Action.CASE_CREATED: _case, Action.UPLOAD_CREATED: _upload, Action.UPLOAD_COMPLETED: _upload,
     Action.ORIGINAL_STORED: _stored, Action.ORIGINAL_HASHED: _hashed, Action.INTEGRITY_VERIFIED: _compared,
     Action.INTEGRITY_MISMATCH: _compared, Action.DERIVATIVE_CREATED: _copy, Action.ITEM_FAILED: _failed,
     Action.LINK_CREATED: _shared, Action.LINK_REVOKED: _revoked, Action.LINK_ACCESSED: _accessed,
-    Action.REPORT_EXPORTED: _exported,
+    Action.REPORT_EXPORTED: _exported, Action.FIXITY_CHECKED: _fixity_checked, Action.FIXITY_FAILED: _fixity_failed,
     Action.CASE_OUTCOME: _outcome, Action.CASE_HELD: _held, Action.CASE_RELEASED: _held,
     Action.DISPOSAL_PROPOSED: _proposed, Action.ITEM_DISPOSED: _disposed,
 }

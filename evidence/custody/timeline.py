@@ -45,6 +45,9 @@ class Step:
             return str(details.get("kind", "")).replace("_", " ")
         if self.action.startswith("link."):
             return str(details.get("to", ""))
+        if self.action == Action.FIXITY_FAILED:
+            what = str(details.get("object", "")) + (f" ({details['kind']})" if details.get("kind") else "")
+            return f"{what}: {details.get('problem', '')}"
         return ""
 
     @property

@@ -54,6 +54,33 @@ class DerivativeView(View):
     method: dict[str, Any] = Field(description="How it was made: tool, exact version, full argument list")
 
 
+class FixityProblemView(View):
+    object: str = Field(description="original, or working copy")
+    kind: str | None = Field(description="The working copy's kind")
+    part: str | None = Field(description="A part of a many-object working copy: its SHA-256 or file name")
+    problem: str = Field(description="differs, missing, unreadable, not write-once, retention shorter than policy")
+    expected: dict[str, Any]
+    found: dict[str, Any]
+    at: str = Field(description="When the check found it")
+
+
+class FixityView(View):
+    state: str = Field(description="unchecked (no audit yet), ok, or failed (the latest check of one of the item's"
+                       " objects found it different, missing or no longer write-once)",
+                       json_schema_extra={"enum": ["unchecked", "ok", "failed"]})
+    checked_at: Moment | None = Field(description="When the original was last re-read and re-hashed")
+    due_at: Moment | None = Field(description="When the original is next due to be checked")
+    failed_at: Moment | None = Field(description="When a check of the item first failed (it stays set)")
+    problems: list[FixityProblemView]
+
+
+def fixity_view(item: Item) -> FixityView:
+    problems = [FixityProblemView(**{name: p.get(name) for name in FixityProblemView.model_fields})
+                for p in item.fixity_problems or [] if isinstance(p, dict)]
+    return FixityView(state=item.fixity_state or "unchecked", checked_at=item.fixity_checked_at,
+                      due_at=item.fixity_due_at, failed_at=item.fixity_failed_at, problems=problems)
+
+
 class ItemView(View):
     id: str
     case: str = Field(description="The case reference")
@@ -73,6 +100,7 @@ class ItemView(View):
     derivatives: list[DerivativeView]
     created_at: Moment
     url: str
+    fixity: FixityView = Field(description="Fixity audits of the stored original and working copies")
 
 
 def case_view(case: Case) -> CaseView:
@@ -91,7 +119,7 @@ def item_view(item: Item, case_ref: str, base_url: str, derivatives: Sequence[De
                            url=f"{item_url}/derivatives/{d.kind}", method=d.method)
             for d in sorted(derivatives, key=lambda d: d.kind)
         ],
-        created_at=item.created_at, url=item_url,
+        created_at=item.created_at, url=item_url, fixity=fixity_view(item),
     )
 
 

@@ -35,7 +35,8 @@ def test_compose_has_the_tested_shape() -> None:
     upstreams = re.findall(r"^\s*server\s+([\w-]+):\d+", PRODUCTION_CONF.read_text(), flags=re.M)
     assert sorted(upstreams) == apis
     queues = {name: _command(s) for name, s in services.items() if _command(s).split()[:1] == ["worker"]}
-    assert sorted(queues.values()) == ["worker --queues ingest", "worker --queues transcode"], queues
+    assert sorted(queues.values()) == ["worker --queues fixity --beat", "worker --queues ingest",
+                                       "worker --queues transcode"], queues
     assert {"postgres", "redis", "minio"} <= services.keys()
     assert "--with-lock" in services["minio-setup"]["entrypoint"]  # Object Lock, as the tested bucket
     assert "--appendonly yes" in _command(services["redis"])  # the queue survives a restart, as tested
@@ -44,7 +45,7 @@ def test_compose_has_the_tested_shape() -> None:
 def test_compose_sets_what_the_tested_nodes_set_and_holds_no_secret(tmp_path: Path) -> None:
     services = _compose()
     env = services["api-1"]["environment"]
-    for name in ("worker-ingest", "worker-transcode", "api-2"):
+    for name in ("worker-ingest", "worker-transcode", "worker-fixity", "api-2"):
         assert services[name]["environment"] == env, name
     # Every setting the topology gives its nodes to make them one deployment (shared keys,
     # database, storage, broker, no embedded worker) is set in production too.

@@ -17,6 +17,8 @@ from evidence.runtime import Runtime
 from evidence.settings import Settings
 from tests.transcode.conftest import MakeItem, actions, item, queued
 from transcode.app import (
+    FIXITY_QUEUE,
+    FIXITY_TASK,
     EvidenceCelery,
     make_celery,
     requeue_stalled,
@@ -38,7 +40,7 @@ def test_configured_for_work_that_must_be_neither_lost_nor_done_twice(tmp_path: 
     )
     conf = make_celery(settings).conf
     assert conf.broker_url == "redis://127.0.0.1:6379/13"
-    assert [queue.name for queue in conf.task_queues] == [INGEST, TRANSCODE]
+    assert [queue.name for queue in conf.task_queues] == [INGEST, TRANSCODE, FIXITY_QUEUE]
     assert conf.task_default_queue == INGEST
     assert conf.task_routes["evidence.make_proxy"] == {"queue": TRANSCODE}
     assert conf.task_routes["evidence.hash_original"] == {"queue": INGEST}
@@ -50,7 +52,12 @@ def test_configured_for_work_that_must_be_neither_lost_nor_done_twice(tmp_path: 
     assert conf.broker_transport_options == {
         "visibility_timeout": 7200, "unacked_restore_interval": 10, "unacked_restore_throttle": 1,
     }
-    assert conf.include == ["transcode.tasks"]
+    assert conf.include == ["transcode.tasks", "transcode.audits"]
+    # The fixity audit: its own queue, sent by beat every interval, dropped if it waited longer.
+    assert conf.task_routes[FIXITY_TASK] == {"queue": FIXITY_QUEUE}
+    assert conf.beat_schedule["fixity-audit"] == {"task": FIXITY_TASK, "schedule": 3600,
+                                                  "options": {"expires": 3600}}
+    assert conf.beat_schedule_filename == str(tmp_path.resolve() / "celerybeat-schedule")
 
 
 def test_a_short_visibility_timeout_is_looked_after_often_and_a_short_limit_keeps_a_soft_one(tmp_path: Path) -> None:

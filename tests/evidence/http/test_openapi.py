@@ -265,7 +265,8 @@ def test_the_view_of_an_item_is_the_documented_contract(world: World) -> None:
     item = world.call("officer", "GET", f"/api/v1/items/{world.item}").json()
     assert list(item) == ["id", "case", "filename", "size", "state", "reason", "hashes", "client_sha256", "exhibit",
                           "description", "filetype", "warnings", "progress", "kind", "media", "derivatives",
-                          "created_at", "url"]
+                          "created_at", "url", "fixity"]
+    assert list(item["fixity"]) == ["state", "checked_at", "due_at", "failed_at", "problems"]
     assert [list(d) for d in item["derivatives"]] == [["kind", "sha256", "size", "content_type", "url", "method"]] * 2
     assert item["derivatives"][0]["url"] == f"{world.url}/api/v1/items/{world.item}/derivatives/poster"
     assert item["hashes"] == {"sha256": "a" * 64, "sha1": "b" * 40, "md5": "c" * 32}

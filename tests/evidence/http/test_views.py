@@ -36,7 +36,7 @@ def test_an_item_as_the_contract_says() -> None:
     data = view.as_json()
     assert list(data) == ["id", "case", "filename", "size", "state", "reason", "hashes", "client_sha256", "exhibit",
                           "description", "filetype", "warnings", "progress", "kind", "media", "derivatives",
-                          "created_at", "url"]
+                          "created_at", "url", "fixity"]
     assert data["state"] == "ready" and data["case"] == "OP-1"
     assert data["created_at"] == T0.isoformat() == "2026-03-01T12:30:15.123456+00:00"
     assert data["url"] == f"https://evidence.example/api/v1/items/{'a' * 32}"
@@ -46,6 +46,18 @@ def test_an_item_as_the_contract_says() -> None:
         "kind": "poster", "sha256": "d" * 64, "size": 10, "content_type": "image/jpeg",
         "url": f"https://evidence.example/api/v1/items/{'a' * 32}/derivatives/poster", "method": {"tool": "ffmpeg"},
     }
+
+
+def test_an_item_never_audited_and_one_whose_audit_failed() -> None:
+    assert item_view(_item(), "OP-1", "").as_json()["fixity"] == {
+        "state": "unchecked", "checked_at": None, "due_at": None, "failed_at": None, "problems": []}
+    problem = {"object": "original", "kind": None, "part": None, "problem": "differs",
+               "expected": {"sha256": "0" * 64, "size": 86232}, "found": {"sha256": "f" * 64, "size": 86232},
+               "at": T0.isoformat()}
+    data = item_view(_item(fixity_state="failed", fixity_checked_at=T0, fixity_failed_at=T0,
+                           fixity_due_at=T0 + timedelta(days=30), fixity_problems=[problem]), "OP-1", "").as_json()
+    assert data["fixity"] == {"state": "failed", "checked_at": T0.isoformat(), "failed_at": T0.isoformat(),
+                              "due_at": (T0 + timedelta(days=30)).isoformat(), "problems": [problem]}
 
 
 def test_an_item_not_yet_hashed() -> None:
