@@ -61,6 +61,13 @@ def items_show(ctx: click.Context, item_id: str, as_json: bool, server: str | No
         click.echo(f"{name:<14}{value}{verified}")
     for warning in data["warnings"]:
         click.echo(f"{'warning':<14}{warning}")
+    fixity = data.get("fixity") or {}
+    if fixity.get("state"):  # the last fixity audit: an original that differs must not be missed here
+        problems = "; ".join(f"{p.get('object')}{' ' + p['part'] if p.get('part') else ''} {p.get('problem')}"
+                             for p in fixity.get("problems") or [])
+        checked = f" (checked {fixity['checked_at'][:19].replace('T', ' ')} UTC)" if fixity.get("checked_at") else ""
+        click.echo(f"{'fixity':<14}{str(fixity['state']).upper() if fixity['state'] == 'failed' else fixity['state']}"
+                   f"{': ' + problems if problems else ''}{checked}")
     for made in data["derivatives"]:
         click.echo(f"{made['kind']:<14}{made['sha256']}  {made['size']} bytes")
 

@@ -18,7 +18,7 @@ import requests
 from evidence import fixity
 from evidence.models import Derivative, utcnow
 from tests.evidence.fixity.conftest import Stored, rewrite_a_byte
-from tests.support.server import sign_in
+from tests.support.server import ADMIN, sign_in
 
 
 def test_an_untouched_vault_passes_and_the_run_is_one_entry(stored: Stored) -> None:
@@ -88,6 +88,10 @@ def test_a_rewritten_original_is_named_recorded_and_flagged(stored: Stored) -> N
     assert (problem["object"], problem["problem"], problem["found"]["sha256"]) == (
         "original", "differs", hashlib.sha256(now).hexdigest())
     assert stored.item(stored.pdf)["fixity"]["state"] == "ok"
+    # ...in `evidence items show`...
+    shown_cli = server.cli("items", "show", stored.blob, token=server.token(ADMIN, "admin")).stdout.splitlines()
+    assert [line for line in shown_cli if line.startswith("fixity ")] == [
+        f"fixity        FAILED: original differs (checked {shown['checked_at'][:19].replace('T', ' ')} UTC)"]
     # ...on the officer's page, as a warning that cannot be missed...
     browser = sign_in(server, server.token())
     page = browser.get(f"{server.url}/app/items/{stored.blob}", timeout=10).text
