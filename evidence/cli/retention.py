@@ -188,4 +188,8 @@ def _local_approve(ctx: click.Context, token: str | None, item_id: str) -> dict[
     rt = local_runtime(ctx)
     with acting(rt, token, Role.ADMIN) as (session, user):
         item = cases.item_for(session, user, item_id)
-        return disposal.approve(session, rt.vault, item, user, actor_of(user), utcnow().date())
+        finished = disposal.approve(session, rt.vault, item, user, actor_of(user), utcnow().date())
+    if finished is not None:
+        return finished
+    with acting(rt, token, Role.ADMIN) as (session, user):  # the decision is committed: now the removal
+        return disposal.carry_out(session, rt.vault, item_id, actor_of(user))

@@ -63,17 +63,47 @@ def propose(session: Session, item: Item, user: User, actor: str, reason: str, t
     return proposal
 
 
-def approve(session: Session, vault: Vault, item: Item, user: User, actor: str, today: date) -> dict[str, Any]:
-    """Carries out a proposed disposal; what was removed, and what the storage still keeps."""
+def approve(session: Session, vault: Vault, item: Item, user: User, actor: str, today: date) -> dict[str, Any] | None:
+    """Approves a proposed disposal: None once the decision is made (the caller commits it,
+    then calls :func:`carry_out` in a transaction of its own); what was removed, and what the
+    storage still keeps, when this approval finishes an earlier one.
+
+    In two transactions: first the decision (the approver, and the item ``disposed``: from then
+    on nothing of it is served or audited), then the removal from storage and the
+    ``item.disposed`` entry. Removing files inside the decision's transaction would leave, if its
+    commit failed, an original gone with nothing on the record; this way a crash or failure
+    after the decision leaves an approved disposal that approving again (another admin than the
+    proposer, as before) carries on from."""
     case = session.get_one(Case, item.case_id)
     row = retention_of(session, case, lock=True)  # a hold placed meanwhile waits for this, or stops it
     proposal = session.get(Disposal, item.id, with_for_update=True)
+    if item.state == ItemState.DISPOSED and proposal is not None and proposal.approved_by and proposal.disposed_at is None:
+        _four_eyes(proposal, user)  # an approval cut short after its decision: carried on
+        return _carry_out(session, vault, item, case, proposal, actor)
     if item.state == ItemState.DISPOSED and proposal is not None and proposal.original_removed_at is None:
         return _finish(session, vault, item, case, row, proposal, user, actor)
     _check(item, case, row, today)
     if proposal is None:
         raise Conflict(f"no disposal of item {item.id} has been proposed; an admin proposes it with --reason")
     _four_eyes(proposal, user)
+    item.state, item.progress = ItemState.DISPOSED, None
+    proposal.approver_id, proposal.approved_by = user.id, actor
+    return None  # the decision: committed by the caller before anything leaves storage
+
+
+def carry_out(session: Session, vault: Vault, item_id: str, actor: str) -> dict[str, Any]:
+    """The second transaction of :func:`approve`: what was removed, and what the storage keeps."""
+    item = session.get_one(Item, item_id)
+    case = session.get_one(Case, item.case_id)
+    retention_of(session, case, lock=True)
+    proposal = session.get_one(Disposal, item.id, with_for_update=True)
+    if proposal.disposed_at is not None:  # carried out already (two callers at once): the same answer
+        raise Conflict(f"item {item.id} has already been disposed of")
+    return _carry_out(session, vault, item, case, proposal, actor)
+
+
+def _carry_out(session: Session, vault: Vault, item: Item, case: Case, proposal: Disposal, actor: str) -> dict[str, Any]:
+    """The approved disposal's removals from storage, and its ``item.disposed`` entry."""
     copies = list(session.scalars(select(Derivative).where(Derivative.item_id == item.id).order_by(Derivative.kind)))
     removed_objects = vault.remove_working_copies(item.id)
     session.execute(delete(Derivative).where(Derivative.item_id == item.id))
@@ -86,8 +116,7 @@ def approve(session: Session, vault: Vault, item: Item, user: User, actor: str, 
         kept_why = "the original was not found in storage"
     now = utcnow()
     removed = kept_why is None
-    item.state, item.progress = ItemState.DISPOSED, None
-    proposal.approver_id, proposal.approved_by, proposal.disposed_at = user.id, actor, now
+    proposal.disposed_at = now
     proposal.original_removed_at = now if removed else None
     result = {
         "item": item.id, "case": case.ref, "state": str(ItemState.DISPOSED),
@@ -98,7 +127,7 @@ def approve(session: Session, vault: Vault, item: Item, user: User, actor: str, 
     custody.record(session, Action.ITEM_DISPOSED, _subject(case, item), actor, {
         "sha256": result["sha256"], "hashes": dict(item.hashes or {}), "size": item.size, "filename": item.filename,
         "reason": proposal.reason, "proposed_by": proposal.proposed_by,
-        "proposed_at": proposal.proposed_at.isoformat(), "approved_by": actor,
+        "proposed_at": proposal.proposed_at.isoformat(), "approved_by": proposal.approved_by,
         "working_copies": [{"kind": d.kind, "sha256": d.sha256, "size": d.size} for d in copies],
         "storage_objects_removed": removed_objects + (1 if removed else 0),
         "original_removed": removed, "original_kept_until": result["original_kept_until"],

@@ -80,8 +80,12 @@ def propose(rt: Runtime, world: dict[str, str], who: str, item: str) -> Any:
 
 
 def approve(rt: Runtime, world: dict[str, str], who: str, item: str) -> dict[str, Any]:
-    found: dict[str, Any] = act(rt, who, world, lambda s, u, a: disposal.approve(
+    """As the commands approve: the decision in one transaction, the removal in the next."""
+    found: dict[str, Any] | None = act(rt, who, world, lambda s, u, a: disposal.approve(
         s, rt.vault, s.get_one(Item, item), u, a, utcnow().date()))
+    if found is None:
+        found = act(rt, who, world, lambda s, u, a: disposal.carry_out(s, rt.vault, item, a))
+    assert found is not None
     return found
 
 
@@ -244,3 +248,41 @@ def _catch(into: list[BaseException], call: Any) -> None:
         call()
     except Exception as error:  # the thread's outcome, for the test to read
         into.append(error)
+
+
+def test_storage_failing_after_the_approval_leaves_a_disposal_that_approving_again_carries_on(
+        rt: Runtime, world: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The decision is committed before anything leaves storage: the storage failing (or the
+    process dying) then leaves the item disposed of, its approval on the row and its original
+    still stored, with no `item.disposed` entry yet; approving again finishes it and records it.
+    Before, the files went inside the decision's transaction and a failed commit left an
+    original gone with nothing on the record."""
+    vault = rt.vault
+    assert isinstance(vault, LocalVault)
+    gone = world["gone"]
+    with rt.db.sessions() as session:
+        key = session.get_one(Item, gone).storage_key
+    outcome(rt, world, Event.NFA, date(2020, 1, 6))
+    propose(rt, world, "first", gone)
+    real = vault.remove_working_copies
+
+    def storage_down(item_id: str) -> int:
+        raise OSError("storage unreachable")
+
+    monkeypatch.setattr(vault, "remove_working_copies", storage_down)
+    with pytest.raises(OSError, match="unreachable"):
+        approve(rt, world, "second", gone)
+    with rt.db.sessions() as session:
+        assert session.get_one(Item, gone).state == ItemState.DISPOSED  # nothing of it is served from now
+        assert session.scalar(select(Derivative.id).where(Derivative.item_id == gone)) is not None
+    assert (vault.root / key).exists()
+    assert "item.disposed" not in [e.action for e in entries(rt)]
+
+    monkeypatch.setattr(vault, "remove_working_copies", real)
+    with pytest.raises(Forbidden, match="four eyes"):
+        approve(rt, world, "first", gone)  # carrying on is still another admin's act
+    result = approve(rt, world, "second", gone)
+    assert result["original_removed"] and result["working_copies_removed"] == 2
+    assert not (vault.root / key).exists()
+    [disposed] = [e for e in entries(rt) if e.action == "item.disposed"]
+    assert disposed.details["approved_by"] == "user:second@force.police.uk" and disposed.details["original_removed"]
