@@ -93,6 +93,16 @@ def make_celery(settings: Settings) -> EvidenceCelery:
     return app
 
 
+def declare_queues(app: Celery) -> None:
+    """Create the broker's queues (and, on the embedded SQLite broker, its tables) once, before
+    the embedded worker and its beat start: the two processes would otherwise both create them
+    as they start, and kombu guards that only within one process."""
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        for queue in app.conf.task_queues:
+            queue.bind(channel).declare()
+
+
 def start_pipeline(app: Celery, item_id: str) -> None:
     """Queue the first step for an item. Safe to call twice: every step is idempotent."""
     app.send_task(Step.HASH_ORIGINAL.task, args=[item_id], queue=Step.HASH_ORIGINAL.queue)

@@ -135,6 +135,9 @@ EMBEDDED_FIXITY_INTERVAL = 300.0
 def _start_embedded_worker(settings: Settings) -> subprocess.Popen[bytes]:
     """The embedded mode's worker: the same tasks as production, in a child process that
     lives and dies with the server; it runs beat too (the scheduled fixity audit)."""
+    from transcode.app import declare_queues, make_celery
+
+    declare_queues(make_celery(settings))
     env = {**os.environ, "EVIDENCE_DATA_DIR": str(settings.data_path)}
     for name in ("database_url", "storage_url", "broker_url"):
         value = getattr(settings, name)

@@ -13,7 +13,7 @@ from kombu.simple import SimpleQueue
 from kombu.transport.sqlalchemy import Transport
 
 from evidence.settings import Settings
-from transcode.app import make_celery
+from transcode.app import declare_queues, make_celery
 from transcode.broker import SQLiteTransport
 from transcode.steps import INGEST
 
@@ -60,3 +60,35 @@ def test_a_waiting_worker_gets_each_message_within_a_fraction_of_a_second(tmp_pa
     waits = [got[n] - sent[n] for n in range(count)]
     # Polled every 0.1 s: about 0.05 s on average. kombu's default (1 s) averages 0.5 s.
     assert statistics.median(waits) < 0.3, waits
+
+
+def _declare_at_once(data_dir: str, start: float, queues: list[str]) -> str:
+    """In a process of its own: wait for the common moment, then declare each queue; the
+    error's name if one fails."""
+    app = make_celery(Settings(data_dir=Path(data_dir)))
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        time.sleep(max(0.0, start - time.time()))
+        try:
+            for name in queues:
+                channel.queue_declare(name)
+        except Exception as error:  # reported to the test, which fails with it
+            return f"{type(error).__name__}: {error}"
+    return ""
+
+
+def test_processes_declaring_the_same_new_queues_at_once_all_succeed(tmp_path: Path) -> None:
+    """The embedded worker and its beat (two processes) declare the same new queues as they
+    start; kombu guards its get-or-create by a lock of one process only, and the loser failed on
+    the queue name's UNIQUE constraint, which stopped the worker for good (seen in CI). (The
+    server also declares every queue before it starts them: transcode.app.declare_queues.)"""
+    import multiprocessing
+
+    data = tmp_path / "data"
+    declare_queues(make_celery(Settings(data_dir=data)))  # the broker's tables made, as `evidence serve` does first
+    queues = [f"race-{n}" for n in range(30)]
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(4) as pool:
+        start = time.time() + 3  # every process started and connected by then
+        errors = pool.starmap(_declare_at_once, [(str(data), start, queues)] * 4)
+    assert errors == ["", "", "", ""]
