@@ -137,7 +137,8 @@ def _start_embedded_worker(settings: Settings) -> subprocess.Popen[bytes]:
     lives and dies with the server; it runs beat too (the scheduled fixity audit)."""
     from transcode.app import declare_queues, make_celery
 
-    declare_queues(make_celery(settings))
+    if settings.effective_broker_url.startswith("sqla+"):  # the embedded SQLite broker: always there
+        declare_queues(make_celery(settings))
     env = {**os.environ, "EVIDENCE_DATA_DIR": str(settings.data_path)}
     for name in ("database_url", "storage_url", "broker_url"):
         value = getattr(settings, name)
