@@ -110,8 +110,10 @@ def reap(process: subprocess.Popen[Any]) -> tuple[int, float]:
     return process.returncode, usage.ru_utime + usage.ru_stime
 
 
-def stopped_reason(limits: Limits | None, returncode: int, cpu_used: float, log_tail: str) -> str | None:
-    """Why a child that failed was stopped by its bounds, in plain words (None: it was not)."""
+def stopped_reason(limits: Limits | None, returncode: int, cpu_used: float, log_tail: str,
+                   child: str = "decoder") -> str | None:
+    """Why a child that failed was stopped by its bounds, in plain words (None: it was not);
+    ``child`` is what the words call it (the decoder, the renderer)."""
     if limits is not None and (returncode == -signal.SIGXCPU or cpu_used >= limits.cpu_soft - 0.01):
         return f"stopped: used its CPU-time budget of {limits.budget_seconds:.0f} s"
     if limits is not None and any(marker in log_tail for marker in _OUT_OF_MEMORY):
@@ -123,7 +125,7 @@ def stopped_reason(limits: Limits | None, returncode: int, cpu_used: float, log_
             name = signal.Signals(-returncode).name
         except ValueError:
             name = f"signal {-returncode}"
-        return f"stopped: the decoder crashed on this file ({name})"
+        return f"stopped: the {child} crashed on this file ({name})"
     return None
 
 

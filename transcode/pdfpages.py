@@ -230,10 +230,8 @@ def _stopped(limits: Limits | None, returncode: int, cpu_seconds: float, tail: s
         # PDFium aborts, silently, when an allocation fails (its out-of-memory handler).
         return (f"stopped: PDFium aborted, as it does when it cannot get memory"
                 f" (the renderer may use {limits.memory_bytes / (1 << 20):,.0f} MiB)")
-    reason = bounds.stopped_reason(limits, returncode, cpu_seconds, tail)
-    if reason:
-        return reason.replace("the decoder crashed", "the renderer crashed")
-    return f"stopped: the renderer ended with exit status {returncode}"
+    reason = bounds.stopped_reason(limits, returncode, cpu_seconds, tail, child="renderer")
+    return reason or f"stopped: the renderer ended with exit status {returncode}"
 
 
 def _preexec(limits: Limits | None) -> Callable[[], None]:

@@ -55,6 +55,8 @@ def test_plain_reasons() -> None:
     )
     assert "killed by the system" in (stopped_reason(limits, -signal.SIGKILL, 0.5, "") or "")
     assert stopped_reason(limits, -signal.SIGSEGV, 0.5, "") == "stopped: the decoder crashed on this file (SIGSEGV)"
+    assert stopped_reason(limits, -signal.SIGSEGV, 0.5, "", child="renderer") == \
+        "stopped: the renderer crashed on this file (SIGSEGV)"
     assert stopped_reason(limits, 1, 0.5, "moov atom not found") is None  # an ordinary failure
     assert stopped_reason(None, 1, 99.0, "") is None
 
