@@ -42,7 +42,7 @@ class Step:
         """A few words more where the action alone is vague: which working copy, to whom."""
         details = self.details
         if self.action == Action.DERIVATIVE_CREATED:
-            return str(details.get("kind", "")).replace("_", " ")
+            return statement.copy_kind(str(details.get("kind", "")))  # as the statement names it
         if self.action.startswith("link."):
             return str(details.get("to", ""))
         if self.action == Action.FIXITY_FAILED:

@@ -79,6 +79,8 @@ def test_the_pages_timeline_says_refused_and_names_no_os_account(rt: Runtime) ->
     labels = [step.label for step in steps]
     assert "Link used" not in labels and labels.count("Refused: link revoked") == 4
     assert "Original downloaded through the link" in labels
+    made = {step.note for step in steps if step.action == "derivative.created"}
+    assert {"browser-playable video", "segmented video stream", "contact sheet"} <= made  # the statement's words
     assert {step.actor for step in steps} == {
         "service account", history.OFFICER, "the upload service", "the processing service", history.REVIEWER,
         history.COUNSEL}
